@@ -1,0 +1,1 @@
+"""Catalogues in, Chroma collections out: schema, loaders, validation, the indexing pipeline, search."""

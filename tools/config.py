@@ -1,0 +1,165 @@
+"""One typed configuration for every model role, path and limit.
+
+Sources, highest priority first: explicit overrides (CLI flags), environment variables
+(``RECAGENT_…``, nested with ``__``, e.g. ``RECAGENT_MODELS__CAPTIONER``), a TOML file
+(``--config``, ``$RECAGENT_CONFIG`` or ``./recagent.toml``), then the defaults below.
+Nothing is read at import time: call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_LLM = "Qwen/Qwen2.5-Coder-0.5B-Instruct"
+DEFAULT_WHISPER = "Systran/faster-whisper-tiny.en"
+DEFAULT_TEXT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback) / "recagent"
+
+
+class ModelSettings(BaseModel):
+    """Which model plays each role: a Hugging Face id or a local folder/file path."""
+
+    llm: str = Field(DEFAULT_LLM, description="Chat LLM served by vLLM.")
+    captioner: str | None = Field(
+        None,
+        description="Image-to-text model (e.g. Salesforce/blip-image-captioning-base). "
+        "None: describe images from pixel statistics.",
+    )
+    whisper: str = Field(DEFAULT_WHISPER, description="Speech-to-text checkpoint.")
+    whisper_backend: Literal["faster-whisper", "openai-whisper"] = Field(
+        "faster-whisper",
+        description="faster-whisper takes CTranslate2 folders; openai-whisper takes a .pt "
+        "checkpoint path or an official model name.",
+    )
+    text_embedder: str = Field(DEFAULT_TEXT_EMBEDDER, description="sentence-transformers model.")
+    image_embedder: str | None = Field(
+        None,
+        description="CLIP model (transformers CLIPModel). None: pixel-statistics embedding.",
+    )
+    device: str = Field("cpu", description="torch device for transformers models.")
+
+
+class IndexSettings(BaseModel):
+    """Limits and batching for `recagent index`."""
+
+    batch_size: int = Field(32, ge=1, le=4096, description="Items per model batch and store write.")
+    max_image_bytes: int = Field(20_000_000, ge=1, description="Larger image files are rejected.")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Larger decoded images are rejected.")
+    max_audio_bytes: int = Field(50_000_000, ge=1, description="Larger audio files are rejected.")
+    max_audio_seconds: float = Field(600.0, gt=0, description="Longer audio is rejected.")
+    no_speech_threshold: float = Field(
+        0.6, ge=0, le=1, description="Whisper segments above this no-speech probability are dropped."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything recagent needs to know about where things live and which models to use."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECAGENT_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    cache_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"),
+        description="Prepared model weights.",
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share"),
+        description="Installed catalogues and the default store.",
+    )
+    store_dir: Path | None = Field(
+        None, description="Embedded Chroma folder; default: DATA_DIR/store."
+    )
+    chroma_url: str | None = Field(
+        None, description="http://host:port of a `chroma run` server; overrides store_dir."
+    )
+    collection: str = Field("catalog", description="Prefix of the Chroma collections.")
+    models: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
+    index: IndexSettings = Field(default_factory=IndexSettings)
+
+    @field_validator("collection")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        if not value.replace("-", "").replace("_", "").isalnum() or not 3 <= len(value) <= 48:
+            raise ValueError("collection must be 3-48 letters, digits, '-' or '_'")
+        return value
+
+    @property
+    def resolved_store_dir(self) -> Path:
+        return self.store_dir or self.data_dir / "store"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.cache_dir / "models"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = settings_cls.model_config.get("toml_file")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def config_file_path(explicit: Path | None = None) -> Path | None:
+    """The TOML file to read: explicit, else $RECAGENT_CONFIG, else ./recagent.toml if present."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise FileNotFoundError(f"config file not found: {explicit}")
+        return explicit
+    env = os.environ.get("RECAGENT_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise FileNotFoundError(f"RECAGENT_CONFIG points to a missing file: {path}")
+        return path
+    local = Path("recagent.toml")
+    return local if local.is_file() else None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from overrides > environment > TOML file > defaults.
+
+    ``overrides`` may nest, e.g. ``models={"captioner": "/models/blip"}``; ``None`` values are
+    ignored so CLI options left unset do not mask lower sources.
+    """
+    clean = _drop_none(overrides)
+    path = config_file_path(config_file)
+    if path is None:
+        return Settings(**clean)
+    cls = type(
+        "FileSettings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}}
+    )
+    return cls(**clean)  # type: ignore[no-any-return]
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            nested = _drop_none(value)
+            if nested:
+                out[key] = nested
+        elif value is not None:
+            out[key] = value
+    return out

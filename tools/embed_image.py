@@ -1,0 +1,110 @@
+"""Image embeddings: transformers CLIP by id or path when configured, else pixel statistics.
+
+A CLIP embedder also embeds text into the same space (text-to-image search); the pixel embedder
+cannot, and says so with ``supports_text = False``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from tools import pixels
+from tools.media import composite_rgb
+
+
+class ImageEmbedder(Protocol):
+    @property
+    def model_id(self) -> str: ...
+
+    supports_text: bool
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class PixelEmbedder:
+    """Colour, layout, silhouette and texture statistics (see :mod:`tools.pixels`)."""
+
+    model_id = pixels.VERSION
+    supports_text = False
+    chunk = 16  # small chunks keep the per-image arrays in cache
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, pixels.DIMENSIONS), dtype=np.float32)
+        return np.concatenate(
+            [pixels.embed(images[i : i + self.chunk]) for i in range(0, len(images), self.chunk)]
+        )
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError("the pixel-statistics embedder cannot embed text; configure CLIP")
+
+
+class ClipEmbedder:
+    """transformers ``CLIPModel`` (any CLIP checkpoint); L2-normalised image and text features."""
+
+    supports_text = True
+
+    def __init__(self, model_ref: str, device: str = "cpu") -> None:
+        self.model_ref = model_ref
+        self.device = device
+        self._model: Any = None
+        self._processor: Any = None
+
+    @property
+    def model_id(self) -> str:
+        return f"clip:{self.model_ref}"
+
+    def _load(self) -> None:
+        if self._model is None:
+            from transformers import CLIPModel, CLIPProcessor
+
+            self._processor = CLIPProcessor.from_pretrained(self.model_ref)
+            self._model = CLIPModel.from_pretrained(self.model_ref).to(self.device).eval()
+
+    @staticmethod
+    def _features(output: Any) -> Any:
+        # transformers may return a tensor or a model output holding the projected embeddings.
+        if hasattr(output, "pooler_output") and not hasattr(output, "shape"):
+            return output.pooler_output
+        return output
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        self._load()
+        import torch
+
+        inputs = self._processor(images=[composite_rgb(i) for i in images], return_tensors="pt")
+        with torch.inference_mode():
+            features = self._features(
+                self._model.get_image_features(pixel_values=inputs["pixel_values"].to(self.device))
+            )
+        return _normalise(features.float().cpu().numpy())
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        self._load()
+        import torch
+
+        inputs = self._processor(text=list(texts), return_tensors="pt", padding=True,
+                                 truncation=True)
+        with torch.inference_mode():
+            features = self._features(
+                self._model.get_text_features(
+                    input_ids=inputs["input_ids"].to(self.device),
+                    attention_mask=inputs["attention_mask"].to(self.device),
+                )
+            )
+        return _normalise(features.float().cpu().numpy())
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return (vectors / norms).astype(np.float32)
+
+
+def make_image_embedder(model_ref: str | None, device: str = "cpu") -> ImageEmbedder:
+    return ClipEmbedder(model_ref, device) if model_ref else PixelEmbedder()
