@@ -1,1 +1,1 @@
-"""Catalogues in, Chroma collections out: schema, loaders, validation, the indexing pipeline, search."""
+"""Catalogues in, Chroma collections out: schema, loaders, the indexing pipeline, search."""

@@ -121,7 +121,10 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | ItemError]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield where, ItemError(where, f"not valid UTF-8 text ({exc.reason} at byte {exc.start})")
+                yield (
+                    where,
+                    ItemError(where, f"not valid UTF-8 text ({exc.reason} at byte {exc.start})"),
+                )
                 continue
             if not line.strip():
                 continue
@@ -155,7 +158,10 @@ def _csv_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | ItemError]]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield where, ItemError(where, f"not valid UTF-8 text ({exc.reason} at byte {exc.start})")
+            yield (
+                where,
+                ItemError(where, f"not valid UTF-8 text ({exc.reason} at byte {exc.start})"),
+            )
             continue
         if not text.strip():
             continue

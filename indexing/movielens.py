@@ -96,7 +96,7 @@ def load_items(data_dir: Path | None = None, db: Path | None = None) -> list[Ite
         reader = csv.reader(handle, delimiter="\t")
         next(reader)  # typed header: item_id:token movie_title:token_seq ...
         for row in reader:
-            item_id, title, year_text, genres_text = (row + ["", "", "", ""])[:4]
+            item_id, title, year_text, genres_text = ([*row, "", "", "", ""])[:4]
             year = int(year_text) if year_text.isdigit() else None
             genres = genres_text.split()
             found = facts.get((normalise_title(title), year)) if year else None
@@ -113,9 +113,11 @@ def load_items(data_dir: Path | None = None, db: Path | None = None) -> list[Ite
                         attributes[key] = value
                 if found.runtime:
                     attributes["runtime_minutes"] = found.runtime
-                extra = [f"Directed by {found.director}." if found.director else "",
-                         _starring(found.cast),
-                         found.consensus]
+                extra = [
+                    f"Directed by {found.director}." if found.director else "",
+                    _starring(found.cast),
+                    found.consensus,
+                ]
                 description = " ".join([description, *[e for e in extra if e]])
             items.append(
                 Item(

@@ -37,8 +37,16 @@ from tools.transcribe import Transcript
 
 DOC_VERSION = "doc-v1"  # bump when the document layout or stored metadata changes
 
-STAGES = ("hash", "decode_image", "caption", "decode_audio", "transcribe", "embed_text",
-          "embed_image", "store")
+STAGES = (
+    "hash",
+    "decode_image",
+    "caption",
+    "decode_audio",
+    "transcribe",
+    "embed_text",
+    "embed_image",
+    "store",
+)
 MODEL_STAGES = ("caption", "transcribe", "embed_text", "embed_image")
 
 
@@ -66,9 +74,13 @@ class StageTimes:
 
     def as_dict(self) -> dict[str, dict[str, float]]:
         return {
-            name: {"seconds": round(self.seconds[name], 4), "items": self.items[name],
-                   "calls": self.calls[name]}
-            for name in STAGES if name in self.seconds
+            name: {
+                "seconds": round(self.seconds[name], 4),
+                "items": self.items[name],
+                "calls": self.calls[name],
+            }
+            for name in STAGES
+            if name in self.seconds
         }
 
 
@@ -86,8 +98,9 @@ class IndexReport:
         return {
             "indexed": len(self.indexed),
             "unchanged": len(self.unchanged),
-            "failed": [{"item": e.item_id, "where": e.where, "problem": e.problem}
-                       for e in self.failed],
+            "failed": [
+                {"item": e.item_id, "where": e.where, "problem": e.problem} for e in self.failed
+            ],
             "pruned": len(self.pruned),
             "images_reindexed": len(self.images_reindexed),
             "wall_seconds": round(self.wall_seconds, 3),
@@ -141,12 +154,17 @@ class Indexer:
             audio_digests.append(_file_digest(path))
         fields = item.model_dump(mode="json", exclude={"image", "audio"})
         text_hash = _digest(
-            DOC_VERSION, json.dumps(fields, sort_keys=True), image_digest, *audio_digests,
+            DOC_VERSION,
+            json.dumps(fields, sort_keys=True),
+            image_digest,
+            *audio_digests,
             self.models.captioner.model_id if item.image else "",
             self.models.transcriber.model_id if item.audio else "",
             self.models.text_embedder.model_id,
         )
-        image_hash = _digest(image_digest, self.models.image_embedder.model_id) if item.image else None
+        image_hash = (
+            _digest(image_digest, self.models.image_embedder.model_id) if item.image else None
+        )
         return text_hash, image_hash
 
     def plan(self, items: Sequence[Item], report: IndexReport) -> list[_Planned]:
@@ -162,16 +180,20 @@ class Indexer:
             state = self.store.stored_state([p.item.id for p in planned])
         for p in planned:
             p.needs_text = state.text_hash.get(p.item.id) != p.text_hash
-            p.needs_image = p.image_hash is not None and state.image_hash.get(p.item.id) != p.image_hash
-        stale_images = [p.item.id for p in planned
-                        if p.image_hash is None and p.item.id in state.image_hash]
+            p.needs_image = (
+                p.image_hash is not None and state.image_hash.get(p.item.id) != p.image_hash
+            )
+        stale_images = [
+            p.item.id for p in planned if p.image_hash is None and p.item.id in state.image_hash
+        ]
         if stale_images:  # the item lost its image
             self.store.delete(stale_images, text=False)
         return planned
 
     # -- running --------------------------------------------------------------------------
-    def run(self, loaded: LoadResult, prune: bool = False,
-            progress: Progress | None = None) -> IndexReport:
+    def run(
+        self, loaded: LoadResult, prune: bool = False, progress: Progress | None = None
+    ) -> IndexReport:
         started = time.perf_counter()
         report = IndexReport(failed=list(loaded.errors))
         planned = self.plan(loaded.items, report)
@@ -186,7 +208,9 @@ class Indexer:
             if progress:
                 progress(min(start + size, total), total)
         if prune:
-            keep = {item.id for item in loaded.items} | {e.item_id for e in loaded.errors if e.item_id}
+            keep = {item.id for item in loaded.items} | {
+                e.item_id for e in loaded.errors if e.item_id
+            }
             gone = sorted(self.store.all_ids() - keep)
             self.store.delete(gone)
             report.pruned = gone
@@ -197,14 +221,16 @@ class Indexer:
         times = report.times
         failed: dict[str, str] = {}
         images: dict[str, Image.Image] = {}
-        wanted_images = [p for p in chunk if p.item.image is not None
-                         and (p.needs_image or p.needs_text)]
+        wanted_images = [
+            p for p in chunk if p.item.image is not None and (p.needs_image or p.needs_text)
+        ]
         with times.stage("decode_image", len(wanted_images)):
             for p in wanted_images:
                 assert p.item.image is not None
                 try:
-                    images[p.item.id] = load_image(p.item.image, self.settings.max_image_bytes,
-                                                   self.settings.max_image_pixels)
+                    images[p.item.id] = load_image(
+                        p.item.image, self.settings.max_image_bytes, self.settings.max_image_pixels
+                    )
                 except MediaError as exc:
                     failed[p.item.id] = str(exc)
         text_work = [p for p in chunk if p.needs_text and p.item.id not in failed]
@@ -217,11 +243,14 @@ class Indexer:
         if to_caption:
             with times.stage("caption", len(to_caption)):
                 made = self.models.captioner.caption([images[p.item.id] for p in to_caption])
-            captions = {p.item.id: (c.text, c.source) for p, c in zip(to_caption, made, strict=True)}
+            captions = {
+                p.item.id: (c.text, c.source) for p, c in zip(to_caption, made, strict=True)
+            }
 
         documents = [
-            p.item.text_for_embedding(captions.get(p.item.id, ("", ""))[0],
-                                      transcripts.get(p.item.id, ""))
+            p.item.text_for_embedding(
+                captions.get(p.item.id, ("", ""))[0], transcripts.get(p.item.id, "")
+            )
             for p in text_work
         ]
         text_vectors = np.zeros((0, 1), dtype=np.float32)
@@ -232,16 +261,24 @@ class Indexer:
         if image_work:
             with times.stage("embed_image", len(image_work)):
                 image_vectors = self.models.image_embedder.embed(
-                    [images[p.item.id] for p in image_work])
+                    [images[p.item.id] for p in image_work]
+                )
 
         with times.stage("store", len(text_work) + len(image_work)):
             self.store.upsert_images(
-                [p.item for p in image_work], image_vectors,
-                [self._image_metadata(p) for p in image_work])
+                [p.item for p in image_work],
+                image_vectors,
+                [self._image_metadata(p) for p in image_work],
+            )
             self.store.upsert_text(
-                [p.item for p in text_work], documents, text_vectors,
-                [self._text_metadata(p, captions.get(p.item.id), transcripts.get(p.item.id, ""))
-                 for p in text_work])
+                [p.item for p in text_work],
+                documents,
+                text_vectors,
+                [
+                    self._text_metadata(p, captions.get(p.item.id), transcripts.get(p.item.id, ""))
+                    for p in text_work
+                ],
+            )
 
         for p in chunk:
             if p.item.id in failed:
@@ -251,8 +288,9 @@ class Indexer:
                 if p.needs_image and not p.needs_text:
                     report.images_reindexed.append(p.item.id)
 
-    def _transcripts(self, work: list[_Planned], failed: dict[str, str],
-                     times: Any) -> dict[str, str]:
+    def _transcripts(
+        self, work: list[_Planned], failed: dict[str, str], times: Any
+    ) -> dict[str, str]:
         out: dict[str, str] = {}
         for p in work:
             if not p.item.audio:
@@ -261,8 +299,9 @@ class Indexer:
             try:
                 for path in p.item.audio:
                     with times.stage("decode_audio"):
-                        samples = load_audio(path, self.settings.max_audio_bytes,
-                                             self.settings.max_audio_seconds)
+                        samples = load_audio(
+                            path, self.settings.max_audio_bytes, self.settings.max_audio_seconds
+                        )
                     with times.stage("transcribe"):
                         result: Transcript = self.models.transcriber.transcribe(samples)
                     if result.text:
@@ -286,8 +325,9 @@ class Indexer:
             meta["price"] = float(item.price)
         return meta
 
-    def _text_metadata(self, p: _Planned, caption: tuple[str, str] | None,
-                       transcript: str) -> dict[str, Any]:
+    def _text_metadata(
+        self, p: _Planned, caption: tuple[str, str] | None, transcript: str
+    ) -> dict[str, Any]:
         meta = self._filters(p.item)
         meta.update(
             text_hash=p.text_hash,

@@ -27,7 +27,7 @@ from PIL import Image
 from indexing.schema import Item
 from tools.embed_image import ImageEmbedder
 from tools.embed_text import TextEmbedder
-from tools.media import MediaError, load_image
+from tools.media import load_image
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ class SafeImageLoader:
 
     def __call__(self, uris: Sequence[str | None]) -> list[np.ndarray | None]:
         return [
-            None if uri is None
+            None
+            if uri is None
             else np.asarray(load_image(Path(uri), self.max_bytes, self.max_pixels).convert("RGBA"))
             for uri in uris
         ]
@@ -137,8 +138,14 @@ class StoredState:
 class Store:
     """The text and image collections of one catalogue."""
 
-    def __init__(self, client: Any, prefix: str, text_embedder: TextEmbedder,
-                 image_embedder: ImageEmbedder, loader: SafeImageLoader | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        prefix: str,
+        text_embedder: TextEmbedder,
+        image_embedder: ImageEmbedder,
+        loader: SafeImageLoader | None = None,
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.text_ef = TextEmbeddingFunction(text_embedder)
@@ -156,13 +163,17 @@ class Store:
         name = f"{self.prefix}_image"
         existing = {c.name for c in self.client.list_collections()}
         if name in existing:
-            current = self.client.get_collection(name, embedding_function=self.image_ef,
-                                                 data_loader=self.loader)
+            current = self.client.get_collection(
+                name, embedding_function=self.image_ef, data_loader=self.loader
+            )
             made_by = (current.metadata or {}).get("image_embedder")
             if made_by == embedder.model_id:
                 return current
-            log.warning("image embedder changed from %s to %s: re-indexing all images",
-                        made_by, embedder.model_id)
+            log.warning(
+                "image embedder changed from %s to %s: re-indexing all images",
+                made_by,
+                embedder.model_id,
+            )
             self.client.delete_collection(name)
         return self.client.create_collection(
             name,
@@ -180,8 +191,10 @@ class Store:
         state = StoredState({}, {})
         for start in range(0, len(ids), GET_CHUNK):
             chunk = list(ids[start : start + GET_CHUNK])
-            for collection, target, key in ((self.text, state.text_hash, "text_hash"),
-                                            (self.images, state.image_hash, "image_hash")):
+            for collection, target, key in (
+                (self.text, state.text_hash, "text_hash"),
+                (self.images, state.image_hash, "image_hash"),
+            ):
                 got = collection.get(ids=chunk, include=["metadatas"])
                 for item_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
                     target[item_id] = str((meta or {}).get(key, ""))
@@ -202,17 +215,31 @@ class Store:
     def count(self) -> tuple[int, int]:
         return int(self.text.count()), int(self.images.count())
 
-    def upsert_text(self, items: Sequence[Item], documents: Sequence[str],
-                    embeddings: np.ndarray, metadatas: Sequence[dict[str, Any]]) -> None:
+    def upsert_text(
+        self,
+        items: Sequence[Item],
+        documents: Sequence[str],
+        embeddings: np.ndarray,
+        metadatas: Sequence[dict[str, Any]],
+    ) -> None:
         if items:
-            self.text.upsert(ids=[i.id for i in items], documents=list(documents),
-                             embeddings=list(embeddings), metadatas=list(metadatas))
+            self.text.upsert(
+                ids=[i.id for i in items],
+                documents=list(documents),
+                embeddings=list(embeddings),
+                metadatas=list(metadatas),
+            )
 
-    def upsert_images(self, items: Sequence[Item], embeddings: np.ndarray,
-                      metadatas: Sequence[dict[str, Any]]) -> None:
+    def upsert_images(
+        self, items: Sequence[Item], embeddings: np.ndarray, metadatas: Sequence[dict[str, Any]]
+    ) -> None:
         if items:
-            self.images.upsert(ids=[i.id for i in items], embeddings=list(embeddings),
-                               uris=[str(i.image) for i in items], metadatas=list(metadatas))
+            self.images.upsert(
+                ids=[i.id for i in items],
+                embeddings=list(embeddings),
+                uris=[str(i.image) for i in items],
+                metadatas=list(metadatas),
+            )
 
     def delete(self, ids: Iterable[str], text: bool = True, images: bool = True) -> None:
         chosen = list(ids)
@@ -230,4 +257,3 @@ class Store:
         meta = dict(got["metadatas"][0] or {})
         meta["item"] = json.loads(str(meta.get("item_json", "{}")))
         return meta
-

@@ -97,8 +97,11 @@ def _link_or_copy(source: Path, dest: Path) -> None:
         shutil.copy2(source, dest)
 
 
-def install(target: Path, stamps_dir: Path = DEFAULT_STAMPS_DIR,
-            progress: Callable[[int, int], None] | None = None) -> Path:
+def install(
+    target: Path,
+    stamps_dir: Path = DEFAULT_STAMPS_DIR,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """Build ``target/items.jsonl`` with media under ``target/media``; idempotent."""
     if not stamps_dir.is_dir():
         raise FileNotFoundError(

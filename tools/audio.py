@@ -35,7 +35,9 @@ def load_audio(path: Path, max_bytes: int, max_seconds: float) -> np.ndarray:
         raise MediaError(f"audio holds invalid (NaN or infinite) samples: {path}")
     duration = samples.size / rate
     if duration > max_seconds:
-        raise MediaError(f"audio lasts {duration:.0f} s, over the limit of {max_seconds:.0f} s: {path}")
+        raise MediaError(
+            f"audio lasts {duration:.0f} s, over the limit of {max_seconds:.0f} s: {path}"
+        )
     return resample(samples, rate)
 
 
@@ -63,4 +65,5 @@ def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.nd
     from scipy.signal import resample_poly
 
     factor = gcd(rate, target)
-    return resample_poly(samples, target // factor, rate // factor).astype(np.float32)
+    resampled = resample_poly(samples, target // factor, rate // factor)
+    return np.asarray(resampled, dtype=np.float32)

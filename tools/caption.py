@@ -44,8 +44,13 @@ class TransformersCaptioner:
     Loaded on first use; ``caption`` runs one batched ``generate`` per call.
     """
 
-    def __init__(self, model_ref: str, device: str = "cpu", max_new_tokens: int = 30,
-                 prompt: str | None = None) -> None:
+    def __init__(
+        self,
+        model_ref: str,
+        device: str = "cpu",
+        max_new_tokens: int = 30,
+        prompt: str | None = None,
+    ) -> None:
         self.model_ref = model_ref
         self.device = device
         self.max_new_tokens = max_new_tokens
@@ -78,8 +83,9 @@ class TransformersCaptioner:
             kwargs["text"] = [self.prompt] * len(rgb)
         inputs = self._processor(**kwargs).to(self.device)
         with torch.inference_mode():
-            output = self._model.generate(**inputs, max_new_tokens=self.max_new_tokens,
-                                          do_sample=False)
+            output = self._model.generate(
+                **inputs, max_new_tokens=self.max_new_tokens, do_sample=False
+            )
         texts = self._processor.batch_decode(output, skip_special_tokens=True)
         return [Caption(text.strip(), self.model_ref) for text in texts]
 

@@ -57,11 +57,16 @@ class IndexSettings(BaseModel):
 
     batch_size: int = Field(32, ge=1, le=4096, description="Items per model batch and store write.")
     max_image_bytes: int = Field(20_000_000, ge=1, description="Larger image files are rejected.")
-    max_image_pixels: int = Field(40_000_000, ge=1, description="Larger decoded images are rejected.")
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="Larger decoded images are rejected."
+    )
     max_audio_bytes: int = Field(50_000_000, ge=1, description="Larger audio files are rejected.")
     max_audio_seconds: float = Field(600.0, gt=0, description="Longer audio is rejected.")
     no_speech_threshold: float = Field(
-        0.6, ge=0, le=1, description="Whisper segments above this no-speech probability are dropped."
+        0.6,
+        ge=0,
+        le=1,
+        description="Whisper segments above this no-speech probability are dropped.",
     )
 
 
@@ -88,7 +93,7 @@ class Settings(BaseSettings):
     )
     collection: str = Field("catalog", description="Prefix of the Chroma collections.")
     models: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
-    index: IndexSettings = Field(default_factory=IndexSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)  # type: ignore[arg-type]
 
     @field_validator("collection")
     @classmethod

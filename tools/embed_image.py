@@ -89,8 +89,9 @@ class ClipEmbedder:
         self._load()
         import torch
 
-        inputs = self._processor(text=list(texts), return_tensors="pt", padding=True,
-                                 truncation=True)
+        inputs = self._processor(
+            text=list(texts), return_tensors="pt", padding=True, truncation=True
+        )
         with torch.inference_mode():
             features = self._features(
                 self._model.get_text_features(
@@ -103,7 +104,8 @@ class ClipEmbedder:
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return (vectors / norms).astype(np.float32)
+    unit: np.ndarray = (vectors / norms).astype(np.float32)
+    return unit
 
 
 def make_image_embedder(model_ref: str | None, device: str = "cpu") -> ImageEmbedder:

@@ -11,8 +11,9 @@ import numpy as np
 class TextEmbedder:
     """Lazily loads a sentence-transformers model; ``embed`` returns L2-normalised float32 rows."""
 
-    def __init__(self, model_ref: str, model_id: str | None = None, device: str = "cpu",
-                 batch_size: int = 64) -> None:
+    def __init__(
+        self, model_ref: str, model_id: str | None = None, device: str = "cpu", batch_size: int = 64
+    ) -> None:
         self.model_ref = model_ref
         self.model_id = model_id or model_ref
         self.device = device

@@ -33,10 +33,14 @@ def build_models(settings: Settings) -> Models:
     return Models(
         captioner=make_captioner(local(cfg.captioner), cfg.device),
         transcriber=make_transcriber(
-            cfg.whisper_backend, whisper_ref, model_id=cfg.whisper, device=cfg.device,
+            cfg.whisper_backend,
+            whisper_ref,
+            model_id=cfg.whisper,
+            device=cfg.device,
             no_speech_threshold=settings.index.no_speech_threshold,
         ),
-        text_embedder=TextEmbedder(resolve(cfg.text_embedder, models_dir),
-                                   model_id=cfg.text_embedder, device=cfg.device),
+        text_embedder=TextEmbedder(
+            resolve(cfg.text_embedder, models_dir), model_id=cfg.text_embedder, device=cfg.device
+        ),
         image_embedder=make_image_embedder(local(cfg.image_embedder), cfg.device),
     )

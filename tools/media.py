@@ -34,14 +34,16 @@ def check_file(path: Path, max_bytes: int, kind: str) -> int:
         raise MediaError(f"{kind} file is empty (0 bytes): {path}")
     if size > max_bytes:
         raise MediaError(
-            f"{kind} file is {size / 1e6:.1f} MB, over the limit of {max_bytes / 1e6:.1f} MB: {path}"
+            f"{kind} file is {size / 1e6:.1f} MB, over the limit of "
+            f"{max_bytes / 1e6:.1f} MB: {path}"
         )
     return size
 
 
-def load_image(path: Path, max_bytes: int, max_pixels: int,
-               working_size: int = WORKING_SIZE) -> Image.Image:
-    """Decode an image (raster or SVG) into RGBA, downscaled to ``working_size`` on its long side."""
+def load_image(
+    path: Path, max_bytes: int, max_pixels: int, working_size: int = WORKING_SIZE
+) -> Image.Image:
+    """Decode an image (raster or SVG) to RGBA, downscaled to ``working_size`` on its long side."""
     check_file(path, max_bytes, "image")
     if path.suffix.lower() in SVG_SUFFIXES:
         image = _render_svg(path, working_size)
@@ -49,7 +51,8 @@ def load_image(path: Path, max_bytes: int, max_pixels: int,
         image = _decode_raster(path, max_pixels)
     if image.width * image.height > max_pixels:
         raise MediaError(
-            f"image is {image.width}x{image.height} pixels, over the limit of {max_pixels:,}: {path}"
+            f"image is {image.width}x{image.height} pixels, "
+            f"over the limit of {max_pixels:,}: {path}"
         )
     image = image.convert("RGBA")
     image.thumbnail((working_size, working_size), Image.Resampling.BILINEAR)
@@ -120,7 +123,9 @@ def to_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGBA"), dtype=np.uint8)
 
 
-def composite_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+def composite_rgb(
+    image: Image.Image, background: tuple[int, int, int] = (255, 255, 255)
+) -> Image.Image:
     """Flatten transparency onto a background, as models expect RGB."""
     rgba = image.convert("RGBA")
     canvas = Image.new("RGBA", rgba.size, (*background, 255))

@@ -145,8 +145,13 @@ def gguf_parts(model: ShippedModel) -> list[Path]:
     return parts
 
 
-def join_parts(parts: list[Path], out: Path, expected_sha256: str, expected_bytes: int | None,
-               progress: Progress | None = None) -> None:
+def join_parts(
+    parts: list[Path],
+    out: Path,
+    expected_sha256: str,
+    expected_bytes: int | None,
+    progress: Progress | None = None,
+) -> None:
     """Concatenate ``parts`` into ``out`` atomically, verifying size and sha256."""
     total = sum(p.stat().st_size for p in parts)
     if expected_bytes is not None and total != expected_bytes:
@@ -185,7 +190,12 @@ def _iter_files(root: Path) -> Iterator[Path]:
 
 
 def _mark_ready(target: Path, model: ShippedModel, extra: dict[str, str]) -> None:
-    manifest = {"hub_id": model.hub_id, "role": model.role, **extra, "files": _tree_manifest(target)}
+    manifest = {
+        "hub_id": model.hub_id,
+        "role": model.role,
+        **extra,
+        "files": _tree_manifest(target),
+    }
     (target / READY_MARKER).write_text(json.dumps(manifest, indent=1))
 
 
@@ -202,8 +212,9 @@ def verify(model: ShippedModel, models_dir: Path) -> list[str]:
     return problems
 
 
-def prepare(model: ShippedModel, models_dir: Path, progress: Progress | None = None,
-            force: bool = False) -> Path:
+def prepare(
+    model: ShippedModel, models_dir: Path, progress: Progress | None = None, force: bool = False
+) -> Path:
     """Provision one shipped model into the cache; a no-op when already prepared."""
     target = prepared_dir(model, models_dir)
     if is_prepared(model, models_dir) and not force:

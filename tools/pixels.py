@@ -64,8 +64,10 @@ _PALETTE_LAB = _srgb_to_lab(np.array(list(NAMED_COLOURS.values()), dtype=np.floa
 def _batch(images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
     """(N, G, G, 3) Lab and (N, G, G) alpha weights on a GRID x GRID resample."""
     arrays = [
-        np.asarray(img.convert("RGBA").resize((GRID, GRID), Image.Resampling.BILINEAR),
-                   dtype=np.float64) / 255.0
+        np.asarray(
+            img.convert("RGBA").resize((GRID, GRID), Image.Resampling.BILINEAR), dtype=np.float64
+        )
+        / 255.0
         for img in images
     ]
     stack = np.stack(arrays) if arrays else np.zeros((0, GRID, GRID, 4))
@@ -79,7 +81,8 @@ def _colour_shares(lab: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     scores = flat @ _PALETTE_LAB.T * -2 + (_PALETTE_LAB**2).sum(axis=1)
     nearest = scores.argmin(axis=1).reshape(lab.shape[0], -1)
     totals = _binned(nearest, alpha.reshape(lab.shape[0], -1), len(_NAMES))
-    return totals / np.maximum(totals.sum(axis=1, keepdims=True), 1e-9)
+    shares: np.ndarray = totals / np.maximum(totals.sum(axis=1, keepdims=True), 1e-9)
+    return shares
 
 
 @dataclass(frozen=True)
@@ -133,8 +136,9 @@ def sentence(facts: PixelFacts) -> str:
     else:
         colours = "many colours, none dominant"
     if facts.opaque_share < 0.97:
-        shape = (f"cut-out on a transparent background (covering {facts.opaque_share:.0%} "
-                 "of the frame)")
+        shape = (
+            f"cut-out on a transparent background (covering {facts.opaque_share:.0%} of the frame)"
+        )
     else:
         shape = "picture filling the frame"
     return f"A {tone} {facts.orientation} {shape}; {colours}."
@@ -153,7 +157,8 @@ def _binned(bins: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
 
 def _hellinger(block: np.ndarray) -> np.ndarray:
     total = np.maximum(block.sum(axis=1, keepdims=True), 1e-9)
-    return np.sqrt(block / total)
+    root: np.ndarray = np.sqrt(block / total)
+    return root
 
 
 def embed(images: Sequence[Image.Image]) -> np.ndarray:

@@ -48,7 +48,7 @@ def speech_seconds(audio: np.ndarray) -> float:
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     spans = get_speech_timestamps(audio, VadOptions(min_speech_duration_ms=250))
-    return sum(span["end"] - span["start"] for span in spans) / SAMPLE_RATE
+    return float(sum(span["end"] - span["start"] for span in spans)) / SAMPLE_RATE
 
 
 class _VadGate:
@@ -64,8 +64,14 @@ class _VadGate:
 class FasterWhisperTranscriber(_VadGate):
     """faster-whisper on a CTranslate2 folder (int8 on CPU)."""
 
-    def __init__(self, model_ref: str, model_id: str | None = None, device: str = "cpu",
-                 no_speech_threshold: float = 0.6, beam_size: int = 1) -> None:
+    def __init__(
+        self,
+        model_ref: str,
+        model_id: str | None = None,
+        device: str = "cpu",
+        no_speech_threshold: float = 0.6,
+        beam_size: int = 1,
+    ) -> None:
         self.model_ref = model_ref
         self._model_id = model_id or model_ref
         self.device = device
@@ -112,8 +118,9 @@ class FasterWhisperTranscriber(_VadGate):
 class OpenAIWhisperTranscriber(_VadGate):
     """openai-whisper on a ``.pt`` checkpoint path (or an official name where downloads work)."""
 
-    def __init__(self, model_ref: str, device: str = "cpu",
-                 no_speech_threshold: float = 0.6) -> None:
+    def __init__(
+        self, model_ref: str, device: str = "cpu", no_speech_threshold: float = 0.6
+    ) -> None:
         self.model_ref = model_ref
         self.device = device
         self.no_speech_threshold = no_speech_threshold
@@ -145,8 +152,12 @@ class OpenAIWhisperTranscriber(_VadGate):
             temperature=0.0,
         )
         kept = [
-            Segment(float(s["start"]), float(s["end"]), str(s["text"]).strip(),
-                    float(s["no_speech_prob"]))
+            Segment(
+                float(s["start"]),
+                float(s["end"]),
+                str(s["text"]).strip(),
+                float(s["no_speech_prob"]),
+            )
             for s in result["segments"]
             if float(s["no_speech_prob"]) < self.no_speech_threshold and str(s["text"]).strip()
         ]
@@ -154,8 +165,13 @@ class OpenAIWhisperTranscriber(_VadGate):
         return Transcript(text, result.get("language") if kept else None, kept, self.model_id, gate)
 
 
-def make_transcriber(backend: str, model_ref: str, model_id: str | None = None,
-                     device: str = "cpu", no_speech_threshold: float = 0.6) -> Transcriber:
+def make_transcriber(
+    backend: str,
+    model_ref: str,
+    model_id: str | None = None,
+    device: str = "cpu",
+    no_speech_threshold: float = 0.6,
+) -> Transcriber:
     if backend == "openai-whisper":
         return OpenAIWhisperTranscriber(model_ref, device, no_speech_threshold)
     return FasterWhisperTranscriber(model_ref, model_id, device, no_speech_threshold)

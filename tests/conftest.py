@@ -1,0 +1,133 @@
+"""Shared fixtures: real shipped models (prepared once into the model cache), a slice of the real
+demo catalogue, and helpers that make media files for the bad-input corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from indexing import tuxpaint
+from tools import models as model_registry
+from tools.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def model_cache() -> Path:
+    """The model cache the tests share with the CLI (prepared models are reused across runs)."""
+    return load_settings().cache_dir
+
+
+@pytest.fixture(scope="session")
+def prepared_models() -> Path:
+    cache = model_cache()
+    for shipped in model_registry.SHIPPED.values():
+        if shipped.kind == "folder":
+            model_registry.prepare(shipped, cache / "models")
+    return cache
+
+
+@pytest.fixture
+def settings(tmp_path: Path, prepared_models: Path) -> Settings:
+    return load_settings(
+        cache_dir=prepared_models, data_dir=tmp_path / "data", store_dir=tmp_path / "store"
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The full Tux Paint catalogue, installed (hard links) into a session folder."""
+    if not tuxpaint.DEFAULT_STAMPS_DIR.is_dir():
+        pytest.fail(f"the demo catalogue needs `apt-get install {tuxpaint.APT_PACKAGE}`")
+    return tuxpaint.install(tmp_path_factory.mktemp("tuxpaint"))
+
+
+def pick_slice(catalogue: Path, size: int = 24) -> list[dict[str, object]]:
+    """A deterministic, varied slice: items with speech, sound effects, SVG and PNG pictures."""
+    rows = [json.loads(line) for line in catalogue.read_text().splitlines()]
+    speech = [r for r in rows if r.get("attributes", {}).get("has_spoken_description")][:5]
+    effects = [r for r in rows if r.get("attributes", {}).get("has_sound_effect")
+               and r not in speech][:3]
+    svg = [r for r in rows if str(r.get("image", "")).endswith(".svg")][:4]
+    chosen = speech + effects + svg
+    seen = {r["id"] for r in chosen}
+    categories: dict[str, int] = {}
+    for row in rows:
+        category = str(row.get("category"))
+        if row["id"] not in seen and categories.get(category, 0) < 2 and len(chosen) < size:
+            chosen.append(row)
+            seen.add(row["id"])
+            categories[category] = categories.get(category, 0) + 1
+    return chosen
+
+
+@pytest.fixture(scope="session")
+def demo_slice(demo_catalogue: Path) -> Path:
+    """A 24-item slice of the demo catalogue, written beside it (media paths stay valid)."""
+    path = demo_catalogue.parent / "slice.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in pick_slice(demo_catalogue)))
+    return path
+
+
+def copy_slice(demo_slice: Path, target: Path) -> Path:
+    """A private, editable copy of the slice with its media (for tests that change items)."""
+    shutil.copytree(demo_slice.parent / "media", target / "media", copy_function=os.link)
+    shutil.copy(demo_slice, target / "items.jsonl")
+    return target / "items.jsonl"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `chroma run` server on 127.0.0.1, started once per test session."""
+    port = free_port()
+    folder = tmp_path_factory.mktemp("chroma-server")
+    chroma = Path(sys.executable).parent / "chroma"
+    log = (folder / "server.log").open("w")
+    process = subprocess.Popen(
+        [str(chroma), "run", "--path", str(folder / "data"), "--host", "127.0.0.1",
+         "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        deadline = time.time() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"chroma run did not start: {(folder / 'server.log').read_text()}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+def recagent(*args: str, env: dict[str, str] | None = None,
+             timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the installed CLI as a user would."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "recagent"), *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )

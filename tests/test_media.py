@@ -1,0 +1,85 @@
+"""The bad-input corpus at the media level, plus SVG rendering."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests import media
+from tools.audio import load_audio
+from tools.media import MediaError, load_image
+
+BIG = 10**9
+
+
+def test_png_and_svg_decode(tmp_path: Path) -> None:
+    image = load_image(media.png(tmp_path / "a.png", (255, 0, 0, 128), (800, 400)), BIG, BIG)
+    assert image.mode == "RGBA" and max(image.size) == 384
+    svg = tmp_path / "a.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="2in" height="1in">'
+                   '<rect width="100%" height="100%" fill="#00ff00"/></svg>')
+    rendered = np.asarray(load_image(svg, BIG, BIG))
+    assert rendered.shape[1] == 384 and rendered.shape[0] == 192  # 'in' units handled
+    assert tuple(rendered[10, 10]) == (0, 255, 0, 255)
+
+
+@pytest.mark.parametrize(
+    ("maker", "message"),
+    [
+        (lambda p: media.corrupt_png(p / "c.png"), "corrupt"),
+        (lambda p: (p / "z.png").write_bytes(b"") and None or p / "z.png", "empty"),
+        (lambda p: p / "missing.png", "not found"),
+        (lambda p: (p / "t.png").write_text("just text") and None or p / "t.png", "not a readable"),
+        (lambda p: (p / "s.svg").write_text("<svg><unclosed") and None or p / "s.svg", "SVG"),
+    ],
+)
+def test_bad_images_name_the_problem(tmp_path: Path, maker, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = maker(tmp_path)
+    with pytest.raises(MediaError, match=message) as info:
+        load_image(path, BIG, BIG)
+    assert str(path) in str(info.value)
+
+
+def test_truncated_png(tmp_path: Path) -> None:
+    good = tmp_path / "good.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(good)
+    with pytest.raises(MediaError, match="corrupt or truncated"):
+        load_image(media.truncated_copy(good, tmp_path / "cut.png", 0.5), BIG, BIG)
+
+
+def test_image_limits(tmp_path: Path) -> None:
+    path = media.png(tmp_path / "big.png", (0, 0, 0, 255), (3000, 2000))
+    with pytest.raises(MediaError, match="3000x2000 pixels, over the limit"):
+        load_image(path, BIG, 1_000_000)
+    with pytest.raises(MediaError, match="MB, over the limit"):
+        load_image(path, 100, BIG)
+
+
+def test_audio_decode_resamples_and_rejects_bad_files(tmp_path: Path) -> None:
+    wav = media.noise_wav(tmp_path / "n.wav", 2.0)
+    assert load_audio(wav, BIG, 60).shape == (32000,)
+    import soundfile
+
+    soundfile.write(str(tmp_path / "hi.flac"), np.zeros(44100, dtype=np.float32), 44100)
+    assert load_audio(tmp_path / "hi.flac", BIG, 60).shape == (16000,)
+    (tmp_path / "zero.ogg").write_bytes(b"")
+    with pytest.raises(MediaError, match="empty"):
+        load_audio(tmp_path / "zero.ogg", BIG, 60)
+    (tmp_path / "junk.ogg").write_bytes(b"OggS" + bytes(100))
+    with pytest.raises(MediaError, match="unreadable or corrupt audio"):
+        load_audio(tmp_path / "junk.ogg", BIG, 60)
+    with pytest.raises(MediaError, match="over the limit of 1 s"):
+        load_audio(wav, BIG, 1)
+
+
+def test_truncated_ogg_is_an_error_or_shorter_audio(tmp_path: Path, demo_catalogue: Path) -> None:
+    source = next((demo_catalogue.parent / "media").rglob("*_desc.ogg"))
+    cut = media.truncated_copy(source, tmp_path / "cut.ogg", 0.1)
+    try:
+        samples = load_audio(cut, BIG, 60)
+    except MediaError as exc:
+        assert str(cut) in str(exc)
+    else:  # libsndfile may decode the pages that survived: never more than the original
+        assert 0 < samples.size < load_audio(source, BIG, 60).size
