@@ -25,7 +25,7 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from PIL import Image
 
 from indexing.schema import Item
-from tools.embed_image import ImageEmbedder
+from tools.embed_image import ImageEmbedder, make_image_embedder
 from tools.embed_text import TextEmbedder
 from tools.media import load_image
 
@@ -52,7 +52,7 @@ class TextEmbeddingFunction(EmbeddingFunction[Documents]):
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> TextEmbeddingFunction:
-        raise NotImplementedError("recagent passes its embedding function explicitly")
+        return TextEmbeddingFunction(TextEmbedder(str(config["model"])))  # loads lazily
 
     def default_space(self) -> Any:
         return "cosine"
@@ -80,7 +80,9 @@ class ImageEmbeddingFunction(EmbeddingFunction[Any]):
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> ImageEmbeddingFunction:
-        raise NotImplementedError("recagent passes its embedding function explicitly")
+        model = str(config["model"])
+        ref = model.removeprefix("clip:") if model.startswith("clip:") else None
+        return ImageEmbeddingFunction(make_image_embedder(ref))  # loads lazily
 
     def default_space(self) -> Any:
         return "cosine"
@@ -112,13 +114,13 @@ def open_client(store_dir: Path | None, chroma_url: str | None) -> Any:
         parsed = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
         if not parsed.hostname:
             raise ValueError(f"not a Chroma server URL: {chroma_url}")
-        client = chromadb.HttpClient(
-            host=parsed.hostname,
-            port=parsed.port or (443 if parsed.scheme == "https" else 8000),
-            ssl=parsed.scheme == "https",
-            settings=chroma_settings,
-        )
         try:
+            client = chromadb.HttpClient(
+                host=parsed.hostname,
+                port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+                ssl=parsed.scheme == "https",
+                settings=chroma_settings,
+            )
             client.heartbeat()
         except Exception as exc:
             raise ConnectionError(f"Chroma server at {chroma_url} does not answer: {exc}") from exc

@@ -55,8 +55,9 @@ def pick_slice(catalogue: Path, size: int = 24) -> list[dict[str, object]]:
     """A deterministic, varied slice: items with speech, sound effects, SVG and PNG pictures."""
     rows = [json.loads(line) for line in catalogue.read_text().splitlines()]
     speech = [r for r in rows if r.get("attributes", {}).get("has_spoken_description")][:5]
-    effects = [r for r in rows if r.get("attributes", {}).get("has_sound_effect")
-               and r not in speech][:3]
+    effects = [
+        r for r in rows if r.get("attributes", {}).get("has_sound_effect") and r not in speech
+    ][:3]
     svg = [r for r in rows if str(r.get("image", "")).endswith(".svg")][:4]
     chosen = speech + effects + svg
     seen = {r["id"] for r in chosen}
@@ -99,9 +100,18 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     chroma = Path(sys.executable).parent / "chroma"
     log = (folder / "server.log").open("w")
     process = subprocess.Popen(
-        [str(chroma), "run", "--path", str(folder / "data"), "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(chroma),
+            "run",
+            "--path",
+            str(folder / "data"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -115,7 +125,9 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if process.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"chroma run did not start: {(folder / 'server.log').read_text()}")
+                raise RuntimeError(
+                    f"chroma run did not start: {(folder / 'server.log').read_text()}"
+                )
             time.sleep(0.3)
         yield url
     finally:
@@ -124,10 +136,14 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-def recagent(*args: str, env: dict[str, str] | None = None,
-             timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def recagent(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run the installed CLI as a user would."""
     return subprocess.run(
         [str(Path(sys.executable).parent / "recagent"), *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )

@@ -17,11 +17,20 @@ def _jsonl(path: Path, rows: list[object]) -> Path:
 def test_jsonl_items_with_relative_media(tmp_path: Path) -> None:
     (tmp_path / "img").mkdir()
     media.png(tmp_path / "img" / "a.png", (255, 0, 0, 255))
-    catalogue = _jsonl(tmp_path / "items.jsonl", [
-        {"id": "a", "title": "Apple", "price": 1.5, "image": "img/a.png", "audio": "a.ogg",
-         "attributes": {"colour": "red", "sizes": [1, 2]}},
-        {"id": 7, "title": "Seven"},
-    ])
+    catalogue = _jsonl(
+        tmp_path / "items.jsonl",
+        [
+            {
+                "id": "a",
+                "title": "Apple",
+                "price": 1.5,
+                "image": "img/a.png",
+                "audio": "a.ogg",
+                "attributes": {"colour": "red", "sizes": [1, 2]},
+            },
+            {"id": 7, "title": "Seven"},
+        ],
+    )
     result = load_catalogue(catalogue)
     assert result.errors == []
     apple, seven = result.items
@@ -33,18 +42,21 @@ def test_jsonl_items_with_relative_media(tmp_path: Path) -> None:
 
 def test_bad_rows_are_reported_and_skipped(tmp_path: Path) -> None:
     outside = tmp_path.parent / "outside.png"
-    catalogue = _jsonl(tmp_path / "items.jsonl", [
-        {"id": "ok", "title": "Fine"},
-        {"id": "ok", "title": "Duplicate"},
-        {"id": "p", "title": "Priced", "price": "cheap"},
-        {"id": "n", "title": ""},
-        {"id": "../../etc/passwd", "title": "Escaping id"},
-        {"id": "e", "title": "Escaping path", "image": "../outside.png"},
-        {"id": "abs", "title": "Absolute path", "image": str(outside)},
-        {"id": "x", "title": "Unknown field", "colour": "red"},
-        "{not json",
-        "[1, 2]",
-    ])
+    catalogue = _jsonl(
+        tmp_path / "items.jsonl",
+        [
+            {"id": "ok", "title": "Fine"},
+            {"id": "ok", "title": "Duplicate"},
+            {"id": "p", "title": "Priced", "price": "cheap"},
+            {"id": "n", "title": ""},
+            {"id": "../../etc/passwd", "title": "Escaping id"},
+            {"id": "e", "title": "Escaping path", "image": "../outside.png"},
+            {"id": "abs", "title": "Absolute path", "image": str(outside)},
+            {"id": "x", "title": "Unknown field", "colour": "red"},
+            "{not json",
+            "[1, 2]",
+        ],
+    )
     with catalogue.open("ab") as handle:
         handle.write(b'{"id": "latin", "title": "caf\xe9"}\n')
     result = load_catalogue(catalogue)
@@ -70,8 +82,9 @@ def test_symlink_out_of_the_catalogue_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "cat"
     root.mkdir()
     (root / "link.png").symlink_to(secret / "s.png")
-    result = load_catalogue(_jsonl(root / "items.jsonl", [
-        {"id": "s", "title": "Sneaky", "image": "link.png"}]))
+    result = load_catalogue(
+        _jsonl(root / "items.jsonl", [{"id": "s", "title": "Sneaky", "image": "link.png"}])
+    )
     assert result.items == []
     assert "leaves the catalogue folder" in result.errors[0].problem
 

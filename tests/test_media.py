@@ -17,25 +17,38 @@ def test_png_and_svg_decode(tmp_path: Path) -> None:
     image = load_image(media.png(tmp_path / "a.png", (255, 0, 0, 128), (800, 400)), BIG, BIG)
     assert image.mode == "RGBA" and max(image.size) == 384
     svg = tmp_path / "a.svg"
-    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="2in" height="1in">'
-                   '<rect width="100%" height="100%" fill="#00ff00"/></svg>')
+    svg.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="2in" height="1in">'
+        '<rect width="100%" height="100%" fill="#00ff00"/></svg>'
+    )
     rendered = np.asarray(load_image(svg, BIG, BIG))
     assert rendered.shape[1] == 384 and rendered.shape[0] == 192  # 'in' units handled
     assert tuple(rendered[10, 10]) == (0, 255, 0, 255)
 
 
+def _write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
 @pytest.mark.parametrize(
-    ("maker", "message"),
+    ("name", "content", "message"),
     [
-        (lambda p: media.corrupt_png(p / "c.png"), "corrupt"),
-        (lambda p: (p / "z.png").write_bytes(b"") and None or p / "z.png", "empty"),
-        (lambda p: p / "missing.png", "not found"),
-        (lambda p: (p / "t.png").write_text("just text") and None or p / "t.png", "not a readable"),
-        (lambda p: (p / "s.svg").write_text("<svg><unclosed") and None or p / "s.svg", "SVG"),
+        ("zero.png", b"", "empty"),
+        ("text.png", b"just text", "not a readable"),
+        ("broken.svg", b"<svg><unclosed", "SVG"),
+        ("missing.png", None, "not found"),
+        ("corrupt.png", "corrupt", "corrupt"),
     ],
 )
-def test_bad_images_name_the_problem(tmp_path: Path, maker, message: str) -> None:  # type: ignore[no-untyped-def]
-    path = maker(tmp_path)
+def test_bad_images_name_the_problem(
+    tmp_path: Path, name: str, content: bytes | str | None, message: str
+) -> None:
+    path = tmp_path / name
+    if content == "corrupt":
+        media.corrupt_png(path)
+    elif isinstance(content, bytes):
+        _write(path, content)
     with pytest.raises(MediaError, match=message) as info:
         load_image(path, BIG, BIG)
     assert str(path) in str(info.value)

@@ -18,8 +18,10 @@ from tools.embed_text import TextEmbedder
 from tools.models import resolve
 from tools.transcribe import FasterWhisperTranscriber, OpenAIWhisperTranscriber
 
-SENTENCE = ("Welcome to the music shop. Today we recommend a warm wool sweater, a fresh loaf "
-            "of bread, and a red bicycle for the weekend.")
+SENTENCE = (
+    "Welcome to the music shop. Today we recommend a warm wool sweater, a fresh loaf "
+    "of bread, and a red bicycle for the weekend."
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +34,18 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def whisper(prepared_models: Path) -> FasterWhisperTranscriber:
-    return FasterWhisperTranscriber(resolve(DEFAULT_WHISPER, prepared_models / "models"),
-                                    model_id=DEFAULT_WHISPER)
+    return FasterWhisperTranscriber(
+        resolve(DEFAULT_WHISPER, prepared_models / "models"), model_id=DEFAULT_WHISPER
+    )
 
 
 def _words(text: str) -> set[str]:
     return {w.strip(".,!?").lower() for w in text.split()}
 
 
-def test_faster_whisper_transcribes_espeak_speech(whisper: FasterWhisperTranscriber,
-                                                  speech: np.ndarray) -> None:
+def test_faster_whisper_transcribes_espeak_speech(
+    whisper: FasterWhisperTranscriber, speech: np.ndarray
+) -> None:
     result = whisper.transcribe(speech)
     expected = _words(SENTENCE)
     assert len(_words(result.text) & expected) >= 0.8 * len(expected), result.text
@@ -51,8 +55,9 @@ def test_faster_whisper_transcribes_espeak_speech(whisper: FasterWhisperTranscri
     assert result.source == DEFAULT_WHISPER
 
 
-def test_sound_effects_yield_no_invented_text(whisper: FasterWhisperTranscriber,
-                                              tmp_path: Path) -> None:
+def test_sound_effects_yield_no_invented_text(
+    whisper: FasterWhisperTranscriber, tmp_path: Path
+) -> None:
     noise = load_audio(media.noise_wav(tmp_path / "n.wav", 4.0), 10**8, 60)
     result = whisper.transcribe(noise)
     assert result.text == "" and result.language is None
@@ -64,9 +69,18 @@ def test_openai_whisper_backend_loads_a_checkpoint_file(tmp_path: Path, speech: 
     from whisper.model import ModelDimensions, Whisper
 
     torch.manual_seed(0)
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=2,
-                           n_audio_layer=1, n_vocab=51864, n_text_ctx=64, n_text_state=32,
-                           n_text_head=2, n_text_layer=1)
+    dims = ModelDimensions(
+        n_mels=80,
+        n_audio_ctx=1500,
+        n_audio_state=32,
+        n_audio_head=2,
+        n_audio_layer=1,
+        n_vocab=51864,
+        n_text_ctx=64,
+        n_text_state=32,
+        n_text_head=2,
+        n_text_layer=1,
+    )
     checkpoint = tmp_path / "tiny.pt"
     torch.save({"dims": dims.__dict__, "model_state_dict": Whisper(dims).state_dict()}, checkpoint)
     transcriber = OpenAIWhisperTranscriber(str(checkpoint), no_speech_threshold=1.0)
@@ -80,8 +94,9 @@ def test_openai_whisper_backend_loads_a_checkpoint_file(tmp_path: Path, speech: 
 
 def test_minilm_similarity(prepared_models: Path) -> None:
     embedder = TextEmbedder(resolve(DEFAULT_TEXT_EMBEDDER, prepared_models / "models"))
-    vectors = embedder.embed(["a small dog playing fetch", "a puppy chasing a ball",
-                              "quarterly tax spreadsheet"])
+    vectors = embedder.embed(
+        ["a small dog playing fetch", "a puppy chasing a ball", "quarterly tax spreadsheet"]
+    )
     assert vectors.shape == (3, 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
@@ -105,8 +120,9 @@ def test_pixel_captions_name_what_is_measurable() -> None:
 def test_pixel_embedding_is_batch_invariant_and_discriminates() -> None:
     rng = np.random.default_rng(1)
     red = Image.new("RGBA", (64, 64), (200, 30, 30, 255))
-    red_noisy = Image.fromarray(np.clip(np.asarray(red) + rng.integers(-12, 12, (64, 64, 4)), 0,
-                                        255).astype(np.uint8))
+    red_noisy = Image.fromarray(
+        np.clip(np.asarray(red) + rng.integers(-12, 12, (64, 64, 4)), 0, 255).astype(np.uint8)
+    )
     green = Image.new("RGBA", (64, 64), (40, 170, 60, 255))
     embedder = make_image_embedder(None)
     assert isinstance(embedder, PixelEmbedder)
@@ -122,8 +138,11 @@ def test_transformers_captioner_on_a_tiny_blip(tmp_path: Path) -> None:
     folder = tiny_blip(tmp_path / "blip")
     captioner = make_captioner(str(folder))
     assert isinstance(captioner, TransformersCaptioner)
-    images = [Image.new("RGBA", (40, 30), (255, 0, 0, 255)), Image.new("RGB", (20, 50), "blue"),
-              Image.new("RGBA", (64, 64), (0, 0, 0, 0))]
+    images = [
+        Image.new("RGBA", (40, 30), (255, 0, 0, 255)),
+        Image.new("RGB", (20, 50), "blue"),
+        Image.new("RGBA", (64, 64), (0, 0, 0, 0)),
+    ]
     captions = captioner.caption(images)
     assert len(captions) == 3
     assert all(c.source == str(folder) and isinstance(c.text, str) for c in captions)
@@ -132,8 +151,9 @@ def test_transformers_captioner_on_a_tiny_blip(tmp_path: Path) -> None:
 def test_clip_embedder_on_a_tiny_clip(tmp_path: Path) -> None:
     embedder = make_image_embedder(str(tiny_clip(tmp_path / "clip")))
     assert isinstance(embedder, ClipEmbedder) and embedder.supports_text
-    images = embedder.embed([Image.new("RGBA", (40, 30), (255, 0, 0, 255)),
-                             Image.new("RGB", (50, 50), "blue")])
+    images = embedder.embed(
+        [Image.new("RGBA", (40, 30), (255, 0, 0, 255)), Image.new("RGB", (50, 50), "blue")]
+    )
     texts = embedder.embed_texts(["a red dog", "sky"])
     assert images.shape == (2, 16) and texts.shape == (2, 16)
     assert np.allclose(np.linalg.norm(images, axis=1), 1.0, atol=1e-5)

@@ -80,8 +80,10 @@ def test_llm_prepared_from_wheels_loads_and_chats(prepared_models: Path) -> None
     model = AutoModelForCausalLM.from_pretrained(path)
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": "What is the capital of France? One word."}],
-        add_generation_prompt=True, return_tensors="pt", return_dict=True,
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
     )
     output = model.generate(**prompt, max_new_tokens=8, do_sample=False)
-    answer = tokenizer.decode(output[0][prompt["input_ids"].shape[1]:], skip_special_tokens=True)
+    answer = tokenizer.decode(output[0][prompt["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "paris" in answer.lower()

@@ -28,12 +28,21 @@ def tiny_blip(folder: Path) -> Path:
     torch.manual_seed(0)
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = BertTokenizer(str(_bert_vocab(folder)))
-    small = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-             "intermediate_size": 37}
+    small = {
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 37,
+    }
     config = BlipConfig(
-        text_config={**small, "vocab_size": len(tokenizer), "max_position_embeddings": 64,
-                     "bos_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id,
-                     "pad_token_id": tokenizer.pad_token_id},
+        text_config={
+            **small,
+            "vocab_size": len(tokenizer),
+            "max_position_embeddings": 64,
+            "bos_token_id": tokenizer.cls_token_id,
+            "sep_token_id": tokenizer.sep_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
         vision_config={**small, "image_size": 32, "patch_size": 8},
     )
     BlipForConditionalGeneration(config).save_pretrained(folder)
@@ -55,16 +64,27 @@ def tiny_clip(folder: Path) -> Path:
     (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
     (folder / "merges.txt").write_text("#version: 0.2\n")
     tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
-    small = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-             "intermediate_size": 37}
+    small = {
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 37,
+    }
     config = CLIPConfig(
-        text_config={**small, "vocab_size": len(tokens), "max_position_embeddings": 32,
-                     "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1},
+        text_config={
+            **small,
+            "vocab_size": len(tokens),
+            "max_position_embeddings": 32,
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 1,
+        },
         vision_config={**small, "image_size": 32, "patch_size": 8},
         projection_dim=16,
     )
     CLIPModel(config).save_pretrained(folder)
-    image_processor = CLIPImageProcessor(size={"shortest_edge": 32},
-                                         crop_size={"height": 32, "width": 32})
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    )
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
     return folder

@@ -1,0 +1,90 @@
+"""The CLI as a user runs it: help, clear errors, index + search end to end, and a Chroma server."""
+
+import json
+from pathlib import Path
+
+from tests.conftest import recagent
+
+
+def _env(settings_dir: Path, cache: Path) -> dict[str, str]:
+    return {"RECAGENT_CACHE_DIR": str(cache), "RECAGENT_DATA_DIR": str(settings_dir)}
+
+
+def test_help_explains_every_command() -> None:
+    result = recagent("--help")
+    assert result.returncode == 0
+    for command in ("index", "search", "models", "catalogue", "bench", "demo"):
+        assert command in result.stdout
+    index_help = recagent("index", "--help").stdout
+    assert "--prune" in index_help and "--chroma-url" in index_help
+
+
+def test_clear_errors(tmp_path: Path, prepared_models: Path) -> None:
+    env = _env(tmp_path, prepared_models)
+    result = recagent("search", env=env)
+    assert result.returncode == 2 and "either a text QUERY or --image" in result.stderr
+    result = recagent("index", str(tmp_path / "nope.jsonl"), env=env)
+    assert result.returncode == 2 and "catalogue file not found" in result.stdout
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "title": "A"}\n{"id": "a", "title": "B"}\n')
+    result = recagent("catalogue", "check", str(bad), env=env)
+    assert result.returncode == 1 and "duplicate id" in result.stdout
+    result = recagent("index", str(bad), "--chroma-url", "http://127.0.0.1:9", env=env)
+    assert result.returncode == 2 and "does not answer" in result.stdout
+    result = recagent("models", "list", env={"RECAGENT_CACHE_DIR": str(tmp_path / "empty")})
+    assert result.returncode == 0 and "not prepared" in result.stdout
+
+
+def test_index_and_search_through_a_chroma_server(
+    chroma_server: str, demo_slice: Path, tmp_path: Path, prepared_models: Path
+) -> None:
+    env = _env(tmp_path, prepared_models)
+    report = tmp_path / "report.json"
+    result = recagent(
+        "index",
+        str(demo_slice),
+        "--chroma-url",
+        chroma_server,
+        "--collection",
+        "served",
+        "--report",
+        str(report),
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(report.read_text())
+    lines = demo_slice.read_text().splitlines()
+    assert figures["indexed"] == len(lines) and figures["failed"] == []
+    assert "progress:" in result.stdout and "indexed" in result.stdout
+    result = recagent(
+        "search",
+        "a bird",
+        "--chroma-url",
+        chroma_server,
+        "--collection",
+        "served",
+        "--json",
+        "-k",
+        "3",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    hits = json.loads(result.stdout)
+    assert len(hits) == 3 and all(h["score"] <= 1 for h in hits)
+    ids = {json.loads(line)["id"] for line in lines}
+    assert {h["id"] for h in hits} <= ids
+    # The embedded store was never touched: the server holds the data.
+    assert not (tmp_path / "store").exists()
+    again = recagent(
+        "index",
+        str(demo_slice),
+        "--chroma-url",
+        chroma_server,
+        "--collection",
+        "served",
+        "--report",
+        str(report),
+        env=env,
+    )
+    assert again.returncode == 0
+    assert json.loads(report.read_text())["model_calls"] == 0
