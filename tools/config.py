@@ -55,7 +55,7 @@ class ModelSettings(BaseModel):
 class IndexSettings(BaseModel):
     """Limits and batching for `recagent index`."""
 
-    batch_size: int = Field(32, ge=1, le=4096, description="Items per model batch and store write.")
+    batch_size: int = Field(64, ge=1, le=4096, description="Items per model batch and store write.")
     max_image_bytes: int = Field(20_000_000, ge=1, description="Larger image files are rejected.")
     max_image_pixels: int = Field(
         40_000_000, ge=1, description="Larger decoded images are rejected."

@@ -32,13 +32,13 @@ class PixelEmbedder:
 
     model_id = pixels.VERSION
     supports_text = False
-    chunk = 16  # small chunks keep the per-image arrays in cache
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, pixels.DIMENSIONS), dtype=np.float32)
+        step = pixels.CHUNK
         return np.concatenate(
-            [pixels.embed(images[i : i + self.chunk]) for i in range(0, len(images), self.chunk)]
+            [pixels.embed(images[i : i + step]) for i in range(0, len(images), step)]
         )
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:

@@ -101,7 +101,17 @@ class PixelFacts:
         return "landscape" if ratio > 1.15 else "portrait" if ratio < 0.87 else "square"
 
 
+CHUNK = 8  # images per array pass: larger batches spill the per-pixel arrays out of cache
+
+
 def analyse(images: Sequence[Image.Image]) -> list[PixelFacts]:
+    facts: list[PixelFacts] = []
+    for start in range(0, len(images), CHUNK):
+        facts.extend(_analyse(images[start : start + CHUNK]))
+    return facts
+
+
+def _analyse(images: Sequence[Image.Image]) -> list[PixelFacts]:
     lab, alpha = _batch(images)
     shares = _colour_shares(lab, alpha)
     weight = np.maximum(alpha.sum(axis=(1, 2)), 1e-9)

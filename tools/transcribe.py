@@ -95,9 +95,8 @@ class FasterWhisperTranscriber(_VadGate):
         return self._model
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
-        gate = self._gate(audio, self.model_id)
-        if isinstance(gate, Transcript):
-            return gate
+        # faster-whisper runs the same Silero VAD itself and skips the model when it finds no
+        # speech, so no separate gate here (it would run VAD twice).
         model = self._load()
         segments, info = model.transcribe(
             audio,
@@ -106,13 +105,16 @@ class FasterWhisperTranscriber(_VadGate):
             condition_on_previous_text=False,
             no_speech_threshold=self.no_speech_threshold,
         )
+        speech = float(info.duration_after_vad)
         kept = [
             Segment(s.start, s.end, s.text.strip(), s.no_speech_prob)
             for s in segments
             if s.no_speech_prob < self.no_speech_threshold and s.text.strip()
         ]
+        if speech < self.min_speech_seconds:
+            kept = []
         text = " ".join(s.text for s in kept).strip()
-        return Transcript(text, info.language if kept else None, kept, self.model_id, gate)
+        return Transcript(text, info.language if kept else None, kept, self.model_id, speech)
 
 
 class OpenAIWhisperTranscriber(_VadGate):
