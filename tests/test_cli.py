@@ -33,8 +33,10 @@ def test_clear_errors(tmp_path: Path, prepared_models: Path) -> None:
     assert result.returncode == 2 and "does not answer" in result.stdout
     result = recagent("models", "list", env={"RECAGENT_CACHE_DIR": str(tmp_path / "empty")})
     assert result.returncode == 0 and "not prepared" in result.stdout
-    result = recagent("--image-embedder", "/no/such/clip", "models", "list", env=env)
-    assert "does not exist" in result.stdout.replace("\n", " ")
+    result = recagent(
+        "--image-embedder", "/no/such/clip", "models", "list", env={**env, "COLUMNS": "250"}
+    )
+    assert "model path does not exist: /no/such/clip" in result.stdout
 
 
 def test_index_and_search_through_a_chroma_server(

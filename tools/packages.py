@@ -1,0 +1,17 @@
+"""Locating installed data-carrier packages without importing (executing) them."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+
+class MissingPackage(FileNotFoundError):
+    """A package that carries models or data is not installed; the message says how to get it."""
+
+
+def package_dir(package: str, install_hint: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingPackage(f"package {package!r} is not installed; {install_hint}")
+    return Path(next(iter(spec.submodule_search_locations)))
