@@ -1,0 +1,1 @@
+"""The recommender agent and the command line: profile, candidate buffer, fusion, grounding."""

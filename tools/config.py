@@ -70,6 +70,39 @@ class IndexSettings(BaseModel):
     )
 
 
+class LLMSettings(BaseModel):
+    """The chat LLM endpoint: a managed local vLLM server by default, or any OpenAI-compatible
+    ``base_url`` (a remote vLLM deployment, another provider)."""
+
+    base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible endpoint, e.g. http://gpu-box:8000/v1. "
+        "None: the local vLLM that `recagent llm serve` manages.",
+    )
+    api_key: str = Field("EMPTY", description="Bearer token for base_url.")
+    model_name: str | None = Field(
+        None, description="Model name to request; default: the served name of the local server."
+    )
+    served_name: str = Field("recagent-llm", description="Name the local server serves under.")
+    host: str = Field("127.0.0.1", description="Local server bind address.")
+    port: int = Field(8011, ge=1, le=65535, description="Local server port.")
+    python: str | None = Field(
+        None, description="Interpreter with vLLM installed; default: .venv-vllm/bin/python."
+    )
+    kv_cache_gb: int = Field(2, ge=1, description="VLLM_CPU_KVCACHE_SPACE on CPU machines.")
+    max_model_len: int = Field(4096, ge=512, description="Context length the server allows.")
+    startup_timeout: float = Field(900.0, gt=0, description="Seconds to wait for readiness.")
+    request_timeout: float = Field(120.0, gt=0, description="Seconds per request.")
+    max_retries: int = Field(2, ge=0, description="Retries with backoff per request.")
+    tool_choice: Literal["forced", "auto"] = Field(
+        "forced",
+        description="forced: tool steps use tool_choice=required (small models); "
+        "auto: the model chooses (strong models).",
+    )
+    max_steps: int = Field(3, ge=1, le=12, description="Cap on model calls in the tool phase.")
+    temperature: float = Field(0.0, ge=0, le=2)
+
+
 class Settings(BaseSettings):
     """Everything recagent needs to know about where things live and which models to use."""
 
@@ -94,6 +127,7 @@ class Settings(BaseSettings):
     collection: str = Field("catalog", description="Prefix of the Chroma collections.")
     models: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
     index: IndexSettings = Field(default_factory=IndexSettings)  # type: ignore[arg-type]
+    llm: LLMSettings = Field(default_factory=LLMSettings)  # type: ignore[arg-type]
 
     @field_validator("collection")
     @classmethod

@@ -1,0 +1,160 @@
+"""Grounded explanations: each cites the item fields it used; a checker rejects or repairs
+explanations that name other items or claim facts the item does not have.
+
+Checks, per explanation:
+
+* the item is one of the candidates (else the explanation is rejected outright);
+* every cited field exists on the item and is not empty;
+* sentences naming another catalogue item (by title) are removed;
+* sentences with a number, a colour or a sound claim that the item's own facts do not contain
+  are removed.
+
+What survives is kept; if nothing does, a template explanation built only from the item's
+fields replaces it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+COLOURS = {
+    "black",
+    "white",
+    "grey",
+    "gray",
+    "red",
+    "orange",
+    "yellow",
+    "green",
+    "blue",
+    "purple",
+    "pink",
+    "brown",
+    "beige",
+    "teal",
+    "navy",
+    "gold",
+    "silver",
+}
+SOUND_WORDS = {"sound", "sounds", "audio", "hear", "heard", "listen", "spoken", "voice", "noise"}
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_WORD = re.compile(r"[a-z]+")
+
+
+class Explanation(BaseModel):
+    """One explanation as the LLM writes it (JSON-schema structured output)."""
+
+    item_id: str
+    text: str = Field(max_length=600)
+    cited_fields: list[str] = Field(default_factory=list)
+
+
+@dataclass
+class Checked:
+    item_id: str
+    text: str
+    cited_fields: list[str]
+    source: str  # "llm", "llm-repaired" or "template"
+    problems: list[str] = field(default_factory=list)
+
+
+def item_fields(facts: Mapping[str, Any]) -> dict[str, str]:
+    """The citable fields of an item, flattened to text (attributes as ``attributes.NAME``)."""
+    out: dict[str, str] = {}
+    for key in ("title", "description", "category", "price", "caption", "transcript"):
+        value = facts.get(key)
+        if value not in (None, "", []):
+            out[key] = str(value)
+    for name, value in (facts.get("attributes") or {}).items():
+        if value not in (None, "", []):
+            text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            out[f"attributes.{name}"] = text
+    return out
+
+
+def _supported(sentence: str, corpus: str, has_audio: bool) -> str | None:
+    """Why ``sentence`` claims something the item's facts do not hold, or None."""
+    lowered = sentence.lower()
+    for number in _NUMBER.findall(lowered):
+        if number not in corpus:
+            return f"number {number} is not in the item's facts"
+    words = set(_WORD.findall(lowered))
+    for colour in words & COLOURS:
+        if colour not in corpus:
+            return f"colour '{colour}' is not in the item's facts"
+    if words & SOUND_WORDS and not has_audio:
+        return "claims a sound the item does not have"
+    return None
+
+
+def check(
+    explanation: Explanation,
+    candidates: Mapping[str, Mapping[str, Any]],
+    catalogue_titles: Collection[str] = (),
+) -> Checked:
+    facts = candidates.get(explanation.item_id)
+    if facts is None:
+        raise ValueError(f"explanation for {explanation.item_id!r}, which is not a candidate")
+    fields = item_fields(facts)
+    corpus = " ".join(fields.values()).lower()
+    problems = [
+        f"cites missing field {name!r}" for name in explanation.cited_fields if name not in fields
+    ]
+    cited = [name for name in explanation.cited_fields if name in fields]
+    own_title = str(facts.get("title", "")).lower()
+    others = [
+        t
+        for t in catalogue_titles
+        if len(t) >= 3 and t.lower() != own_title and t.lower() not in corpus
+    ]
+    kept: list[str] = []
+    has_audio = bool(facts.get("transcript")) or bool(facts.get("has_audio"))
+    for sentence in _SENTENCE.split(explanation.text.strip()):
+        if not sentence:
+            continue
+        named = next(
+            (t for t in others if re.search(rf"\b{re.escape(t.lower())}\b", sentence.lower())), None
+        )
+        if named:
+            problems.append(f"names another item: {named!r}")
+            continue
+        reason = _supported(sentence, corpus, has_audio)
+        if reason:
+            problems.append(reason)
+            continue
+        kept.append(sentence)
+    if not kept or not cited:
+        if not cited:
+            problems.append("cites no field of the item")
+        text, used = template(facts)
+        return Checked(explanation.item_id, text, used, "template", problems)
+    source = "llm" if not problems else "llm-repaired"
+    return Checked(explanation.item_id, " ".join(kept), cited, source, problems)
+
+
+def template(facts: Mapping[str, Any], reason: str = "") -> tuple[str, list[str]]:
+    """An explanation built only from the item's own fields, and the fields it used."""
+    fields = item_fields(facts)
+    parts = [f"{fields.get('title', 'This item')}"]
+    used = ["title"]
+    if "description" in fields:
+        first = _SENTENCE.split(fields["description"])[0].rstrip(".")
+        parts.append(f": {first}.")
+        used.append("description")
+    else:
+        parts.append(".")
+    if "category" in fields:
+        parts.append(f" Category: {fields['category']}.")
+        used.append("category")
+    if "transcript" in fields:
+        parts.append(f" Its audio says: “{fields['transcript']}”.")
+        used.append("transcript")
+    if reason:
+        parts.append(f" {reason}")
+    return "".join(parts), used

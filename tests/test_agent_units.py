@@ -1,0 +1,150 @@
+"""Agent building blocks on hand-worked cases: buffer, fusion, profile merging, tolerant
+tool-call parsing (raw and malformed JSON), and the grounding checker."""
+
+from pathlib import Path
+
+import pytest
+
+from agent.buffer import CandidateBuffer, Hit
+from agent.fusion import FusionWeights, fuse, rrf
+from agent.grounding import Explanation, check, template
+from agent.parsing import parse_tool_calls
+from agent.profile import Constraints, ProfileStore, ProfileUpdate, UserProfile, merge
+
+
+def _buffer() -> CandidateBuffer:
+    buffer = CandidateBuffer()
+    buffer.add("text:q", "text", [Hit("a", "Apple", 0.9), Hit("b", "Bread", 0.8),
+                                  Hit("c", "Cheese", 0.7)])
+    buffer.add("image:x", "image", [Hit("b", "Bread", 0.6), Hit("c", "Cheese", 0.5),
+                                    Hit("d", "Dates", 0.4)])
+    return buffer
+
+
+def test_rrf_by_hand() -> None:
+    scores = {c.id: rrf(c, 60) for c in _buffer().candidates()}
+    assert scores["a"] == pytest.approx(1 / 61)
+    assert scores["b"] == pytest.approx(1 / 62 + 1 / 61)
+    assert scores["c"] == pytest.approx(1 / 63 + 1 / 62)
+    assert scores["d"] == pytest.approx(1 / 63)
+
+
+def test_fusion_order_breakdown_exclusion_and_constraints() -> None:
+    buffer = _buffer()
+    only_rrf = fuse(buffer.candidates(), FusionWeights(text=0, image=0, profile=0))
+    assert [s.candidate.id for s in only_rrf] == ["b", "c", "a", "d"]
+    # With a strong text weight, a's 0.9 text similarity overtakes c: by hand
+    # a = 1/61 + 1.0*0.9 = 0.9164; b = 1/62+1/61 + 0.8 + 0.1*0.6 = 0.8925; c = 0.7+0.05+0.0320.
+    weighted = fuse(buffer.candidates(), FusionWeights(text=1.0, image=0.1, profile=0))
+    assert [s.candidate.id for s in weighted] == ["a", "b", "c", "d"]
+    top = weighted[0]
+    assert top.breakdown["text"] == 0.9 and "image" not in top.breakdown
+    assert top.total == pytest.approx(1 / 61 + 0.9)
+    assert weighted[1].breakdown == {"rrf": round(1 / 62 + 1 / 61, 6), "text": 0.8,
+                                     "image": 0.6, "total": round(1 / 62 + 1 / 61 + 0.86, 6)}
+    seen_excluded = fuse(buffer.candidates(), FusionWeights(), exclude={"b"},
+                         allowed=lambda c: c.id != "d")
+    assert [s.candidate.id for s in seen_excluded] == ["c", "a"]
+
+
+def test_buffer_keeps_first_rank_per_source_and_summarises_without_ids() -> None:
+    buffer = _buffer()
+    buffer.add("text:q", "text", [Hit("a", "Apple", 0.1)])  # same source again: ignored
+    apple = buffer.get("a")
+    assert apple is not None and apple.ranks == {"text:q": 1} and apple.scores["text:q"] == 0.9
+    summary = buffer.summary(buffer.candidates(), limit=2)
+    assert "Apple" in summary and "+2 more" in summary and "a" not in summary.split()
+    with pytest.raises(ValueError, match="unknown signal"):
+        buffer.add("x", "vibes", [])
+
+
+def test_profile_merge() -> None:
+    profile = UserProfile(user_id="u1", likes=["birds", "Trains"], dislikes=["spiders"],
+                          constraints=Constraints(max_price=20))
+    update = ProfileUpdate(likes=["trains", "spiders"], dislikes=["birds"],
+                           constraints=Constraints(categories=["vehicles"], modality="audio"),
+                           summary="Likes loud vehicles.")
+    merged = merge(profile, update)
+    assert merged.likes == ["Trains", "spiders"]  # birds now disliked; duplicates folded
+    assert merged.dislikes == ["birds"]  # spiders now liked
+    assert merged.constraints.categories == ["vehicles"]
+    assert merged.constraints.max_price == 20  # kept: the turn did not mention price
+    assert merged.constraints.modality == "audio"
+    assert merged.summary == "Likes loud vehicles." and merged.turns == 1
+    assert merge(merged, ProfileUpdate()).summary == "Likes loud vehicles."
+
+
+def test_profile_store_round_trip_and_bad_ids(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path)
+    assert store.load("alice").likes == []
+    store.save(UserProfile(user_id="alice", likes=["cats"]))
+    assert store.load("alice").likes == ["cats"]
+    with pytest.raises(ValueError, match="not allowed"):
+        store.load("../etc/passwd")
+
+
+NAMES = {"search_catalog", "get_item"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('```json\n{"name": "search_catalog", "arguments": {"query": "red shoes"}}\n```',
+         [("search_catalog", {"query": "red shoes"})]),
+        ('<tool_call>\n{"name": "get_item", "arguments": {"item": 2}}\n</tool_call>',
+         [("get_item", {"item": 2})]),
+        ('Sure! {"function": {"name": "search_catalog", "arguments": "{\\"query\\": \\"tea\\"}"}}',
+         [("search_catalog", {"query": "tea"})]),
+        ('{"name": "search_catalog", "arguments": {"query": "a"}} then '
+         '{"tool": "get_item", "args": {"item": 1}}',
+         [("search_catalog", {"query": "a"}), ("get_item", {"item": 1})]),
+        ('{"name": "delete_everything", "arguments": {}}', []),  # unknown tool: never guessed
+        ('{"name": "search_catalog", "arguments": {"query": "unclosed"', []),  # malformed
+        ('{"name": "search_catalog", "arguments": "not json"}', []),
+        ("I recommend the red shoes.", []),
+        ("", []),
+    ],
+)
+def test_tolerant_tool_call_parsing(text: str, expected: list[tuple[str, dict[str, object]]]) -> None:
+    calls = parse_tool_calls(text, NAMES)
+    assert [(c["name"], c["args"]) for c in calls] == expected
+    assert all(c["id"].startswith("call_") for c in calls)
+
+
+FACTS = {
+    "cow": {"title": "Cow", "description": "A black and white dairy cow.", "category": "animals",
+            "transcript": "cow.", "attributes": {"subcategory": "mammals"}},
+    "duck": {"title": "Duck", "description": "A duck.", "category": "animals"},
+}
+
+
+def test_grounding_accepts_supported_claims() -> None:
+    result = check(Explanation(item_id="cow", text="A black and white cow. You can hear it.",
+                               cited_fields=["description", "transcript"]), FACTS, ["Cow", "Duck"])
+    assert result.source == "llm" and result.problems == []
+    assert result.text == "A black and white cow. You can hear it."
+
+
+def test_grounding_repairs_or_replaces_unsupported_claims() -> None:
+    repaired = check(Explanation(
+        item_id="duck",
+        text="A duck for the pond. It is bright red. It costs 12 dollars. Much like the Cow. "
+             "Listen to it quack.",
+        cited_fields=["description", "price"]), FACTS, ["Cow", "Duck"])
+    assert repaired.source == "llm-repaired"
+    assert repaired.text == "A duck for the pond."
+    assert repaired.cited_fields == ["description"]
+    problems = " | ".join(repaired.problems)
+    for expected in ("missing field 'price'", "colour 'red'", "number 12", "another item: 'Cow'",
+                     "sound"):
+        assert expected in problems
+    replaced = check(Explanation(item_id="duck", text="Blue duck.", cited_fields=[]), FACTS)
+    assert replaced.source == "template" and replaced.text.startswith("Duck: A duck.")
+    with pytest.raises(ValueError, match="not a candidate"):
+        check(Explanation(item_id="unicorn", text="x", cited_fields=[]), FACTS)
+
+
+def test_template_uses_only_item_fields() -> None:
+    text, used = template(FACTS["cow"])
+    assert text == "Cow: A black and white dairy cow. Category: animals. Its audio says: “cow.”."
+    assert used == ["title", "description", "category", "transcript"]
