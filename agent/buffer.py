@@ -82,5 +82,5 @@ class CandidateBuffer:
             f"{n}. {c.title} ({c.category or 'uncategorised'})"
             for n, c in enumerate(candidates[:limit], start=1)
         ]
-        more = f" (+{len(candidates) - limit} more)" if len(candidates) > limit else ""
-        return f"Found {len(candidates)} items{more}:\n" + "\n".join(lines)
+        shown = f"; the first {limit}" if len(candidates) > limit else ""
+        return f"Found {len(candidates)} items{shown}:\n" + "\n".join(lines)

@@ -29,8 +29,13 @@ from tools.models import resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-TOOL_PARSERS = {"qwen": "hermes", "hermes": "hermes", "llama": "llama3_json",
-                "mistral": "mistral", "granite": "granite"}
+TOOL_PARSERS = {
+    "qwen": "hermes",
+    "hermes": "hermes",
+    "llama": "llama3_json",
+    "mistral": "mistral",
+    "granite": "granite",
+}
 
 
 class ServerError(RuntimeError):
@@ -70,13 +75,24 @@ def tool_parser_for(model: str) -> str:
 def build_command(settings: Settings, model_path: str) -> list[str]:
     cfg = settings.llm
     return [
-        str(vllm_python(settings)), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", model_path,
-        "--served-model-name", cfg.served_name,
-        "--host", cfg.host, "--port", str(cfg.port),
-        "--max-model-len", str(cfg.max_model_len),
-        "--enable-auto-tool-choice", "--tool-call-parser", tool_parser_for(settings.models.llm),
-        "--generation-config", "vllm",
+        str(vllm_python(settings)),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model_path,
+        "--served-model-name",
+        cfg.served_name,
+        "--host",
+        cfg.host,
+        "--port",
+        str(cfg.port),
+        "--max-model-len",
+        str(cfg.max_model_len),
+        "--enable-auto-tool-choice",
+        "--tool-call-parser",
+        tool_parser_for(settings.models.llm),
+        "--generation-config",
+        "vllm",
         "--disable-log-stats",
     ]
 
@@ -151,23 +167,39 @@ def serve(settings: Settings, on_wait: Callable[[float, str], None] | None = Non
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            build_command(settings, model_path), stdout=sink, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=server_env(settings), start_new_session=True,
+            build_command(settings, model_path),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=server_env(settings),
+            start_new_session=True,
         )
-    state = ServerState(process.pid, settings.llm.host, settings.llm.port, model_path,
-                        settings.llm.served_name, str(log), time.time())
+    state = ServerState(
+        process.pid,
+        settings.llm.host,
+        settings.llm.port,
+        model_path,
+        settings.llm.served_name,
+        str(log),
+        time.time(),
+    )
     state_path(settings).write_text(json.dumps(asdict(state), indent=1))
     return _wait(settings, state, on_wait)
 
 
-def _wait(settings: Settings, state: ServerState,
-          on_wait: Callable[[float, str], None] | None) -> ServerState:
+def _wait(
+    settings: Settings, state: ServerState, on_wait: Callable[[float, str], None] | None
+) -> ServerState:
     deadline = state.started + settings.llm.startup_timeout
     while time.time() < deadline:
         if ready(state.base_url):
             return state
         if not _alive(state.pid):
-            tail = Path(state.log).read_text(errors="replace")[-3000:] if Path(state.log).exists() else ""
+            tail = (
+                Path(state.log).read_text(errors="replace")[-3000:]
+                if Path(state.log).exists()
+                else ""
+            )
             state_path(settings).unlink(missing_ok=True)
             raise ServerError(f"vLLM exited during start-up; last lines of {state.log}:\n{tail}")
         if on_wait:

@@ -52,7 +52,7 @@ class Hit:
     metadata: dict[str, Any]
 
 
-def _hits(store: Store, result: dict[str, Any], matched: str) -> list[Hit]:
+def hits_from_result(store: Store, result: dict[str, Any], matched: str) -> list[Hit]:
     ids: list[str] = result["ids"][0]
     distances: list[float] = result["distances"][0]
     if not ids:
@@ -87,7 +87,7 @@ def search_text(store: Store, query: str, k: int = 5, filters: Filters | None = 
         where=(filters or Filters()).where(),
         include=["distances"],
     )
-    return _hits(store, result, "text")
+    return hits_from_result(store, result, "text")
 
 
 def search_image(
@@ -108,4 +108,4 @@ def search_image(
         where=(filters or Filters()).where(),
         include=["distances"],
     )
-    return _hits(store, result, "image")
+    return hits_from_result(store, result, "image")

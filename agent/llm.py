@@ -1,0 +1,54 @@
+"""The chat model behind a tiny interface: LangChain's ChatOpenAI on any OpenAI-compatible
+endpoint (the managed local vLLM by default, a remote deployment or another provider by config),
+with timeouts and retries with backoff."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agent import llm_server
+from tools.config import Settings
+
+
+class LLMUnavailable(RuntimeError):
+    """No endpoint is configured or running; the message says how to get one."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    base_url: str
+    model: str
+    api_key: str
+
+
+def endpoint(settings: Settings) -> Endpoint:
+    cfg = settings.llm
+    if cfg.base_url:
+        return Endpoint(cfg.base_url.rstrip("/"), cfg.model_name or cfg.served_name, cfg.api_key)
+    state, current = llm_server.status(settings)
+    if state is None:
+        raise LLMUnavailable(
+            "the local LLM server is not running: start it with "
+            "`recagent llm serve` (or set llm.base_url)"
+        )
+    if current != "ready":
+        raise LLMUnavailable(f"the local LLM server (pid {state.pid}) is still starting")
+    return Endpoint(state.base_url, cfg.model_name or state.served_name, cfg.api_key)
+
+
+def chat_model(settings: Settings, streaming: bool = False, **overrides: Any) -> Any:
+    """A ChatOpenAI client for the configured endpoint (raises LLMUnavailable)."""
+    from langchain_openai import ChatOpenAI
+
+    target = endpoint(settings)
+    return ChatOpenAI(
+        base_url=target.base_url,
+        api_key=target.api_key,  # type: ignore[arg-type]
+        model=target.model,
+        temperature=settings.llm.temperature,
+        timeout=settings.llm.request_timeout,
+        max_retries=settings.llm.max_retries,
+        streaming=streaming,
+        **overrides,
+    )

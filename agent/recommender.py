@@ -1,0 +1,422 @@
+"""One recommendation turn: profile -> tool phase -> fusion -> grounded explanations -> reply.
+
+The LLM writes the profile update and the explanations through JSON-schema structured output,
+and plans retrievals as tool calls (LangChain ``create_agent``). Two retrievals always run
+without it (the message itself, and the profile's likes), so a turn has candidates even when the
+model calls nothing useful. Recommendations only ever come out of the candidate buffer, fused and
+filtered here; the model's text cannot add an item.
+
+When the LLM is unreachable, slow or returns garbage, the turn still answers: embedding ranking,
+template explanations, and a notice saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, create_model
+
+import prompts
+from agent.buffer import Candidate
+from agent.fusion import FusionWeights, Scored, fuse
+from agent.grounding import Checked, Explanation, check, template
+from agent.profile import ProfileUpdate, UserProfile, merge
+from agent.toolkit import TurnContext, build_tools, retrieve_text
+from indexing.search import Filters
+from indexing.store import Store
+from tools.config import Settings
+from tools.factory import Models
+
+ChatFactory = Callable[[bool], Any]
+"""Returns a LangChain chat model; the flag asks for a streaming one."""
+
+
+class LLMFailure(RuntimeError):
+    """The LLM could not be used for this step (unreachable, timed out, malformed output)."""
+
+
+@dataclass
+class Recommendation:
+    item_id: str
+    title: str
+    score: float
+    breakdown: dict[str, float]
+    explanation: str
+    cited_fields: list[str]
+    explanation_source: str
+    facts: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TurnResult:
+    intro: str
+    recommendations: list[Recommendation]
+    profile: UserProfile
+    notices: list[str] = field(default_factory=list)
+    tool_calls: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "intro": self.intro,
+            "recommendations": [
+                {
+                    "id": r.item_id,
+                    "title": r.title,
+                    "score": round(r.score, 6),
+                    "breakdown": r.breakdown,
+                    "explanation": r.explanation,
+                    "cited_fields": r.cited_fields,
+                    "explanation_source": r.explanation_source,
+                }
+                for r in self.recommendations
+            ],
+            "profile": self.profile.model_dump(),
+            "notices": self.notices,
+            "tool_calls": self.tool_calls,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+@dataclass
+class Conversation:
+    """What the agent remembers of a session."""
+
+    user_id: str
+    profile: UserProfile
+    messages: list[tuple[str, str]] = field(default_factory=list)  # (role, text)
+    recommended: list[str] = field(default_factory=list)
+    history_ids: list[str] = field(default_factory=list)
+    history_titles: list[str] = field(default_factory=list)
+
+    def transcript(self, last: int = 8) -> str:
+        return "\n".join(f"{role}: {text}" for role, text in self.messages[-last:]) or "(none)"
+
+
+def _llm_errors() -> tuple[type[BaseException], ...]:
+    import httpx
+    import openai
+    from langchain_core.exceptions import OutputParserException
+
+    return (
+        openai.OpenAIError,
+        httpx.HTTPError,
+        OutputParserException,
+        ValidationError,
+        json.JSONDecodeError,
+        TimeoutError,
+        ConnectionError,
+        ValueError,
+    )
+
+
+def filters_for(profile: UserProfile) -> Filters:
+    c = profile.constraints
+    return Filters(
+        category=c.categories[0] if len(c.categories) == 1 else None,
+        min_price=c.min_price,
+        max_price=c.max_price,
+        has_image=True if c.modality == "image" else None,
+        has_audio=True if c.modality == "audio" else None,
+    )
+
+
+def allowed_by(profile: UserProfile) -> Callable[[Candidate], bool]:
+    c = profile.constraints
+    wanted = {x.lower() for x in c.categories}
+    banned = {x.lower() for x in c.exclude_categories}
+
+    def allowed(candidate: Candidate) -> bool:
+        category = (candidate.category or "").lower()
+        price = candidate.facts.get("price")
+        if wanted and category not in wanted:
+            return False
+        if category in banned:
+            return False
+        if c.max_price is not None and (price is None or float(price) > c.max_price):
+            return False
+        if c.min_price is not None and (price is None or float(price) < c.min_price):
+            return False
+        if c.modality == "audio" and not candidate.facts.get("has_audio"):
+            return False
+        return not (c.modality == "image" and not candidate.facts.get("has_image"))
+
+    return allowed
+
+
+class Recommender:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        models: Models,
+        chat: ChatFactory | None,
+        weights: FusionWeights | None = None,
+        catalogue_titles: list[str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.models = models
+        self.chat = chat
+        self.weights = weights or FusionWeights()
+        self.catalogue_titles = catalogue_titles or []
+
+    # -- LLM steps ----------------------------------------------------------------------------
+    def _structured(self, schema: type[BaseModel], prompt: str, clock: dict[str, float]) -> Any:
+        if self.chat is None:
+            raise LLMFailure("no LLM configured")
+        start = time.perf_counter()
+        try:
+            model = self.chat(False).with_structured_output(schema, method="json_schema")
+            result = model.invoke(prompt)
+        except _llm_errors() as exc:
+            raise LLMFailure(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            clock["llm"] = clock.get("llm", 0.0) + time.perf_counter() - start
+        if isinstance(result, dict):
+            result = schema.model_validate(result)
+        if not isinstance(result, schema):
+            raise LLMFailure(f"expected {schema.__name__}, got {type(result).__name__}")
+        return result
+
+    def update_profile(
+        self, convo: Conversation, message: str, clock: dict[str, float]
+    ) -> UserProfile:
+        prompt = prompts.render(
+            "profile",
+            profile_json=convo.profile.model_dump_json(exclude={"user_id", "turns"}),
+            history="; ".join(convo.history_titles[-15:]) or "(none)",
+            conversation=convo.transcript(),
+            message=message,
+        )
+        update: ProfileUpdate = self._structured(ProfileUpdate, prompt, clock)
+        return merge(convo.profile, update)
+
+    def tool_phase(self, ctx: TurnContext, message: str, clock: dict[str, float]) -> None:
+        if self.chat is None:
+            raise LLMFailure("no LLM configured")
+        from langchain.agents import create_agent
+        from langchain.agents.middleware import ModelCallLimitMiddleware
+
+        from agent.middleware import TolerantToolCalls, ToolChoicePolicy
+
+        agent = create_agent(
+            self.chat(False),
+            build_tools(ctx),
+            system_prompt=prompts.render("agent_system", today_hint=""),
+            middleware=[
+                ModelCallLimitMiddleware(  # type: ignore[list-item]
+                    run_limit=self.settings.llm.max_steps, exit_behavior="end"
+                ),
+                ToolChoicePolicy(self.settings.llm.tool_choice),
+                TolerantToolCalls(),
+            ],
+        )
+        attached = (" Attached files: " + ", ".join(ctx.attachments)) if ctx.attachments else ""
+        start = time.perf_counter()
+        tools_before = ctx.seconds["tools"]
+        try:
+            agent.invoke(
+                {"messages": [{"role": "user", "content": message + attached}]},
+                {"recursion_limit": 4 * self.settings.llm.max_steps + 4},
+            )
+        except _llm_errors() as exc:
+            raise LLMFailure(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            spent = time.perf_counter() - start - (ctx.seconds["tools"] - tools_before)
+            clock["llm"] = clock.get("llm", 0.0) + spent
+
+    def explain(
+        self, chosen: list[Scored], profile: UserProfile, message: str, clock: dict[str, float]
+    ) -> dict[str, Checked]:
+        ids = [s.candidate.id for s in chosen]
+        entry = create_model(
+            "ItemExplanation",
+            item_id=(Literal[tuple(ids)], ...),  # type: ignore[valid-type,arg-type]
+            text=(str, Field(max_length=600)),
+            cited_fields=(list[str], Field(default_factory=list)),
+        )
+        schema = create_model("Explanations", explanations=(list[entry], ...))  # type: ignore[valid-type]
+        items = [
+            {
+                "item": n,
+                "item_id": s.candidate.id,
+                **{
+                    k: v
+                    for k, v in s.candidate.facts.items()
+                    if v not in (None, "", [], {}) and k not in {"image", "caption_source"}
+                },
+            }
+            for n, s in enumerate(chosen, start=1)
+        ]
+        prompt = prompts.render(
+            "explain",
+            profile_summary=profile.summary or "(unknown)",
+            request=message,
+            items_json=json.dumps(items, ensure_ascii=False, indent=1),
+        )
+        result = self._structured(schema, prompt, clock)
+        facts = {s.candidate.id: {**s.candidate.facts} for s in chosen}
+        checked: dict[str, Checked] = {}
+        for raw in result.explanations:
+            if raw.item_id in checked:
+                continue
+            checked[raw.item_id] = check(
+                Explanation(item_id=raw.item_id, text=raw.text, cited_fields=raw.cited_fields),
+                facts,
+                self.catalogue_titles,
+            )
+        return checked
+
+    def intro(
+        self,
+        message: str,
+        profile: UserProfile,
+        count: int,
+        on_token: Callable[[str], None] | None,
+        clock: dict[str, float],
+    ) -> str:
+        if self.chat is None:
+            raise LLMFailure("no LLM configured")
+        prompt = prompts.render(
+            "reply_intro",
+            request=message,
+            profile_summary=profile.summary or "(unknown)",
+            count=count,
+        )
+        start = time.perf_counter()
+        parts: list[str] = []
+        try:
+            for chunk in self.chat(True).stream(prompt):
+                text = str(chunk.content)
+                if text:
+                    if not parts:
+                        clock["first_token"] = time.perf_counter() - start
+                    parts.append(text)
+                    if on_token:
+                        on_token(text)
+        except _llm_errors() as exc:
+            raise LLMFailure(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            clock["llm"] = clock.get("llm", 0.0) + time.perf_counter() - start
+        text = "".join(parts).strip().split("\n")[0]
+        if any(t.lower() in text.lower() for t in self.catalogue_titles if len(t) >= 3):
+            return f"Here are {count} picks for you."
+        return text
+
+    # -- the turn -----------------------------------------------------------------------------
+    def respond(
+        self,
+        convo: Conversation,
+        message: str,
+        k: int = 3,
+        attachments: dict[str, Path] | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> TurnResult:
+        started = time.perf_counter()
+        clock: dict[str, float] = {}
+        notices: list[str] = []
+        llm_ok = self.chat is not None
+        if not llm_ok:
+            notices.append("No LLM configured: embedding ranking with template explanations.")
+
+        def degrade(step: str, exc: LLMFailure) -> None:
+            nonlocal llm_ok
+            llm_ok = False
+            notices.append(
+                f"The LLM failed during {step} ({exc}); falling back to embedding "
+                "ranking and template explanations."
+            )
+
+        profile = convo.profile
+        if llm_ok:
+            try:
+                profile = self.update_profile(convo, message, clock)
+            except LLMFailure as exc:
+                degrade("the profile update", exc)
+        ctx = TurnContext(
+            self.store,
+            self.models,
+            self.settings.index,
+            filters=filters_for(profile),
+            history_titles=convo.history_titles,
+            attachments=dict(attachments or {}),
+        )
+        retrieve_text(ctx, message)
+        if profile.likes:
+            retrieve_text(ctx, ", ".join(profile.likes[-5:]), kind="profile", source="profile")
+        if llm_ok:
+            try:
+                self.tool_phase(ctx, message, clock)
+            except LLMFailure as exc:
+                degrade("tool calling", exc)
+        exclude = set(convo.history_ids) | set(convo.recommended)
+        ranked = fuse(
+            ctx.buffer.candidates(), self.weights, exclude=exclude, allowed=allowed_by(profile)
+        )
+        chosen = ranked[:k]
+        tool_phase_end = time.perf_counter()
+        checked: dict[str, Checked] = {}
+        if llm_ok and chosen:
+            try:
+                checked = self.explain(chosen, profile, message, clock)
+            except LLMFailure as exc:
+                degrade("the explanations", exc)
+        recommendations = []
+        for scored in chosen:
+            c = scored.candidate
+            got = checked.get(c.id)
+            if got is None:
+                text, used = template(c.facts)
+                got = Checked(c.id, text, used, "template")
+            recommendations.append(
+                Recommendation(
+                    c.id,
+                    c.title,
+                    scored.total,
+                    scored.breakdown,
+                    got.text,
+                    got.cited_fields,
+                    got.source,
+                    c.facts,
+                    got.problems,
+                )
+            )
+        intro = (
+            f"Here are {len(chosen)} picks for you."
+            if chosen
+            else (
+                "I found nothing that fits; try describing it differently or relaxing a constraint."
+            )
+        )
+        if llm_ok and chosen:
+            intro_start = time.perf_counter()
+            try:
+                intro = self.intro(message, profile, len(chosen), on_token, clock) or intro
+            except LLMFailure as exc:
+                degrade("the reply", exc)
+            clock["first_token_after_tools"] = (
+                clock.get("first_token", 0.0) + intro_start - tool_phase_end
+            )
+        convo.messages.append(("user", message))
+        convo.messages.append(
+            ("assistant", intro + " " + "; ".join(r.title for r in recommendations))
+        )
+        convo.recommended.extend(r.item_id for r in recommendations)
+        convo.profile = profile
+        total = time.perf_counter() - started
+        timings = {
+            "total": total,
+            "llm": clock.get("llm", 0.0),
+            "tools": ctx.seconds["tools"],
+            "retrieval": ctx.seconds["retrieval"],
+            "first_token_after_tools": clock.get("first_token_after_tools", 0.0),
+        }
+        timings["agent_overhead"] = max(0.0, total - timings["llm"])
+        return TurnResult(intro, recommendations, profile, notices, ctx.calls, timings)
