@@ -41,7 +41,20 @@ COLOURS = {
     "gold",
     "silver",
 }
-SOUND_WORDS = {"sound", "sounds", "audio", "hear", "heard", "listen", "spoken", "voice", "noise"}
+SOUND_WORDS = {
+    "sound",
+    "sounds",
+    "audio",
+    "hear",
+    "heard",
+    "listen",
+    "spoken",
+    "voice",
+    "noise",
+    "noises",
+    "noisy",
+    "loud",
+}
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _WORD = re.compile(r"[a-z]+")

@@ -5,7 +5,7 @@
   (strong models) it never forces.
 * :class:`TolerantToolCalls` turns calls written as JSON text into real tool calls, and drops a
   call identical to one already made in the run (small models repeat themselves); with nothing
-  left the run ends.
+  left the run ends. At most ``max_parallel`` calls of one message run.
 
 The step cap is LangChain's ``ModelCallLimitMiddleware``.
 """
@@ -43,6 +43,10 @@ class ToolChoicePolicy(AgentMiddleware):  # type: ignore[type-arg]
 
 
 class TolerantToolCalls(AgentMiddleware):  # type: ignore[type-arg]
+    def __init__(self, max_parallel: int = 2) -> None:
+        super().__init__()
+        self.max_parallel = max_parallel  # small models fire every tool at once
+
     def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Any]) -> Any:  # type: ignore[type-arg]
         response = handler(request)
         result = response.result if isinstance(response, ModelResponse) else [response]
@@ -52,7 +56,7 @@ class TolerantToolCalls(AgentMiddleware):  # type: ignore[type-arg]
         names = {str(getattr(t, "name", "")) for t in request.tools}
         calls = list(message.tool_calls) or parse_tool_calls(str(message.content), names)
         done = {_key(dict(c)) for m in _calls_this_run(request.messages) for c in m.tool_calls}
-        fresh = [c for c in calls if _key(dict(c)) not in done]
+        fresh = [c for c in calls if _key(dict(c)) not in done][: self.max_parallel]
         if fresh == list(message.tool_calls):
             return response
         replacement = AIMessage(

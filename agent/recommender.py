@@ -32,8 +32,11 @@ from indexing.store import Store
 from tools.config import Settings
 from tools.factory import Models
 
-ChatFactory = Callable[[bool], Any]
-"""Returns a LangChain chat model; the flag asks for a streaming one."""
+ChatFactory = Callable[[bool, int], Any]
+"""Returns a LangChain chat model: (streaming, max_tokens) -> model."""
+
+# Output budgets per step: a small model left unbounded can ramble until the context is full.
+MAX_TOKENS = {"profile": 320, "tools": 160, "explain": 600, "intro": 60}
 
 
 class LLMFailure(RuntimeError):
@@ -165,15 +168,20 @@ class Recommender:
         self.models = models
         self.chat = chat
         self.weights = weights or FusionWeights()
-        self.catalogue_titles = catalogue_titles or []
+        metadatas = store.text.get(include=["metadatas"])["metadatas"] or []
+        self.catalogue_titles = catalogue_titles or sorted({str(m["title"]) for m in metadatas})
+        self.categories = sorted({str(m["category"]) for m in metadatas if m.get("category")})
+        models.text_embedder.load()  # load now, not inside the first turn's timings
 
     # -- LLM steps ----------------------------------------------------------------------------
-    def _structured(self, schema: type[BaseModel], prompt: str, clock: dict[str, float]) -> Any:
+    def _structured(
+        self, schema: type[BaseModel], prompt: str, clock: dict[str, float], budget: int
+    ) -> Any:
         if self.chat is None:
             raise LLMFailure("no LLM configured")
         start = time.perf_counter()
         try:
-            model = self.chat(False).with_structured_output(schema, method="json_schema")
+            model = self.chat(False, budget).with_structured_output(schema, method="json_schema")
             result = model.invoke(prompt)
         except _llm_errors() as exc:
             raise LLMFailure(f"{type(exc).__name__}: {exc}") from exc
@@ -194,8 +202,19 @@ class Recommender:
             history="; ".join(convo.history_titles[-15:]) or "(none)",
             conversation=convo.transcript(),
             message=message,
+            categories=", ".join(self.categories) or "(none)",
         )
-        update: ProfileUpdate = self._structured(ProfileUpdate, prompt, clock)
+        update: ProfileUpdate = self._structured(
+            ProfileUpdate, prompt, clock, MAX_TOKENS["profile"]
+        )
+        known = {c.lower(): c for c in self.categories}
+        for field_name in ("categories", "exclude_categories"):  # a category the catalogue lacks
+            values = getattr(update.constraints, field_name)  # would filter everything out
+            setattr(
+                update.constraints,
+                field_name,
+                [known[v.lower()] for v in values if v.lower() in known],
+            )
         return merge(convo.profile, update)
 
     def tool_phase(self, ctx: TurnContext, message: str, clock: dict[str, float]) -> None:
@@ -206,9 +225,10 @@ class Recommender:
 
         from agent.middleware import TolerantToolCalls, ToolChoicePolicy
 
+        usable = [t for t in build_tools(ctx) if self._usable(t.name, ctx)]
         agent = create_agent(
-            self.chat(False),
-            build_tools(ctx),
+            self.chat(False, MAX_TOKENS["tools"]),
+            usable,
             system_prompt=prompts.render("agent_system", today_hint=""),
             middleware=[
                 ModelCallLimitMiddleware(  # type: ignore[list-item]
@@ -232,6 +252,23 @@ class Recommender:
             spent = time.perf_counter() - start - (ctx.seconds["tools"] - tools_before)
             clock["llm"] = clock.get("llm", 0.0) + spent
 
+    @staticmethod
+    def _explainable(facts: dict[str, Any]) -> dict[str, Any]:
+        """Facts worth explaining with: a pixel-statistics caption describes colours and shape
+        only, and the small model then explains nothing but that, so it is left out."""
+        skip = {"image", "caption_source", "has_image", "has_audio"}
+        if facts.get("caption_source") == "pixels":
+            skip.add("caption")
+        return {k: v for k, v in facts.items() if v not in (None, "", [], {}) and k not in skip}
+
+    @staticmethod
+    def _usable(name: str, ctx: TurnContext) -> bool:
+        if name in {"search_by_image", "caption_image", "transcribe_audio"}:
+            return bool(ctx.attachments)
+        if name == "user_history":
+            return bool(ctx.history_titles)
+        return True
+
     def explain(
         self, chosen: list[Scored], profile: UserProfile, message: str, clock: dict[str, float]
     ) -> dict[str, Checked]:
@@ -244,15 +281,7 @@ class Recommender:
         )
         schema = create_model("Explanations", explanations=(list[entry], ...))  # type: ignore[valid-type]
         items = [
-            {
-                "item": n,
-                "item_id": s.candidate.id,
-                **{
-                    k: v
-                    for k, v in s.candidate.facts.items()
-                    if v not in (None, "", [], {}) and k not in {"image", "caption_source"}
-                },
-            }
+            {"item": n, "item_id": s.candidate.id, **self._explainable(s.candidate.facts)}
             for n, s in enumerate(chosen, start=1)
         ]
         prompt = prompts.render(
@@ -261,7 +290,7 @@ class Recommender:
             request=message,
             items_json=json.dumps(items, ensure_ascii=False, indent=1),
         )
-        result = self._structured(schema, prompt, clock)
+        result = self._structured(schema, prompt, clock, MAX_TOKENS["explain"] * len(chosen) // 3)
         facts = {s.candidate.id: {**s.candidate.facts} for s in chosen}
         checked: dict[str, Checked] = {}
         for raw in result.explanations:
@@ -293,11 +322,11 @@ class Recommender:
         start = time.perf_counter()
         parts: list[str] = []
         try:
-            for chunk in self.chat(True).stream(prompt):
+            for chunk in self.chat(True, MAX_TOKENS["intro"]).stream(prompt):
                 text = str(chunk.content)
                 if text:
                     if not parts:
-                        clock["first_token"] = time.perf_counter() - start
+                        clock["first_token_at"] = time.perf_counter()
                     parts.append(text)
                     if on_token:
                         on_token(text)
@@ -306,7 +335,7 @@ class Recommender:
         finally:
             clock["llm"] = clock.get("llm", 0.0) + time.perf_counter() - start
         text = "".join(parts).strip().split("\n")[0]
-        if any(t.lower() in text.lower() for t in self.catalogue_titles if len(t) >= 3):
+        if any(t.lower() in text.lower() for t in self.catalogue_titles if " " in t.strip()):
             return f"Here are {count} picks for you."
         return text
 
@@ -362,6 +391,18 @@ class Recommender:
         )
         chosen = ranked[:k]
         tool_phase_end = time.perf_counter()
+        intro = (
+            f"Here are {len(chosen)} picks for you."
+            if chosen
+            else "I found nothing that fits; describe it differently or relax a constraint."
+        )
+        if llm_ok and chosen:  # streamed first, so the user sees the reply start at once
+            try:
+                intro = self.intro(message, profile, len(chosen), on_token, clock) or intro
+            except LLMFailure as exc:
+                degrade("the reply", exc)
+            if "first_token_at" in clock:
+                clock["first_token_after_tools"] = clock["first_token_at"] - tool_phase_end
         checked: dict[str, Checked] = {}
         if llm_ok and chosen:
             try:
@@ -387,22 +428,6 @@ class Recommender:
                     c.facts,
                     got.problems,
                 )
-            )
-        intro = (
-            f"Here are {len(chosen)} picks for you."
-            if chosen
-            else (
-                "I found nothing that fits; try describing it differently or relaxing a constraint."
-            )
-        )
-        if llm_ok and chosen:
-            intro_start = time.perf_counter()
-            try:
-                intro = self.intro(message, profile, len(chosen), on_token, clock) or intro
-            except LLMFailure as exc:
-                degrade("the reply", exc)
-            clock["first_token_after_tools"] = (
-                clock.get("first_token", 0.0) + intro_start - tool_phase_end
             )
         convo.messages.append(("user", message))
         convo.messages.append(

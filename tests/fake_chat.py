@@ -44,8 +44,13 @@ class ScriptedChatModel(BaseChatModel):
         assert not self._turns, f"{len(self._turns)} scripted turns were never used"
         assert not self._structured, f"{len(self._structured)} structured outputs never used"
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         self._tool_choices.append(kwargs.get("tool_choice"))
         self._prompts.append("\n".join(str(m.content) for m in messages))
         if not self._turns:
@@ -55,8 +60,9 @@ class ScriptedChatModel(BaseChatModel):
             raise turn
         return ChatResult(generations=[ChatGeneration(message=turn)])
 
-    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None,
-                   **kwargs: Any) -> Runnable[Any, BaseMessage]:
+    def bind_tools(
+        self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any
+    ) -> Runnable[Any, BaseMessage]:
         return self.bind(tool_choice=tool_choice, **kwargs)
 
     def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:  # type: ignore[override]

@@ -20,28 +20,44 @@ from tools.factory import build_models
 
 
 @pytest.fixture(scope="module")
-def indexed(demo_slice: Path, prepared_models: Path,
-            tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Store, Any]:
+def indexed(
+    demo_slice: Path, prepared_models: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Settings, Store, Any]:
     folder = tmp_path_factory.mktemp("agent-store")
-    settings = load_settings(cache_dir=prepared_models, data_dir=folder, store_dir=folder / "s",
-                             llm={"max_steps": 3})
+    settings = load_settings(
+        cache_dir=prepared_models, data_dir=folder, store_dir=folder / "s", llm={"max_steps": 3}
+    )
     models = build_models(settings)
-    store = Store(open_client(settings.resolved_store_dir, None), "catalog", models.text_embedder,
-                  models.image_embedder, SafeImageLoader())
+    store = Store(
+        open_client(settings.resolved_store_dir, None),
+        "catalog",
+        models.text_embedder,
+        models.image_embedder,
+        SafeImageLoader(),
+    )
     Indexer(store, models, settings.index).run(load_catalogue(demo_slice))
     return settings, store, models
 
 
 def _call(name: str, **args: Any) -> AIMessage:
-    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"c-{name}",
-                                              "type": "tool_call"}])
+    return AIMessage(
+        content="",
+        tool_calls=[{"name": name, "args": args, "id": f"c-{name}", "type": "tool_call"}],
+    )
 
 
 def _explain_all(prompt: str) -> dict[str, Any]:
     items = json.loads(re.search(r"<<<ITEMS\n(.*)\nITEMS>>>", prompt, re.S).group(1))  # type: ignore[union-attr]
-    return {"explanations": [
-        {"item_id": i["item_id"], "text": f"{i['title']} is in {i['category']}.",
-         "cited_fields": ["title", "category"]} for i in items]}
+    return {
+        "explanations": [
+            {
+                "item_id": i["item_id"],
+                "text": f"{i['title']} is in {i['category']}.",
+                "cited_fields": ["title", "category"],
+            }
+            for i in items
+        ]
+    }
 
 
 class Explainer:
@@ -51,15 +67,17 @@ class Explainer:
         self.used = False
 
 
-def _recommender(indexed: tuple[Settings, Store, Any], model: ScriptedChatModel | None,
-                 **llm: Any) -> Recommender:
+def _recommender(
+    indexed: tuple[Settings, Store, Any], model: ScriptedChatModel | None, **llm: Any
+) -> Recommender:
     settings, store, models = indexed
     if llm:
         settings = settings.model_copy(update={"llm": settings.llm.model_copy(update=llm)})
     ids = store.text.get(include=["metadatas"])
     titles = [str(m["title"]) for m in ids["metadatas"]]
-    return Recommender(settings, store, models, (lambda _streaming: model) if model else None,
-                       catalogue_titles=titles)
+    return Recommender(
+        settings, store, models, (lambda _s, _t: model) if model else None, catalogue_titles=titles
+    )
 
 
 def _script_explanations(model: ScriptedChatModel) -> None:
@@ -82,9 +100,11 @@ def _script_explanations(model: ScriptedChatModel) -> None:
 def test_full_turn_with_forced_first_tool_call(indexed: tuple[Settings, Store, Any]) -> None:
     model = ScriptedChatModel()
     model.script_structured({"likes": ["birds"], "summary": "Likes birds."})
-    model.script(_call("search_catalog", query="birds that sing"),
-                 AIMessage(content="Done."),
-                 AIMessage(content="Here are some feathered friends for you."))
+    model.script(
+        _call("search_catalog", query="birds that sing"),
+        AIMessage(content="Done."),
+        AIMessage(content="Here are some feathered friends for you."),
+    )
     _script_explanations(model)
     recommender = _recommender(indexed, model)
     convo = Conversation("u1", UserProfile(user_id="u1"))
@@ -100,8 +120,9 @@ def test_full_turn_with_forced_first_tool_call(indexed: tuple[Settings, Store, A
     assert all(set(r.cited_fields) <= {"title", "category"} for r in result.recommendations)
     assert result.intro == "Here are some feathered friends for you." and streamed
     assert result.profile.likes == ["birds"] and convo.profile.turns == 1
-    assert all(r.breakdown["total"] == pytest.approx(r.score, abs=1e-6)
-               for r in result.recommendations)
+    assert all(
+        r.breakdown["total"] == pytest.approx(r.score, abs=1e-6) for r in result.recommendations
+    )
     assert result.notices == []
     # The next turn never repeats what was already recommended.
     again = _recommender(indexed, None).respond(convo, "I would like a bird", k=3)
@@ -111,28 +132,38 @@ def test_full_turn_with_forced_first_tool_call(indexed: tuple[Settings, Store, A
 def test_tool_call_written_as_json_text_is_recovered(indexed: tuple[Settings, Store, Any]) -> None:
     model = ScriptedChatModel()
     model.script_structured({"summary": "Wants vehicles."})
-    text_call = ('```json\n{"name": "search_catalog", "arguments": {"query": "fast cars"}}\n```')
-    model.script(AIMessage(content=text_call), AIMessage(content=text_call),  # repeated: dropped
-                 AIMessage(content="Vroom."))
+    text_call = '```json\n{"name": "search_catalog", "arguments": {"query": "fast cars"}}\n```'
+    model.script(
+        AIMessage(content=text_call),
+        AIMessage(content=text_call),  # repeated: dropped
+        AIMessage(content="Vroom."),
+    )
     _script_explanations(model)
-    result = _recommender(indexed, model).respond(Conversation("u2", UserProfile(user_id="u2")),
-                                                  "something with wheels")
+    result = _recommender(indexed, model).respond(
+        Conversation("u2", UserProfile(user_id="u2")), "something with wheels"
+    )
     model.assert_all_used()
     assert result.tool_calls == ["search_catalog('fast cars', None)"]
 
 
-def test_malformed_tool_arguments_go_back_to_the_model(indexed: tuple[Settings, Store, Any]) -> None:
+def test_malformed_tool_arguments_go_back_to_the_model(
+    indexed: tuple[Settings, Store, Any],
+) -> None:
     model = ScriptedChatModel()
     model.script_structured({})
-    model.script(_call("similar_items", result_number=7),  # no search yet: an error message back
-                 _call("search_catalog", query="food"), _call("get_item", result_number=99),
-                 AIMessage(content="That is enough."), AIMessage(content="Enjoy."))
+    model.script(
+        _call("similar_items", result_number=7),  # no search yet: an error message back
+        _call("search_catalog", query="food"),
+        _call("get_item", result_number=99),
+        AIMessage(content="That is enough."),
+        AIMessage(content="Enjoy."),
+    )
     _script_explanations(model)
     result = _recommender(indexed, model, max_steps=4).respond(
-        Conversation("u3", UserProfile(user_id="u3")), "something to eat")
+        Conversation("u3", UserProfile(user_id="u3")), "something to eat"
+    )
     model.assert_all_used()
-    assert result.tool_calls == ["similar_items(7)", "search_catalog('food', None)",
-                                 "get_item(99)"]
+    assert result.tool_calls == ["similar_items(7)", "search_catalog('food', None)", "get_item(99)"]
     tool_messages = " ".join(model.prompts)
     assert "call search_catalog first" in tool_messages and "There is no result 99" in tool_messages
 
@@ -140,26 +171,36 @@ def test_malformed_tool_arguments_go_back_to_the_model(indexed: tuple[Settings, 
 def test_step_cap_ends_a_model_that_keeps_calling(indexed: tuple[Settings, Store, Any]) -> None:
     model = ScriptedChatModel()
     model.script_structured({})
-    model.script(_call("search_catalog", query="a"), _call("search_catalog", query="b"),
-                 AIMessage(content="Intro."))
+    model.script(
+        _call("search_catalog", query="a"),
+        _call("search_catalog", query="b"),
+        AIMessage(content="Intro."),
+    )
     _script_explanations(model)
     result = _recommender(indexed, model, max_steps=2).respond(
-        Conversation("u4", UserProfile(user_id="u4")), "anything")
+        Conversation("u4", UserProfile(user_id="u4")), "anything"
+    )
     model.assert_all_used()  # 2 tool-phase calls + the intro: a third tool call never happened
     assert len(result.tool_calls) == 2
 
 
 def test_constraints_and_seen_items(indexed: tuple[Settings, Store, Any]) -> None:
-    settings, store, _ = indexed
-    categories = {str(m.get("category")) for m in store.text.get(include=["metadatas"])["metadatas"]}
+    store = indexed[1]
+    categories = {
+        str(m.get("category")) for m in store.text.get(include=["metadatas"])["metadatas"]
+    }
     target = "animals" if "animals" in categories else sorted(categories)[0]
     model = ScriptedChatModel()
     model.script_structured({"constraints": {"categories": [target], "modality": "audio"}})
-    model.script(_call("search_catalog", query="anything at all"), AIMessage(content="Ok."),
-                 AIMessage(content="Intro."))
+    model.script(
+        _call("search_catalog", query="anything at all"),
+        AIMessage(content="Ok."),
+        AIMessage(content="Intro."),
+    )
     _script_explanations(model)
-    first = _recommender(indexed, None).respond(Conversation("x", UserProfile(user_id="x")),
-                                                "anything at all", k=1)
+    first = _recommender(indexed, None).respond(
+        Conversation("x", UserProfile(user_id="x")), "anything at all", k=1
+    )
     seen = first.recommendations[0].item_id
     convo = Conversation("u5", UserProfile(user_id="u5"), history_ids=[seen])
     result = _recommender(indexed, model).respond(convo, "anything at all", k=5)
@@ -173,9 +214,14 @@ def test_llm_server_down_still_recommends(indexed: tuple[Settings, Store, Any]) 
     from langchain_openai import ChatOpenAI
 
     settings, store, models = indexed
-    dead = ChatOpenAI(base_url="http://127.0.0.1:9/v1", api_key="x", model="m",  # type: ignore[arg-type]
-                      max_retries=0, timeout=2)
-    recommender = Recommender(settings, store, models, lambda _s: dead)
+    dead = ChatOpenAI(
+        base_url="http://127.0.0.1:9/v1",
+        api_key="x",
+        model="m",  # type: ignore[arg-type]
+        max_retries=0,
+        timeout=2,
+    )
+    recommender = Recommender(settings, store, models, lambda _s, _t: dead)
     result = recommender.respond(Conversation("u6", UserProfile(user_id="u6")), "a bird", k=3)
     assert len(result.recommendations) == 3
     assert all(r.explanation_source == "template" for r in result.recommendations)
@@ -184,15 +230,17 @@ def test_llm_server_down_still_recommends(indexed: tuple[Settings, Store, Any]) 
 
 
 def test_invented_item_in_explanations_falls_back_to_templates(
-        indexed: tuple[Settings, Store, Any]) -> None:
+    indexed: tuple[Settings, Store, Any],
+) -> None:
     model = ScriptedChatModel()
     model.script_structured(
-        {}, {"explanations": [{"item_id": "not/a/real/item", "text": "Great.", "cited_fields": []}]})
-    model.script(AIMessage(content="no tools today"))
-    result = _recommender(indexed, model).respond(Conversation("u7", UserProfile(user_id="u7")),
-                                                  "a vehicle", k=2)
+        {}, {"explanations": [{"item_id": "not/a/real/item", "text": "Great.", "cited_fields": []}]}
+    )
+    model.script(AIMessage(content="no tools today"), AIMessage(content="Two picks."))
+    result = _recommender(indexed, model).respond(
+        Conversation("u7", UserProfile(user_id="u7")), "a vehicle", k=2
+    )
     model.assert_all_used()
     assert len(result.recommendations) == 2
     assert all(r.explanation_source == "template" for r in result.recommendations)
     assert "ValidationError" in " ".join(result.notices)
-

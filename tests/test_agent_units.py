@@ -14,10 +14,14 @@ from agent.profile import Constraints, ProfileStore, ProfileUpdate, UserProfile,
 
 def _buffer() -> CandidateBuffer:
     buffer = CandidateBuffer()
-    buffer.add("text:q", "text", [Hit("a", "Apple", 0.9), Hit("b", "Bread", 0.8),
-                                  Hit("c", "Cheese", 0.7)])
-    buffer.add("image:x", "image", [Hit("b", "Bread", 0.6), Hit("c", "Cheese", 0.5),
-                                    Hit("d", "Dates", 0.4)])
+    buffer.add(
+        "text:q", "text", [Hit("a", "Apple", 0.9), Hit("b", "Bread", 0.8), Hit("c", "Cheese", 0.7)]
+    )
+    buffer.add(
+        "image:x",
+        "image",
+        [Hit("b", "Bread", 0.6), Hit("c", "Cheese", 0.5), Hit("d", "Dates", 0.4)],
+    )
     return buffer
 
 
@@ -40,10 +44,15 @@ def test_fusion_order_breakdown_exclusion_and_constraints() -> None:
     top = weighted[0]
     assert top.breakdown["text"] == 0.9 and "image" not in top.breakdown
     assert top.total == pytest.approx(1 / 61 + 0.9)
-    assert weighted[1].breakdown == {"rrf": round(1 / 62 + 1 / 61, 6), "text": 0.8,
-                                     "image": 0.6, "total": round(1 / 62 + 1 / 61 + 0.86, 6)}
-    seen_excluded = fuse(buffer.candidates(), FusionWeights(), exclude={"b"},
-                         allowed=lambda c: c.id != "d")
+    assert weighted[1].breakdown == {
+        "rrf": round(1 / 62 + 1 / 61, 6),
+        "text": 0.8,
+        "image": 0.6,
+        "total": round(1 / 62 + 1 / 61 + 0.86, 6),
+    }
+    seen_excluded = fuse(
+        buffer.candidates(), FusionWeights(), exclude={"b"}, allowed=lambda c: c.id != "d"
+    )
     assert [s.candidate.id for s in seen_excluded] == ["c", "a"]
 
 
@@ -60,11 +69,18 @@ def test_buffer_keeps_first_rank_per_source_and_summarises_without_ids() -> None
 
 
 def test_profile_merge() -> None:
-    profile = UserProfile(user_id="u1", likes=["birds", "Trains"], dislikes=["spiders"],
-                          constraints=Constraints(max_price=20))
-    update = ProfileUpdate(likes=["trains", "spiders"], dislikes=["birds"],
-                           constraints=Constraints(categories=["vehicles"], modality="audio"),
-                           summary="Likes loud vehicles.")
+    profile = UserProfile(
+        user_id="u1",
+        likes=["birds", "Trains"],
+        dislikes=["spiders"],
+        constraints=Constraints(max_price=20),
+    )
+    update = ProfileUpdate(
+        likes=["trains", "spiders"],
+        dislikes=["birds"],
+        constraints=Constraints(categories=["vehicles"], modality="audio"),
+        summary="Likes loud vehicles.",
+    )
     merged = merge(profile, update)
     assert merged.likes == ["Trains", "spiders"]  # birds now disliked; duplicates folded
     assert merged.dislikes == ["birds"]  # spiders now liked
@@ -90,15 +106,24 @@ NAMES = {"search_catalog", "get_item"}
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('```json\n{"name": "search_catalog", "arguments": {"query": "red shoes"}}\n```',
-         [("search_catalog", {"query": "red shoes"})]),
-        ('<tool_call>\n{"name": "get_item", "arguments": {"item": 2}}\n</tool_call>',
-         [("get_item", {"item": 2})]),
-        ('Sure! {"function": {"name": "search_catalog", "arguments": "{\\"query\\": \\"tea\\"}"}}',
-         [("search_catalog", {"query": "tea"})]),
-        ('{"name": "search_catalog", "arguments": {"query": "a"}} then '
-         '{"tool": "get_item", "args": {"item": 1}}',
-         [("search_catalog", {"query": "a"}), ("get_item", {"item": 1})]),
+        (
+            '```json\n{"name": "search_catalog", "arguments": {"query": "red shoes"}}\n```',
+            [("search_catalog", {"query": "red shoes"})],
+        ),
+        (
+            '<tool_call>\n{"name": "get_item", "arguments": {"item": 2}}\n</tool_call>',
+            [("get_item", {"item": 2})],
+        ),
+        (
+            'Sure! {"function": {"name": "search_catalog", '
+            '"arguments": "{\\"query\\": \\"tea\\"}"}}',
+            [("search_catalog", {"query": "tea"})],
+        ),
+        (
+            '{"name": "search_catalog", "arguments": {"query": "a"}} then '
+            '{"tool": "get_item", "args": {"item": 1}}',
+            [("search_catalog", {"query": "a"}), ("get_item", {"item": 1})],
+        ),
         ('{"name": "delete_everything", "arguments": {}}', []),  # unknown tool: never guessed
         ('{"name": "search_catalog", "arguments": {"query": "unclosed"', []),  # malformed
         ('{"name": "search_catalog", "arguments": "not json"}', []),
@@ -106,38 +131,62 @@ NAMES = {"search_catalog", "get_item"}
         ("", []),
     ],
 )
-def test_tolerant_tool_call_parsing(text: str, expected: list[tuple[str, dict[str, object]]]) -> None:
+def test_tolerant_tool_call_parsing(
+    text: str, expected: list[tuple[str, dict[str, object]]]
+) -> None:
     calls = parse_tool_calls(text, NAMES)
     assert [(c["name"], c["args"]) for c in calls] == expected
     assert all(c["id"].startswith("call_") for c in calls)
 
 
 FACTS = {
-    "cow": {"title": "Cow", "description": "A black and white dairy cow.", "category": "animals",
-            "transcript": "cow.", "attributes": {"subcategory": "mammals"}},
+    "cow": {
+        "title": "Cow",
+        "description": "A black and white dairy cow.",
+        "category": "animals",
+        "transcript": "cow.",
+        "attributes": {"subcategory": "mammals"},
+    },
     "duck": {"title": "Duck", "description": "A duck.", "category": "animals"},
 }
 
 
 def test_grounding_accepts_supported_claims() -> None:
-    result = check(Explanation(item_id="cow", text="A black and white cow. You can hear it.",
-                               cited_fields=["description", "transcript"]), FACTS, ["Cow", "Duck"])
+    result = check(
+        Explanation(
+            item_id="cow",
+            text="A black and white cow. You can hear it.",
+            cited_fields=["description", "transcript"],
+        ),
+        FACTS,
+        ["Cow", "Duck"],
+    )
     assert result.source == "llm" and result.problems == []
     assert result.text == "A black and white cow. You can hear it."
 
 
 def test_grounding_repairs_or_replaces_unsupported_claims() -> None:
-    repaired = check(Explanation(
-        item_id="duck",
-        text="A duck for the pond. It is bright red. It costs 12 dollars. Much like the Cow. "
-             "Listen to it quack.",
-        cited_fields=["description", "price"]), FACTS, ["Cow", "Duck"])
+    repaired = check(
+        Explanation(
+            item_id="duck",
+            text="A duck for the pond. It is bright red. It costs 12 dollars. Much like the Cow. "
+            "Listen to it quack.",
+            cited_fields=["description", "price"],
+        ),
+        FACTS,
+        ["Cow", "Duck"],
+    )
     assert repaired.source == "llm-repaired"
     assert repaired.text == "A duck for the pond."
     assert repaired.cited_fields == ["description"]
     problems = " | ".join(repaired.problems)
-    for expected in ("missing field 'price'", "colour 'red'", "number 12", "another item: 'Cow'",
-                     "sound"):
+    for expected in (
+        "missing field 'price'",
+        "colour 'red'",
+        "number 12",
+        "another item: 'Cow'",
+        "sound",
+    ):
         assert expected in problems
     replaced = check(Explanation(item_id="duck", text="Blue duck.", cited_fields=[]), FACTS)
     assert replaced.source == "template" and replaced.text.startswith("Duck: A duck.")
