@@ -28,9 +28,11 @@ app = typer.Typer(
 models_app = typer.Typer(help="Provision and inspect the models.", no_args_is_help=True)
 catalogue_app = typer.Typer(help="Install and check catalogues.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that write their figures as JSON.", no_args_is_help=True)
+llm_app = typer.Typer(help="Run the local vLLM server.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(bench_app, name="bench")
+app.add_typer(llm_app, name="llm")
 
 console = Console()
 err = Console(stderr=True)
@@ -291,6 +293,113 @@ def demo(
     from agent.commands import run_demo
 
     raise typer.Exit(run_demo(_settings(ctx, config), console, skip_llm=skip_llm))
+
+
+# -- LLM server and the agent -------------------------------------------------------------------
+@llm_app.command("serve")
+def llm_serve(ctx: typer.Context, config: ConfigOpt = None) -> None:
+    """Start vLLM (OpenAI-compatible, tool calling on) for the configured LLM, or reuse it."""
+    from agent.commands import serve_llm
+
+    raise typer.Exit(serve_llm(_settings(ctx, config), console))
+
+
+@llm_app.command("status")
+def llm_status(ctx: typer.Context, config: ConfigOpt = None) -> None:
+    """Is the LLM endpoint up?"""
+    from agent.commands import llm_status as status
+
+    raise typer.Exit(status(_settings(ctx, config), console))
+
+
+@llm_app.command("stop")
+def llm_stop(ctx: typer.Context, config: ConfigOpt = None) -> None:
+    """Stop the local vLLM server."""
+    from agent.commands import stop_llm
+
+    raise typer.Exit(stop_llm(_settings(ctx, config), console))
+
+
+UserOpt = Annotated[str, typer.Option("--user", help="User id (profiles and sessions persist).")]
+HistoryOpt = Annotated[
+    Path | None, typer.Option(help="JSON list of item ids the user interacted with before.")
+]
+ServeOpt = Annotated[
+    bool, typer.Option("--serve/--no-serve", help="Start the local vLLM if it is not running.")
+]
+
+
+@app.command("recommend")
+def recommend(
+    ctx: typer.Context,
+    user: UserOpt = "guest",
+    query: Annotated[str | None, typer.Option(help="What the user asks for.")] = None,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=20, help="How many items.")] = 3,
+    image: Annotated[Path | None, typer.Option(help="Attach a picture.")] = None,
+    audio: Annotated[Path | None, typer.Option(help="Attach a voice query.")] = None,
+    history: HistoryOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    serve: ServeOpt = True,
+    store: StoreOpt = None,
+    chroma_url: UrlOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """One recommendation turn for a user, with explanations."""
+    from agent.chat import run_turn
+    from agent.commands import build_recommender, load_history
+    from agent.session import SessionStore
+
+    settings = _settings(ctx, config, store_dir=store, chroma_url=chroma_url)
+    out = Console(stderr=True) if as_json else console
+    try:
+        recommender = build_recommender(settings, out, serve)
+        sessions = SessionStore(settings.data_dir)
+        convo = sessions.load(user)
+        load_history(convo, history, recommender.store)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
+    attachments = {p.name: p for p in (image, audio) if p is not None}
+    message = query or "Recommend something I would like."
+    if as_json:
+        result = recommender.respond(convo, message, k, attachments)
+        console.print_json(json.dumps(result.as_dict(), default=str))
+    else:
+        run_turn(recommender, convo, message, k, attachments, console)
+    sessions.save(convo)
+
+
+@app.command("chat")
+def chat(
+    ctx: typer.Context,
+    user: UserOpt = "guest",
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=20, help="Items per turn.")] = 3,
+    history: HistoryOpt = None,
+    script: Annotated[
+        Path | None, typer.Option(help="Read the user's lines from this file instead.")
+    ] = None,
+    reset: Annotated[bool, typer.Option(help="Forget this user's session and profile.")] = False,
+    serve: ServeOpt = True,
+    store: StoreOpt = None,
+    chroma_url: UrlOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Multi-turn recommendation chat in the terminal (streamed replies, memory, /why)."""
+    from agent.chat import repl
+    from agent.commands import build_recommender, load_history
+    from agent.session import SessionStore
+
+    settings = _settings(ctx, config, store_dir=store, chroma_url=chroma_url)
+    try:
+        recommender = build_recommender(settings, console, serve)
+        sessions = SessionStore(settings.data_dir)
+        if reset:
+            sessions.reset(user)
+        convo = sessions.load(user)
+        load_history(convo, history, recommender.store)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
+    lines = script.read_text().splitlines() if script else None
+    raise typer.Exit(repl(recommender, convo, console, k, sessions.save, lines))
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -326,3 +327,114 @@ def run_demo(settings: Settings, console: Console, skip_llm: bool = False) -> in
             settings, console, query=None, image=photo, k=3, filters=Filters(), as_json=False
         )
     return 0
+
+
+# -- LLM and agent -----------------------------------------------------------------------------
+def serve_llm(settings: Settings, console: Console) -> int:
+    from agent import llm_server
+
+    state, current = llm_server.status(settings)
+    if current == "ready" and state is not None:
+        console.print(f"[green]✓[/green] vLLM already running: {state.base_url} (pid {state.pid})")
+        return 0
+    console.print(
+        f"starting vLLM for {settings.models.llm} on {settings.llm.host}:"
+        f"{settings.llm.port} (CPU start-up takes about 2 minutes)"
+    )
+    with console.status("waiting for vLLM") as spinner:
+        try:
+            state = llm_server.serve(
+                settings,
+                on_wait=lambda seconds, line: spinner.update(f"{seconds:.0f} s: {line[-90:]}"),
+            )
+        except llm_server.ServerError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            return 1
+        except Exception as exc:
+            from tools.models import ModelError
+
+            if isinstance(exc, ModelError):
+                console.print(f"[red]error:[/red] {exc}")
+                return 1
+            raise
+    console.print(
+        f"[green]✓[/green] vLLM ready: {state.base_url} (pid {state.pid}, log {state.log})"
+    )
+    return 0
+
+
+def llm_status(settings: Settings, console: Console) -> int:
+    from agent import llm_server
+
+    if settings.llm.base_url:
+        ok = llm_server.ready(settings.llm.base_url.rstrip("/"))
+        console.print(
+            f"remote endpoint {settings.llm.base_url}: "
+            f"{'[green]ready[/green]' if ok else '[red]unreachable[/red]'}"
+        )
+        return 0 if ok else 1
+    state, current = llm_server.status(settings)
+    if state is None:
+        console.print("local vLLM: stopped")
+        return 1
+    console.print(
+        f"local vLLM: {current} at {state.base_url} (pid {state.pid}, model "
+        f"{state.model}, log {state.log})"
+    )
+    return 0 if current == "ready" else 1
+
+
+def stop_llm(settings: Settings, console: Console) -> int:
+    from agent import llm_server
+
+    stopped = llm_server.stop(settings)
+    console.print("local vLLM stopped" if stopped else "local vLLM was not running")
+    return 0
+
+
+def build_recommender(settings: Settings, console: Console, serve: bool):  # type: ignore[no-untyped-def]
+    """A Recommender on the configured store; without a reachable LLM it still works (embedding
+    ranking and template explanations) and says so."""
+    from agent.llm import LLMUnavailable, chat_model, endpoint
+    from agent.recommender import Recommender
+
+    store, models = open_store(settings)
+    if store.count()[0] == 0:
+        raise ValueError(
+            f"the store {settings.chroma_url or settings.resolved_store_dir} is "
+            "empty: index a catalogue first (`recagent index …` or `recagent demo`)"
+        )
+    if serve and not settings.llm.base_url:
+        serve_llm(settings, console)
+
+    def chat(streaming: bool, budget: int) -> Any:
+        return chat_model(settings, streaming=streaming, max_tokens=budget)
+
+    try:
+        endpoint(settings)
+    except LLMUnavailable as exc:
+        console.print(f"[yellow]notice:[/yellow] {exc}; answering without the LLM")
+        return Recommender(settings, store, models, None)
+    return Recommender(settings, store, models, chat)
+
+
+def load_history(convo: object, history: Path | None, store: object) -> None:
+    """Seed a conversation's interaction history from a JSON list of item ids."""
+    if history is None:
+        return
+    ids = [str(i) for i in json.loads(history.read_text())]
+    got = store.text.get(ids=ids, include=["metadatas"])  # type: ignore[attr-defined]
+    titles = {i: str(m["title"]) for i, m in zip(got["ids"], got["metadatas"], strict=True)}
+    missing = [i for i in ids if i not in titles]
+    if missing:
+        raise ValueError(f"history names items not in the store: {', '.join(missing[:5])}")
+    convo.history_ids = ids  # type: ignore[attr-defined]
+    convo.history_titles = [titles[i] for i in ids]  # type: ignore[attr-defined]
+
+
+DEMO_CONVERSATION = [
+    "Hi! I love farm animals, especially ones that make a noise.",
+    "Now something sweet to eat, please: fruit would be nice.",
+    "/why 1",
+    "/profile",
+]

@@ -1,0 +1,132 @@
+"""Terminal front ends: a one-shot recommendation and the multi-turn chat (REPL).
+
+Chat commands: ``/profile`` shows the profile, ``/why N`` the score breakdown and grounding of
+recommendation N, ``/image PATH`` and ``/audio PATH`` attach a picture or a voice query to the
+next message, ``/reset`` forgets the session, ``/quit`` leaves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from agent.recommender import Conversation, Recommender, TurnResult
+
+HELP = (
+    "commands: /profile, /why N, /image PATH, /audio PATH, /reset, /quit "
+    "(anything else is a message)"
+)
+
+
+def print_turn(result: TurnResult, console: Console, streamed: bool) -> None:
+    if not streamed:
+        console.print(f"[bold]recagent:[/bold] {result.intro}")
+    for notice in result.notices:
+        console.print(f"[yellow]notice:[/yellow] {notice}")
+    for number, rec in enumerate(result.recommendations, start=1):
+        console.print(
+            f"  [bold]{number}. {rec.title}[/bold] [dim]({rec.item_id}, "
+            f"score {rec.score:.4f})[/dim]"
+        )
+        console.print(
+            f"     {rec.explanation} [dim]— from {', '.join(rec.cited_fields)}; "
+            f"{rec.explanation_source}[/dim]"
+        )
+
+
+def why(result: TurnResult | None, number: int, console: Console) -> None:
+    if result is None or not 1 <= number <= len(result.recommendations):
+        console.print("no such recommendation")
+        return
+    rec = result.recommendations[number - 1]
+    table = Table(title=f"why {rec.title} ({rec.item_id})")
+    table.add_column("signal")
+    table.add_column("value")
+    for key, value in rec.breakdown.items():
+        table.add_row(key, f"{value:.4f}")
+    console.print(table)
+    console.print(f"explanation ({rec.explanation_source}): {rec.explanation}")
+    console.print(f"cited fields: {', '.join(rec.cited_fields)}")
+    if rec.problems:
+        console.print(f"grounding checker removed: {'; '.join(rec.problems)}")
+    facts = {k: v for k, v in rec.facts.items() if v not in (None, "", [], {})}
+    console.print_json(json.dumps(facts, ensure_ascii=False, default=str))
+
+
+def run_turn(
+    recommender: Recommender,
+    convo: Conversation,
+    message: str,
+    k: int,
+    attachments: dict[str, Path],
+    console: Console,
+    stream: bool = True,
+) -> TurnResult:
+    console.print("[bold]recagent:[/bold] ", end="")
+    streamed: list[str] = []
+
+    def on_token(text: str) -> None:
+        streamed.append(text)
+        console.print(text, end="", markup=False, highlight=False)
+
+    result = recommender.respond(convo, message, k, attachments, on_token if stream else None)
+    if streamed:
+        console.print()
+    else:
+        console.print(result.intro)
+    print_turn(result, console, streamed=True)
+    return result
+
+
+def repl(
+    recommender: Recommender,
+    convo: Conversation,
+    console: Console,
+    k: int,
+    save: Callable[[Conversation], None],
+    lines: Iterable[str] | None = None,
+) -> int:
+    """The chat loop; ``lines`` replaces the keyboard (scripted conversations, tests)."""
+    console.print(f"chatting as [bold]{convo.user_id}[/bold]; {HELP}")
+    attachments: dict[str, Path] = {}
+    last: TurnResult | None = None
+    source = iter(lines) if lines is not None else None
+    while True:
+        try:
+            line = next(source) if source is not None else console.input("[bold]you:[/bold] ")
+        except (EOFError, StopIteration):
+            break
+        if source is not None:
+            console.print(f"[bold]you:[/bold] {line}")
+        line = line.strip()
+        if not line:
+            continue
+        if line in {"/quit", "/exit"}:
+            break
+        if line == "/profile":
+            console.print_json(convo.profile.model_dump_json())
+        elif line.startswith("/why"):
+            arg = line.removeprefix("/why").strip()
+            why(last, int(arg) if arg.isdigit() else 0, console)
+        elif line.startswith(("/image ", "/audio ")):
+            path = Path(line.split(maxsplit=1)[1]).expanduser()
+            if not path.is_file():
+                console.print(f"no such file: {path}")
+            else:
+                attachments[path.name] = path
+                console.print(f"attached {path.name} to the next message")
+        elif line == "/reset":
+            convo.messages.clear()
+            convo.recommended.clear()
+            console.print("session cleared (the profile is kept; delete it with --reset)")
+        elif line.startswith("/"):
+            console.print(HELP)
+        else:
+            last = run_turn(recommender, convo, line, k, attachments, console)
+            attachments = {}
+            save(convo)
+    return 0
