@@ -105,3 +105,34 @@ class ProfileStore:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(profile.model_dump_json(indent=2))
         tmp.replace(path)
+
+
+_PRICE = re.compile(
+    r"\b(?:under|below|less than|at most|max(?:imum)?|cheaper than)\s*"
+    r"(?:\$|€|£)?\s*(\d+(?:\.\d+)?)",
+    re.IGNORECASE,
+)
+_SOUND = re.compile(
+    r"\b(with (?:a )?(?:sound|noise|audio)|makes? (?:a )?(?:sound|noise)s?|"
+    r"that (?:i|we) can hear)\b",
+    re.IGNORECASE,
+)
+
+
+def stated_constraints(message: str, categories: list[str]) -> ProfileUpdate:
+    """Constraints stated in plain words, found without the LLM: "only animals", "under $20",
+    "with a sound". A small model misses these often; rules do not."""
+    text = message.lower()
+    found: list[str] = []
+    for category in categories:
+        stem = re.escape(category.lower().rstrip("s"))
+        if re.search(rf"\b(?:only|just)\s+(?:the\s+)?{stem}s?\b|\b{stem}s?\s+only\b", text):
+            found.append(category)
+    price = _PRICE.search(message)
+    return ProfileUpdate(
+        constraints=Constraints(
+            categories=found,
+            max_price=float(price.group(1)) if price else None,
+            modality="audio" if _SOUND.search(message) else "any",
+        )
+    )

@@ -25,7 +25,7 @@ import prompts
 from agent.buffer import Candidate
 from agent.fusion import FusionWeights, Scored, fuse
 from agent.grounding import Checked, Explanation, check, template
-from agent.profile import ProfileUpdate, UserProfile, merge
+from agent.profile import Constraints, ProfileUpdate, UserProfile, merge, stated_constraints
 from agent.toolkit import TurnContext, build_tools, retrieve_text
 from indexing.search import Filters
 from indexing.store import Store
@@ -107,7 +107,10 @@ def _llm_errors() -> tuple[type[BaseException], ...]:
     import openai
     from langchain_core.exceptions import OutputParserException
 
+    from agent.llm import LLMUnavailable
+
     return (
+        LLMUnavailable,
         openai.OpenAIError,
         httpx.HTTPError,
         OutputParserException,
@@ -226,22 +229,22 @@ class Recommender:
         from agent.middleware import TolerantToolCalls, ToolChoicePolicy
 
         usable = [t for t in build_tools(ctx) if self._usable(t.name, ctx)]
-        agent = create_agent(
-            self.chat(False, MAX_TOKENS["tools"]),
-            usable,
-            system_prompt=prompts.render("agent_system", today_hint=""),
-            middleware=[
-                ModelCallLimitMiddleware(  # type: ignore[list-item]
-                    run_limit=self.settings.llm.max_steps, exit_behavior="end"
-                ),
-                ToolChoicePolicy(self.settings.llm.tool_choice),
-                TolerantToolCalls(),
-            ],
-        )
         attached = (" Attached files: " + ", ".join(ctx.attachments)) if ctx.attachments else ""
         start = time.perf_counter()
         tools_before = ctx.seconds["tools"]
         try:
+            agent = create_agent(
+                self.chat(False, MAX_TOKENS["tools"]),
+                usable,
+                system_prompt=prompts.render("agent_system", today_hint=""),
+                middleware=[
+                    ModelCallLimitMiddleware(  # type: ignore[list-item]
+                        run_limit=self.settings.llm.max_steps, exit_behavior="end"
+                    ),
+                    ToolChoicePolicy(self.settings.llm.tool_choice),
+                    TolerantToolCalls(),
+                ],
+            )
             agent.invoke(
                 {"messages": [{"role": "user", "content": message + attached}]},
                 {"recursion_limit": 4 * self.settings.llm.max_steps + 4},
@@ -369,6 +372,9 @@ class Recommender:
                 profile = self.update_profile(convo, message, clock)
             except LLMFailure as exc:
                 degrade("the profile update", exc)
+        stated = stated_constraints(message, self.categories)
+        if stated.constraints != Constraints():  # what the user said in plain words wins
+            profile = merge(profile, stated).model_copy(update={"turns": profile.turns})
         ctx = TurnContext(
             self.store,
             self.models,

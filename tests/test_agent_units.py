@@ -9,7 +9,14 @@ from agent.buffer import CandidateBuffer, Hit
 from agent.fusion import FusionWeights, fuse, rrf
 from agent.grounding import Explanation, check, template
 from agent.parsing import parse_tool_calls
-from agent.profile import Constraints, ProfileStore, ProfileUpdate, UserProfile, merge
+from agent.profile import (
+    Constraints,
+    ProfileStore,
+    ProfileUpdate,
+    UserProfile,
+    merge,
+    stated_constraints,
+)
 
 
 def _buffer() -> CandidateBuffer:
@@ -89,6 +96,18 @@ def test_profile_merge() -> None:
     assert merged.constraints.modality == "audio"
     assert merged.summary == "Likes loud vehicles." and merged.turns == 1
     assert merge(merged, ProfileUpdate()).summary == "Likes loud vehicles."
+
+
+def test_constraints_stated_in_plain_words() -> None:
+    categories = ["animals", "food", "vehicles"]
+    update = stated_constraints("Only animals please, under $12.50, with a sound", categories)
+    assert update.constraints.categories == ["animals"]
+    assert update.constraints.max_price == 12.5
+    assert update.constraints.modality == "audio"
+    assert stated_constraints("vehicles only", categories).constraints.categories == ["vehicles"]
+    assert stated_constraints("just the animal", categories).constraints.categories == ["animals"]
+    plain = stated_constraints("I like animals and food", categories).constraints
+    assert plain == Constraints()
 
 
 def test_profile_store_round_trip_and_bad_ids(tmp_path: Path) -> None:
