@@ -43,6 +43,13 @@ UrlOpt = Annotated[
     str | None,
     typer.Option("--chroma-url", help="Use a `chroma run` server, e.g. http://127.0.0.1:8000."),
 ]
+UserOpt = Annotated[str, typer.Option("--user", help="User id (profiles and sessions persist).")]
+HistoryOpt = Annotated[
+    Path | None, typer.Option(help="JSON list of item ids the user interacted with before.")
+]
+ServeOpt = Annotated[
+    bool, typer.Option("--serve/--no-serve", help="Start the local vLLM if it is not running.")
+]
 
 
 def _quiet_libraries() -> None:
@@ -283,13 +290,42 @@ def bench_index(
     console.print(f"figures written to [bold]{out}[/bold]")
 
 
+@bench_app.command("chat")
+def bench_chat(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON figures.")] = Path(
+        "bench/chat.json"
+    ),
+    serve: ServeOpt = True,
+    store: StoreOpt = None,
+    chroma_url: UrlOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Per-turn latency split (LLM, tools, retrieval), tokens/s, and raw vLLM in the same run."""
+    from agent.bench_chat import run_chat_bench
+    from agent.commands import build_recommender
+
+    settings = _settings(ctx, config, store_dir=store, chroma_url=chroma_url)
+    try:
+        recommender = build_recommender(settings, console, serve)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
+    if recommender.chat is None:
+        raise _fail("bench chat needs a running LLM", 2)
+    figures = run_chat_bench(recommender, out, console)
+    console.print_json(json.dumps(figures["bars"]))
+    console.print(f"figures written to [bold]{out}[/bold]")
+
+
 @app.command("demo")
 def demo(
     ctx: typer.Context,
     config: ConfigOpt = None,
-    skip_llm: Annotated[bool, typer.Option(help="Do not prepare the chat LLM.")] = False,
+    skip_llm: Annotated[
+        bool, typer.Option(help="Skip the LLM: no model conversion, no server, no conversation.")
+    ] = False,
 ) -> None:
-    """Prepare models, install and index the demo catalogue, then run sample searches."""
+    """Models, demo catalogue, index, sample searches, then vLLM and a scripted conversation."""
     from agent.commands import run_demo
 
     raise typer.Exit(run_demo(_settings(ctx, config), console, skip_llm=skip_llm))
@@ -318,15 +354,6 @@ def llm_stop(ctx: typer.Context, config: ConfigOpt = None) -> None:
     from agent.commands import stop_llm
 
     raise typer.Exit(stop_llm(_settings(ctx, config), console))
-
-
-UserOpt = Annotated[str, typer.Option("--user", help="User id (profiles and sessions persist).")]
-HistoryOpt = Annotated[
-    Path | None, typer.Option(help="JSON list of item ids the user interacted with before.")
-]
-ServeOpt = Annotated[
-    bool, typer.Option("--serve/--no-serve", help="Start the local vLLM if it is not running.")
-]
 
 
 @app.command("recommend")

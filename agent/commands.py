@@ -326,6 +326,21 @@ def run_demo(settings: Settings, console: Console, skip_llm: bool = False) -> in
         run_search(
             settings, console, query=None, image=photo, k=3, filters=Filters(), as_json=False
         )
+    if skip_llm:
+        return 0
+    console.rule("5. the LLM (vLLM, OpenAI-compatible)")
+    if serve_llm(settings, console):
+        return 1
+    console.rule("6. a conversation (type the same into `recagent chat`)")
+    from agent.chat import repl
+    from agent.session import SessionStore
+
+    recommender = build_recommender(settings, console, serve=False)
+    sessions = SessionStore(settings.data_dir)
+    sessions.reset("demo")
+    convo = sessions.load("demo")
+    repl(recommender, convo, console, 3, sessions.save, DEMO_CONVERSATION)
+    console.print("the server keeps running for `recagent chat`; stop it with `recagent llm stop`")
     return 0
 
 

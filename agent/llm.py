@@ -50,5 +50,6 @@ def chat_model(settings: Settings, streaming: bool = False, **overrides: Any) ->
         timeout=settings.llm.request_timeout,
         max_retries=settings.llm.max_retries,
         streaming=streaming,
+        stream_usage=True,  # token counts for streamed replies too (bench chat)
         **overrides,
     )

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the embedded defaults: set up, prepare models, install and index the demo
-# catalogue, answer sample searches. Re-runs reuse the venv, the model cache and the index.
+# catalogue, answer sample searches, start the local vLLM and hold a short scripted conversation.
+# Re-runs reuse the venvs, the model cache, the index and the running server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup-vllm.sh
 exec .venv/bin/recagent demo "$@"

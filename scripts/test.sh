@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup-vllm.sh   # the integration tests start a real vLLM server
 exec .venv/bin/python -m pytest "$@"

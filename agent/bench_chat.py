@@ -1,0 +1,209 @@
+"""`recagent bench chat`: where a turn's time goes, and how the LLM compares with raw vLLM.
+
+One run, on the demo store and the configured LLM:
+
+1. scripted conversations; per turn: total, LLM, tool and retrieval seconds, the first streamed
+   token after the tool phase, and the tokens the LLM read and wrote (LangChain usage callback);
+2. retrieval alone: 200 text queries against the store, with and without a ``where`` filter;
+3. raw vLLM: the same number of completions, with prompts and outputs of the same average size,
+   sent with the OpenAI client directly (``ignore_eos``/``min_tokens`` fix the output length).
+
+Bars (product.md): everything but LLM generation under 10% of a turn; retrieval p95 under 50 ms;
+first streamed token under 2 s after the tool phase.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from agent.llm import endpoint
+from agent.profile import UserProfile
+from agent.recommender import Conversation, Recommender
+from indexing.search import Filters, search_text
+
+CONVERSATIONS = [
+    [
+        "I love farm animals, especially ones that make a noise.",
+        "Now some fruit, please.",
+        "Something with wheels for a child.",
+    ],
+    [
+        "Show me musical instruments.",
+        "Only food please, something sweet.",
+        "What about something for winter?",
+    ],
+]
+RETRIEVAL_QUERIES = [
+    "a farm animal",
+    "something sweet",
+    "a fast vehicle",
+    "a musical instrument",
+    "winter clothes",
+    "a bird that sings",
+    "money coins",
+    "a space rocket",
+]
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return round(ordered[index], 4)
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": _pct(values, 50),
+        "p95": _pct(values, 95),
+        "mean": round(statistics.fmean(values), 4) if values else 0.0,
+    }
+
+
+_USAGE: ContextVar[Any] = ContextVar("recagent_bench_usage", default=None)
+_HOOKED: list[bool] = []
+
+
+def _counting_usage() -> Any:
+    """A usage callback that also counts LLM calls, active for everything run inside it."""
+    from langchain_core.callbacks import UsageMetadataCallbackHandler
+    from langchain_core.tracers.context import register_configure_hook
+
+    if not _HOOKED:
+        register_configure_hook(_USAGE, inheritable=True)
+        _HOOKED.append(True)
+
+    class Counting(UsageMetadataCallbackHandler):
+        calls = 0
+
+        def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+            self.calls += 1
+            super().on_llm_end(response, **kwargs)
+
+    return Counting()
+
+
+def run_chat_bench(recommender: Recommender, out: Path, console: Console) -> dict[str, Any]:
+    turns: list[dict[str, Any]] = []
+    for number, script in enumerate(CONVERSATIONS):
+        convo = Conversation(f"bench{number}", UserProfile(user_id=f"bench{number}"))
+        for message in script:
+            usage = _counting_usage()
+            token = _USAGE.set(usage)
+            try:
+                result = recommender.respond(convo, message, k=3)
+            finally:
+                _USAGE.reset(token)
+            tokens = {"input": 0, "output": 0}
+            for counts in usage.usage_metadata.values():
+                tokens["input"] += int(counts.get("input_tokens", 0))
+                tokens["output"] += int(counts.get("output_tokens", 0))
+            timings = {k: round(v, 4) for k, v in result.timings.items()}
+            turns.append(
+                {
+                    "message": message,
+                    **timings,
+                    "tokens": tokens,
+                    "notices": result.notices,
+                    "llm_calls": usage.calls,
+                }
+            )
+            console.print(
+                f"turn {len(turns)}: {result.timings['total']:.1f} s "
+                f"(LLM {result.timings['llm']:.1f} s), {tokens['output']} tokens out"
+            )
+    llm_calls = sum(t["llm_calls"] for t in turns)
+    out_tokens = sum(t["tokens"]["output"] for t in turns)
+    in_tokens = sum(t["tokens"]["input"] for t in turns)
+    llm_seconds = sum(t["llm"] for t in turns)
+    total_seconds = sum(t["total"] for t in turns)
+    retrieval = _retrieval_latency(recommender)
+    raw = _raw_vllm(
+        recommender, llm_calls, in_tokens // max(llm_calls, 1), out_tokens // max(llm_calls, 1)
+    )
+    figures: dict[str, Any] = {
+        "model": recommender.settings.models.llm,
+        "turns": turns,
+        "per_turn": {
+            "total": _summary([t["total"] for t in turns]),
+            "llm": _summary([t["llm"] for t in turns]),
+            "tools": _summary([t["tools"] for t in turns]),
+            "retrieval": _summary([t["retrieval"] for t in turns]),
+            "agent_overhead": _summary([t["agent_overhead"] for t in turns]),
+            "first_token_after_tools": _summary([t["first_token_after_tools"] for t in turns]),
+        },
+        "agent_tokens_per_s": round(out_tokens / llm_seconds, 2) if llm_seconds else 0.0,
+        "retrieval_alone_ms": retrieval,
+        "raw_vllm": raw,
+    }
+    overhead = (total_seconds - llm_seconds) / total_seconds if total_seconds else 0.0
+    figures["bars"] = {
+        "agent_overhead_share": round(overhead, 4),
+        "overhead_ok (< 0.10)": overhead < 0.10,
+        "llm_seconds_vs_raw_vllm": round(llm_seconds / raw["seconds"], 3)
+        if raw["seconds"]
+        else None,
+        "retrieval_p95_ms": retrieval["all"]["p95"],
+        "retrieval_ok (p95 < 50 ms)": retrieval["all"]["p95"] < 50,
+        "first_token_after_tools_p95_s": figures["per_turn"]["first_token_after_tools"]["p95"],
+        "first_token_ok (< 2 s)": figures["per_turn"]["first_token_after_tools"]["p95"] < 2.0,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
+    return figures
+
+
+def _retrieval_latency(recommender: Recommender) -> dict[str, dict[str, float]]:
+    plain: list[float] = []
+    filtered: list[float] = []
+    for repeat in range(13):
+        for query in RETRIEVAL_QUERIES:
+            start = time.perf_counter()
+            search_text(recommender.store, f"{query} {repeat}", k=20)
+            plain.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            search_text(recommender.store, query, k=20, filters=Filters(category="animals"))
+            filtered.append((time.perf_counter() - start) * 1000)
+    return {
+        "all": _summary(plain + filtered),
+        "unfiltered": _summary(plain),
+        "one_where_clause": _summary(filtered),
+    }
+
+
+def _raw_vllm(
+    recommender: Recommender, calls: int, prompt_tokens: int, output_tokens: int
+) -> dict[str, Any]:
+    """The same number of completions of the same sizes, straight through the OpenAI client."""
+    from openai import OpenAI
+
+    target = endpoint(recommender.settings)
+    client = OpenAI(base_url=target.base_url, api_key=target.api_key)
+    prompt = " ".join(["word"] * max(prompt_tokens - 20, 1))
+    produced = 0
+    start = time.perf_counter()
+    for _ in range(calls):
+        response = client.chat.completions.create(
+            model=target.model,
+            messages=[{"role": "user", "content": prompt}],
+            max_tokens=max(output_tokens, 1),
+            temperature=0,
+            extra_body={"ignore_eos": True, "min_tokens": max(output_tokens, 1)},
+        )
+        produced += response.usage.completion_tokens if response.usage else 0
+    seconds = time.perf_counter() - start
+    return {
+        "calls": calls,
+        "prompt_tokens": prompt_tokens,
+        "output_tokens": output_tokens,
+        "seconds": round(seconds, 3),
+        "tokens_per_s": round(produced / seconds, 2) if seconds else 0.0,
+    }
