@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
@@ -27,13 +27,17 @@ class Constraints(BaseModel):
     )
 
 
-class ProfileUpdate(BaseModel):
-    """What one turn of conversation says about the user (the LLM's structured output)."""
+Phrase = Annotated[str, StringConstraints(max_length=60)]
 
-    likes: list[str] = Field(default_factory=list, max_length=10)
-    dislikes: list[str] = Field(default_factory=list, max_length=10)
+
+class ProfileUpdate(BaseModel):
+    """What one turn of conversation says about the user (the LLM's structured output; the
+    length limits go into the JSON schema, so guided decoding keeps a small model brief)."""
+
+    likes: list[Phrase] = Field(default_factory=list, max_length=8)
+    dislikes: list[Phrase] = Field(default_factory=list, max_length=8)
     constraints: Constraints = Field(default_factory=Constraints)
-    summary: str = Field("", max_length=400, description="One sentence on the user's taste.")
+    summary: str = Field("", max_length=240, description="One sentence on the user's taste.")
 
 
 class UserProfile(BaseModel):

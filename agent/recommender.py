@@ -36,11 +36,33 @@ ChatFactory = Callable[[bool, int], Any]
 """Returns a LangChain chat model: (streaming, max_tokens) -> model."""
 
 # Output budgets per step: a small model left unbounded can ramble until the context is full.
-MAX_TOKENS = {"profile": 320, "tools": 160, "explain": 600, "intro": 60}
+MAX_TOKENS = {"profile": 400, "tools": 160, "explain": 600, "intro": 60}
 
 
 class LLMFailure(RuntimeError):
-    """The LLM could not be used for this step (unreachable, timed out, malformed output)."""
+    """The LLM could not be used for this step. ``unreachable``: the endpoint is down or timed
+    out (no point asking again this turn); otherwise its output was unusable for this step."""
+
+    def __init__(self, message: str, unreachable: bool = True) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+def _failure(exc: BaseException) -> LLMFailure:
+    import httpx
+    import openai
+
+    from agent.llm import LLMUnavailable
+
+    transport = (
+        openai.APIConnectionError,
+        openai.APITimeoutError,
+        httpx.TransportError,
+        LLMUnavailable,
+        ConnectionError,
+        TimeoutError,
+    )
+    return LLMFailure(f"{type(exc).__name__}: {exc}", unreachable=isinstance(exc, transport))
 
 
 @dataclass
@@ -170,7 +192,7 @@ class Recommender:
         self.store = store
         self.models = models
         self.chat = chat
-        self.weights = weights or FusionWeights()
+        self.weights = weights or FusionWeights(**settings.fusion.model_dump())
         metadatas = store.text.get(include=["metadatas"])["metadatas"] or []
         self.catalogue_titles = catalogue_titles or sorted({str(m["title"]) for m in metadatas})
         self.categories = sorted({str(m["category"]) for m in metadatas if m.get("category")})
@@ -187,13 +209,13 @@ class Recommender:
             model = self.chat(False, budget).with_structured_output(schema, method="json_schema")
             result = model.invoke(prompt)
         except _llm_errors() as exc:
-            raise LLMFailure(f"{type(exc).__name__}: {exc}") from exc
+            raise _failure(exc) from exc
         finally:
             clock["llm"] = clock.get("llm", 0.0) + time.perf_counter() - start
         if isinstance(result, dict):
             result = schema.model_validate(result)
         if not isinstance(result, schema):
-            raise LLMFailure(f"expected {schema.__name__}, got {type(result).__name__}")
+            raise LLMFailure(f"expected {schema.__name__}, got {type(result).__name__}", False)
         return result
 
     def update_profile(
@@ -250,7 +272,7 @@ class Recommender:
                 {"recursion_limit": 4 * self.settings.llm.max_steps + 4},
             )
         except _llm_errors() as exc:
-            raise LLMFailure(f"{type(exc).__name__}: {exc}") from exc
+            raise _failure(exc) from exc
         finally:
             spent = time.perf_counter() - start - (ctx.seconds["tools"] - tools_before)
             clock["llm"] = clock.get("llm", 0.0) + spent
@@ -334,7 +356,7 @@ class Recommender:
                     if on_token:
                         on_token(text)
         except _llm_errors() as exc:
-            raise LLMFailure(f"{type(exc).__name__}: {exc}") from exc
+            raise _failure(exc) from exc
         finally:
             clock["llm"] = clock.get("llm", 0.0) + time.perf_counter() - start
         text = "".join(parts).strip().split("\n")[0]
@@ -360,11 +382,17 @@ class Recommender:
 
         def degrade(step: str, exc: LLMFailure) -> None:
             nonlocal llm_ok
-            llm_ok = False
-            notices.append(
-                f"The LLM failed during {step} ({exc}); falling back to embedding "
-                "ranking and template explanations."
-            )
+            if exc.unreachable:
+                llm_ok = False
+                notices.append(
+                    f"The LLM failed during {step} ({exc}); falling back to embedding "
+                    "ranking and template explanations."
+                )
+            else:  # one bad answer: this step falls back, the others still use the LLM
+                notices.append(
+                    f"The LLM's answer for {step} was unusable ({str(exc)[:160]}); "
+                    "that step fell back."
+                )
 
         profile = convo.profile
         if llm_ok:

@@ -244,3 +244,23 @@ def test_invented_item_in_explanations_falls_back_to_templates(
     assert len(result.recommendations) == 2
     assert all(r.explanation_source == "template" for r in result.recommendations)
     assert "ValidationError" in " ".join(result.notices)
+
+
+def test_one_unusable_answer_does_not_silence_the_rest(
+    indexed: tuple[Settings, Store, Any],
+) -> None:
+    model = ScriptedChatModel()
+    model.script_structured(ValueError("the profile JSON was cut off"))
+    model.script(
+        _call("search_catalog", query="birds"),
+        AIMessage(content="Done."),
+        AIMessage(content="Some birds."),
+    )
+    _script_explanations(model)
+    result = _recommender(indexed, model).respond(
+        Conversation("u8", UserProfile(user_id="u8")), "birds please", k=2
+    )
+    model.assert_all_used()
+    assert result.tool_calls == ["search_catalog('birds', None)"]
+    assert all(r.explanation_source == "llm" for r in result.recommendations)
+    assert len(result.notices) == 1 and "profile update was unusable" in result.notices[0]

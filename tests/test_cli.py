@@ -92,3 +92,47 @@ def test_index_and_search_through_a_chroma_server(
     )
     assert again.returncode == 0
     assert json.loads(report.read_text())["model_calls"] == 0
+
+
+def test_chat_and_recommend_without_an_llm(
+    demo_slice: Path, tmp_path: Path, prepared_models: Path
+) -> None:
+    """The CLI front ends answer (embedding ranking, template explanations) with no LLM."""
+    env = {
+        **_env(tmp_path, prepared_models),
+        "COLUMNS": "200",
+        "RECAGENT_LLM__PORT": "9",
+    }  # nothing listens there
+    store = str(tmp_path / "store")
+    assert recagent("index", str(demo_slice), "--store", store, env=env).returncode == 0
+    script = tmp_path / "lines.txt"
+    script.write_text("I like birds\n/why 1\n/profile\n/quit\n")
+    result = recagent(
+        "chat", "--user", "cli", "--no-serve", "--store", store, "--script", str(script), env=env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "answering without the LLM" in result.stdout
+    assert "1. " in result.stdout and "template" in result.stdout
+    assert "why " in result.stdout and '"user_id": "cli"' in result.stdout
+    result = recagent(
+        "recommend",
+        "--user",
+        "cli",
+        "--no-serve",
+        "--store",
+        store,
+        "--query",
+        "a vehicle",
+        "--json",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    ids = {json.loads(line)["id"] for line in demo_slice.read_text().splitlines()}
+    assert len(data["recommendations"]) == 3
+    assert {r["id"] for r in data["recommendations"]} <= ids
+    # The session persisted: items recommended in the chat are not recommended again.
+    session = json.loads((tmp_path / "sessions" / "cli.json").read_text())
+    assert not set(session["recommended"][:3]) & {r["id"] for r in data["recommendations"]}
+    empty = recagent("recommend", "--no-serve", "--store", str(tmp_path / "none"), env=env)
+    assert empty.returncode == 2 and "is empty" in empty.stderr

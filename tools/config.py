@@ -103,6 +103,17 @@ class LLMSettings(BaseModel):
     temperature: float = Field(0.0, ge=0, le=2)
 
 
+class FusionSettings(BaseModel):
+    """How retrieved candidates are fused: ``rrf * RRF + sum(kind weight * best similarity)``."""
+
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    rrf: float = Field(1.0, ge=0, description="Weight of the RRF score.")
+    text: float = Field(0.05, ge=0, description="Weight of text similarity.")
+    image: float = Field(0.02, ge=0, description="Weight of image similarity.")
+    profile: float = Field(0.03, ge=0, description="Weight of similarity to the profile's likes.")
+    collab: float = Field(0.0, ge=0, description="Weight of collaborative scores.")
+
+
 class Settings(BaseSettings):
     """Everything recagent needs to know about where things live and which models to use."""
 
@@ -128,6 +139,7 @@ class Settings(BaseSettings):
     models: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
     index: IndexSettings = Field(default_factory=IndexSettings)  # type: ignore[arg-type]
     llm: LLMSettings = Field(default_factory=LLMSettings)  # type: ignore[arg-type]
+    fusion: FusionSettings = Field(default_factory=FusionSettings)  # type: ignore[arg-type]
 
     @field_validator("collection")
     @classmethod
