@@ -76,6 +76,11 @@ def run_turn(
     result = recommender.respond(convo, message, k, attachments, on_token if stream else None)
     if streamed:
         console.print()
+        if "".join(streamed).strip().strip('"') != result.intro:
+            console.print(
+                f"[dim](withdrawn: that sentence named items that are not among the "
+                f"recommendations)[/dim] {result.intro}"
+            )
     else:
         console.print(result.intro)
     print_turn(result, console, streamed=True)

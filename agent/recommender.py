@@ -13,6 +13,7 @@ template explanations, and a notice saying so.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ ChatFactory = Callable[[bool, int], Any]
 """Returns a LangChain chat model: (streaming, max_tokens) -> model."""
 
 # Output budgets per step: a small model left unbounded can ramble until the context is full.
-MAX_TOKENS = {"profile": 400, "tools": 160, "explain": 600, "intro": 60}
+MAX_TOKENS = {"profile": 200, "tools": 160, "explain": 600, "intro": 60}
 
 
 class LLMFailure(RuntimeError):
@@ -335,6 +336,7 @@ class Recommender:
         count: int,
         on_token: Callable[[str], None] | None,
         clock: dict[str, float],
+        chosen_titles: list[str],
     ) -> str:
         if self.chat is None:
             raise LLMFailure("no LLM configured")
@@ -359,8 +361,16 @@ class Recommender:
             raise _failure(exc) from exc
         finally:
             clock["llm"] = clock.get("llm", 0.0) + time.perf_counter() - start
-        text = "".join(parts).strip().split("\n")[0]
-        if any(t.lower() in text.lower() for t in self.catalogue_titles if " " in t.strip()):
+        text = "".join(parts).strip().strip('"').split("\n")[0]
+        allowed = {t.lower() for t in chosen_titles}
+        named = [
+            t
+            for t in self.catalogue_titles
+            if len(t) >= 3
+            and t.lower() not in allowed
+            and re.search(rf"\b{re.escape(t.lower())}s?\b", text.lower())
+        ]
+        if named:  # the intro may not name items the user is not being recommended
             return f"Here are {count} picks for you."
         return text
 
@@ -432,7 +442,17 @@ class Recommender:
         )
         if llm_ok and chosen:  # streamed first, so the user sees the reply start at once
             try:
-                intro = self.intro(message, profile, len(chosen), on_token, clock) or intro
+                intro = (
+                    self.intro(
+                        message,
+                        profile,
+                        len(chosen),
+                        on_token,
+                        clock,
+                        [s.candidate.title for s in chosen],
+                    )
+                    or intro
+                )
             except LLMFailure as exc:
                 degrade("the reply", exc)
             if "first_token_at" in clock:

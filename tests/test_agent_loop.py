@@ -264,3 +264,23 @@ def test_one_unusable_answer_does_not_silence_the_rest(
     assert result.tool_calls == ["search_catalog('birds', None)"]
     assert all(r.explanation_source == "llm" for r in result.recommendations)
     assert len(result.notices) == 1 and "profile update was unusable" in result.notices[0]
+
+
+def test_intro_naming_other_items_is_withdrawn(indexed: tuple[Settings, Store, Any]) -> None:
+    store = indexed[1]
+    titles = [str(m["title"]) for m in store.text.get(include=["metadatas"])["metadatas"]]
+    model = ScriptedChatModel()
+    model.script_structured({})
+    model.script(
+        AIMessage(content="no tools"),
+        AIMessage(content=f"Try the {titles[0]} and the {titles[1]}!"),
+    )
+    _script_explanations(model)
+    convo = Conversation(
+        "u9", UserProfile(user_id="u9"), history_ids=[str(i) for i in store.text.get()["ids"][:2]]
+    )
+    result = _recommender(indexed, model).respond(convo, "anything", k=2)
+    model.assert_all_used()
+    chosen = {r.title for r in result.recommendations}
+    assert not {titles[0], titles[1]} <= chosen
+    assert result.intro == "Here are 2 picks for you."
