@@ -117,6 +117,24 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _recommender(
+    ctx: typer.Context,
+    config: Path | None,
+    store: Path | None,
+    chroma_url: str | None,
+    serve: bool,
+    out: Console | None = None,
+) -> Any:
+    """Settings and a Recommender for the agent commands; clear errors on an empty store."""
+    from agent.commands import build_recommender
+
+    settings = _settings(ctx, config, store_dir=store, chroma_url=chroma_url)
+    try:
+        return build_recommender(settings, out or console, serve)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
+
+
 # -- models ------------------------------------------------------------------------------------
 @models_app.command("prepare")
 def models_prepare(
@@ -303,13 +321,8 @@ def bench_chat(
 ) -> None:
     """Per-turn latency split (LLM, tools, retrieval), tokens/s, and raw vLLM in the same run."""
     from agent.bench_chat import run_chat_bench
-    from agent.commands import build_recommender
 
-    settings = _settings(ctx, config, store_dir=store, chroma_url=chroma_url)
-    try:
-        recommender = build_recommender(settings, console, serve)
-    except ValueError as exc:
-        raise _fail(str(exc), 2) from exc
+    recommender = _recommender(ctx, config, store, chroma_url, serve)
     if recommender.chat is None:
         raise _fail("bench chat needs a running LLM", 2)
     figures = run_chat_bench(recommender, out, console)
@@ -373,14 +386,14 @@ def recommend(
 ) -> None:
     """One recommendation turn for a user, with explanations."""
     from agent.chat import run_turn
-    from agent.commands import build_recommender, load_history
+    from agent.commands import load_history
     from agent.session import SessionStore
 
-    settings = _settings(ctx, config, store_dir=store, chroma_url=chroma_url)
-    out = Console(stderr=True) if as_json else console
+    recommender = _recommender(
+        ctx, config, store, chroma_url, serve, Console(stderr=True) if as_json else None
+    )
     try:
-        recommender = build_recommender(settings, out, serve)
-        sessions = SessionStore(settings.data_dir)
+        sessions = SessionStore(recommender.settings.data_dir)
         convo = sessions.load(user)
         load_history(convo, history, recommender.store)
     except ValueError as exc:
@@ -412,13 +425,12 @@ def chat(
 ) -> None:
     """Multi-turn recommendation chat in the terminal (streamed replies, memory, /why)."""
     from agent.chat import repl
-    from agent.commands import build_recommender, load_history
+    from agent.commands import load_history
     from agent.session import SessionStore
 
-    settings = _settings(ctx, config, store_dir=store, chroma_url=chroma_url)
+    recommender = _recommender(ctx, config, store, chroma_url, serve)
     try:
-        recommender = build_recommender(settings, console, serve)
-        sessions = SessionStore(settings.data_dir)
+        sessions = SessionStore(recommender.settings.data_dir)
         if reset:
             sessions.reset(user)
         convo = sessions.load(user)
