@@ -38,3 +38,22 @@ def test_importing_packages_has_no_side_effects() -> None:
     result = _run(sys.executable, "-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_lock_pins_every_direct_dependency() -> None:
+    """pyproject's dependencies appear in requirements/lock.txt at the same version (a clean
+    install uses the lock, so a dependency missing there would be missing in CI)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["dev"]
+    lock = {
+        line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
+        for line in (ROOT / "requirements" / "lock.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    for requirement in wanted:
+        name, version = requirement.split("==")
+        key = name.lower().replace("_", "-")
+        assert key in lock, f"{name} is not in requirements/lock.txt"
+        assert lock[key].split("+")[0] == version, f"{name}: lock has {lock[key]}, not {version}"
