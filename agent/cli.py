@@ -29,10 +29,12 @@ models_app = typer.Typer(help="Provision and inspect the models.", no_args_is_he
 catalogue_app = typer.Typer(help="Install and check catalogues.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that write their figures as JSON.", no_args_is_help=True)
 llm_app = typer.Typer(help="Run the local vLLM server.", no_args_is_help=True)
+eval_app = typer.Typer(help="Offline evaluation.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(bench_app, name="bench")
 app.add_typer(llm_app, name="llm")
+app.add_typer(eval_app, name="eval")
 
 console = Console()
 err = Console(stderr=True)
@@ -328,6 +330,45 @@ def bench_chat(
     figures = run_chat_bench(recommender, out, console)
     console.print_json(json.dumps(figures["bars"]))
     console.print(f"figures written to [bold]{out}[/bold]")
+
+
+@eval_app.command("rank")
+def eval_rank(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Option(help="Only ml-100k for now.")] = "ml-100k",
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("results/rank-ml-100k"),
+    stage: Annotated[str, typer.Option(help="test, or valid (for tuning).")] = "test",
+    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N users.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the sampled negatives.")] = 2026,
+    embedding: Annotated[
+        bool, typer.Option(help="Include the embedding-only system (MiniLM).")
+    ] = True,
+    config: ConfigOpt = None,
+) -> None:
+    """HR/NDCG/Recall@K, MRR and coverage on ML-100K, every system in one run."""
+    from eval.rank import RankConfig, run
+    from indexing import movielens
+    from tools.factory import build_models
+
+    if dataset != "ml-100k":
+        raise _fail(f"unknown dataset {dataset!r}: only ml-100k is available", 2)
+    if stage not in {"test", "valid"}:
+        raise _fail("--stage must be test or valid", 2)
+    settings = _settings(ctx, config)
+    texts = embed = None
+    models: dict[str, str] = {}
+    if embedding:
+        from eval.movielens import load_split
+
+        by_id = {item.id: item.text_for_embedding() for item in movielens.load_items()}
+        texts = [by_id[i] for i in load_split().item_ids]
+        embedder = build_models(settings).text_embedder
+        embed = embedder.embed
+        models["text_embedder"] = embedder.model_id
+    report = run(out, RankConfig(stage=stage, seed=seed, limit=limit), texts, embed, models)
+    console.print((out / "results.md").read_text())
+    console.print(f"results written to [bold]{out}[/bold]")
+    assert report["results"]
 
 
 @app.command("demo")

@@ -1,0 +1,118 @@
+"""Ranking evaluation: metrics on hand-worked cases, the protocol on toy data, and the ML-100K
+baselines against the reference figures measured for product.md."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eval import baselines
+from eval.metrics import coverage, metrics_from_ranks, rank_of
+from eval.movielens import k_core, leave_one_out, load_split, matrix
+from eval.rank import RankConfig, evaluate
+
+
+def test_metrics_by_hand() -> None:
+    m = metrics_from_ranks([1, 3, 12], ks=(1, 5, 10))
+    assert m["HR@1"] == pytest.approx(1 / 3)
+    assert m["HR@5"] == pytest.approx(2 / 3) and m["Recall@5"] == m["HR@5"]
+    assert m["HR@10"] == pytest.approx(2 / 3)
+    assert m["NDCG@1"] == pytest.approx(1 / 3)
+    assert m["NDCG@5"] == pytest.approx((1 + 1 / math.log2(4)) / 3)  # (1 + 0.5) / 3 = 0.5
+    assert m["NDCG@5"] == pytest.approx(0.5)
+    assert m["MRR"] == pytest.approx((1 + 1 / 3 + 1 / 12) / 3)
+    assert coverage([[0, 1], [1, 2]], 10) == pytest.approx(0.3)
+
+
+def test_rank_of_excludes_seen_and_breaks_ties_by_index() -> None:
+    scores = np.array([0.9, 0.5, 0.7, 0.5, 0.1])
+    assert rank_of(scores, 2, excluded=[]) == 2  # only 0.9 is ahead
+    assert rank_of(scores, 2, excluded=[0]) == 1  # the seen item is out
+    assert rank_of(scores, 1, excluded=[]) == 3  # tie with item 3: the lower index goes first
+    assert rank_of(scores, 3, excluded=[]) == 4
+    assert rank_of(scores, 3, excluded=[1]) == 3
+
+
+def test_k_core_and_leave_one_out_on_toy_data() -> None:
+    rows = [("u1", str(i), float(10 + i), i) for i in range(1, 6)]  # u1: items 1..5
+    # u2: all in the same second, written to the file in the order 5, 4, 3, 2, 1.
+    rows += [("u2", str(i), 5.0, 10 + n) for n, i in enumerate((5, 4, 3, 2, 1))]
+    rows += [(f"u{n}", str(i), 1.0, 100 + 10 * n + i) for n in (3, 4, 5) for i in range(1, 6)]
+    rows += [("u6", "1", 1.0, 999), ("u6", "9", 1.0, 1000)]  # u6 and item 9: too few
+    kept = k_core(rows, 5)
+    assert {r[0] for r in kept} == {"u1", "u2", "u3", "u4", "u5"}
+    split = leave_one_out(kept)
+    first = split.user_ids.index("u1")
+    assert split.item_ids[split.test[first]] == "5" and split.item_ids[split.valid[first]] == "4"
+    second = split.user_ids.index("u2")
+    # Same-second ties keep file row order: u2's rows were written 5, 4, 3, 2, 1.
+    assert split.item_ids[split.test[second]] == "1" and split.item_ids[split.valid[second]] == "2"
+    assert split.history(second, "test") == split.train[second] + [split.valid[second]]
+    x = matrix(split, "valid")
+    assert x[second].sum() == 3 and x[second, split.valid[second]] == 0
+
+
+def test_ease_recovers_a_simple_pattern() -> None:
+    # Items 0 and 1 always go together; a user with item 0 should get item 1 first.
+    x = np.array(
+        [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [1, 1, 1, 0], [1, 0, 0, 0]], dtype=np.float32
+    )
+    scores = baselines.ease(x, lam=1.0)
+    assert scores[4, 1] > scores[4, 2] and scores[4, 1] > scores[4, 3]
+    knn = baselines.item_knn(x)
+    assert knn[4, 1] == knn[4].max()
+    assert baselines.popularity(x)[0].tolist() == [4.0, 3.0, 2.0, 1.0]
+
+
+@pytest.fixture(scope="module")
+def ml100k():  # type: ignore[no-untyped-def]
+    return load_split()
+
+
+def test_ml100k_protocol(ml100k) -> None:  # type: ignore[no-untyped-def]
+    assert (ml100k.n_users, ml100k.n_items) == (943, 1349)
+    assert all(len(t) >= 3 for t in ml100k.train)
+
+
+@pytest.mark.parametrize(
+    ("name", "scorer", "ndcg10", "recall10"),
+    [
+        ("popularity", baselines.popularity, 0.0452, 0.0870),
+        ("item-kNN", baselines.item_knn, 0.0572, 0.1103),
+        ("EASE", baselines.ease, 0.0745, 0.1506),
+    ],
+)
+def test_baselines_match_the_reference_figures(ml100k, name, scorer, ndcg10, recall10) -> None:  # type: ignore[no-untyped-def]
+    result = evaluate(ml100k, scorer(matrix(ml100k, "test")), RankConfig())
+    assert round(result["full"]["NDCG@10"], 4) == ndcg10, name
+    assert round(result["full"]["Recall@10"], 4) == recall10, name
+    sampled = result["sampled_99"]
+    assert sampled["HR@10"] > result["full"]["HR@10"]  # 99 negatives are easier than all items
+
+
+def test_eval_rank_command_writes_results(tmp_path: Path, prepared_models: Path) -> None:
+    from tests.conftest import recagent
+
+    out = tmp_path / "rank"
+    result = recagent(
+        "eval",
+        "rank",
+        "--out",
+        str(out),
+        "--limit",
+        "100",
+        env={"RECAGENT_CACHE_DIR": str(prepared_models), "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    import json
+
+    report = json.loads((out / "results.json").read_text())
+    assert set(report["results"]) == {
+        "popularity",
+        "item-kNN (cosine)",
+        "EASE (lambda 100)",
+        "embedding-only (MiniLM)",
+    }
+    assert report["config"]["limit"] == 100 and "row order" in report["split"]["ties"]
+    assert "| EASE (lambda 100) |" in (out / "results.md").read_text()
