@@ -365,10 +365,9 @@ def eval_rank(
         embedder = build_models(settings).text_embedder
         embed = embedder.embed
         models["text_embedder"] = embedder.model_id
-    report = run(out, RankConfig(stage=stage, seed=seed, limit=limit), texts, embed, models)
+    run(out, RankConfig(stage=stage, seed=seed, limit=limit), texts, embed, models)
     console.print((out / "results.md").read_text())
     console.print(f"results written to [bold]{out}[/bold]")
-    assert report["results"]
 
 
 @app.command("demo")

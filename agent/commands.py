@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from indexing.search import Filters, Hit
+from indexing.store import open_store
 from tools.config import Settings
 
 
@@ -128,17 +129,6 @@ def default_catalogue(settings: Settings) -> Path:
 
 
 # -- indexing ----------------------------------------------------------------------------------
-def open_store(settings: Settings):  # type: ignore[no-untyped-def]
-    from indexing.store import SafeImageLoader, Store, open_client
-    from tools.factory import build_models
-
-    models = build_models(settings)
-    client = open_client(settings.resolved_store_dir, settings.chroma_url)
-    loader = SafeImageLoader(settings.index.max_image_bytes, settings.index.max_image_pixels)
-    store = Store(client, settings.collection, models.text_embedder, models.image_embedder, loader)
-    return store, models
-
-
 def run_index(
     settings: Settings,
     catalogue: Path,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,18 +161,23 @@ def build_tools(ctx: TurnContext) -> list[Any]:
                 found = retrieve_text(ctx, query)
         return remember(found)
 
-    @tool
-    def search_by_image(path: str) -> str:
-        """Find items whose pictures look like an image the user attached. path: its name."""
-        ctx.calls.append(f"search_by_image({path!r})")
+    def with_attachment(path: str, kind: str, work: Callable[[Path], str]) -> str:
+        """Run ``work`` on an attached file; a wrong name or unreadable file goes back to the
+        model as text."""
         chosen = _attachment(ctx, path)
         if isinstance(chosen, str):
             return chosen
         try:
             with ctx.timed("tools"):
-                return remember(retrieve_image(ctx, chosen))
+                return work(chosen)
         except MediaError as exc:
-            return f"That picture cannot be used: {exc}"
+            return f"That {kind} cannot be used: {exc}"
+
+    @tool
+    def search_by_image(path: str) -> str:
+        """Find items whose pictures look like an image the user attached. path: its name."""
+        ctx.calls.append(f"search_by_image({path!r})")
+        return with_attachment(path, "picture", lambda p: remember(retrieve_image(ctx, p)))
 
     @tool
     def similar_items(result_number: int) -> str:
@@ -198,33 +203,25 @@ def build_tools(ctx: TurnContext) -> list[Any]:
     def caption_image(path: str) -> str:
         """Describe a picture the user attached. path: its name."""
         ctx.calls.append(f"caption_image({path!r})")
-        chosen = _attachment(ctx, path)
-        if isinstance(chosen, str):
-            return chosen
-        try:
-            with ctx.timed("tools"):
-                picture = load_image(
-                    chosen, ctx.limits.max_image_bytes, ctx.limits.max_image_pixels
-                )
-                caption = ctx.models.captioner.caption([picture])[0]
-        except MediaError as exc:
-            return f"That picture cannot be used: {exc}"
-        return f"Caption ({caption.source}): {caption.text}"
+
+        def caption(chosen: Path) -> str:
+            picture = load_image(chosen, ctx.limits.max_image_bytes, ctx.limits.max_image_pixels)
+            made = ctx.models.captioner.caption([picture])[0]
+            return f"Caption ({made.source}): {made.text}"
+
+        return with_attachment(path, "picture", caption)
 
     @tool
     def transcribe_audio(path: str) -> str:
         """Transcribe speech in an audio file the user attached (e.g. a voice query)."""
         ctx.calls.append(f"transcribe_audio({path!r})")
-        chosen = _attachment(ctx, path)
-        if isinstance(chosen, str):
-            return chosen
-        try:
-            with ctx.timed("tools"):
-                audio = load_audio(chosen, ctx.limits.max_audio_bytes, ctx.limits.max_audio_seconds)
-                result = ctx.models.transcriber.transcribe(audio)
-        except MediaError as exc:
-            return f"That audio cannot be used: {exc}"
-        return f"Transcript: {result.text}" if result.text else "No speech was found."
+
+        def transcribe(chosen: Path) -> str:
+            audio = load_audio(chosen, ctx.limits.max_audio_bytes, ctx.limits.max_audio_seconds)
+            result = ctx.models.transcriber.transcribe(audio)
+            return f"Transcript: {result.text}" if result.text else "No speech was found."
+
+        return with_attachment(path, "audio", transcribe)
 
     @tool
     def user_history() -> str:

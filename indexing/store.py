@@ -25,8 +25,10 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from PIL import Image
 
 from indexing.schema import Item
+from tools.config import Settings
 from tools.embed_image import ImageEmbedder, make_image_embedder
 from tools.embed_text import TextEmbedder
+from tools.factory import Models, build_models
 from tools.media import load_image
 
 log = logging.getLogger(__name__)
@@ -259,3 +261,12 @@ class Store:
         meta = dict(got["metadatas"][0] or {})
         meta["item"] = json.loads(str(meta.get("item_json", "{}")))
         return meta
+
+
+def open_store(settings: Settings) -> tuple[Store, Models]:
+    """The configured models and the store they index into (embedded or server)."""
+    models = build_models(settings)
+    client = open_client(settings.resolved_store_dir, settings.chroma_url)
+    loader = SafeImageLoader(settings.index.max_image_bytes, settings.index.max_image_pixels)
+    store = Store(client, settings.collection, models.text_embedder, models.image_embedder, loader)
+    return store, models

@@ -13,10 +13,9 @@ from agent.profile import UserProfile
 from agent.recommender import Conversation, Recommender
 from indexing.loaders import load_catalogue
 from indexing.pipeline import Indexer
-from indexing.store import SafeImageLoader, Store, open_client
+from indexing.store import Store, open_store
 from tests.fake_chat import ScriptedChatModel
 from tools.config import Settings, load_settings
-from tools.factory import build_models
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +26,7 @@ def indexed(
     settings = load_settings(
         cache_dir=prepared_models, data_dir=folder, store_dir=folder / "s", llm={"max_steps": 3}
     )
-    models = build_models(settings)
-    store = Store(
-        open_client(settings.resolved_store_dir, None),
-        "catalog",
-        models.text_embedder,
-        models.image_embedder,
-        SafeImageLoader(),
-    )
+    store, models = open_store(settings)
     Indexer(store, models, settings.index).run(load_catalogue(demo_slice))
     return settings, store, models
 
@@ -58,13 +50,6 @@ def _explain_all(prompt: str) -> dict[str, Any]:
             for i in items
         ]
     }
-
-
-class Explainer:
-    """A structured-output script entry that answers from the prompt it receives."""
-
-    def __init__(self) -> None:
-        self.used = False
 
 
 def _recommender(

@@ -9,23 +9,15 @@ import pytest
 from indexing.loaders import load_catalogue
 from indexing.pipeline import Indexer
 from indexing.search import Filters, search_image, search_text
-from indexing.store import SafeImageLoader, Store, open_client
+from indexing.store import Store, open_store
 from tests import media
 from tests.conftest import copy_slice
 from tests.tiny_models import tiny_clip
 from tools.config import Settings
-from tools.factory import build_models
 
 
 def _store(settings: Settings) -> tuple[Store, Indexer]:
-    models = build_models(settings)
-    store = Store(
-        open_client(settings.resolved_store_dir, None),
-        settings.collection,
-        models.text_embedder,
-        models.image_embedder,
-        SafeImageLoader(),
-    )
+    store, models = open_store(settings)
     return store, Indexer(store, models, settings.index)
 
 

@@ -21,10 +21,9 @@ from agent.profile import UserProfile
 from agent.recommender import Conversation, Recommender
 from indexing.loaders import load_catalogue
 from indexing.pipeline import Indexer
-from indexing.store import SafeImageLoader, Store, open_client
+from indexing.store import Store, open_store
 from tests.conftest import free_port, pick_slice
 from tools.config import Settings, load_settings
-from tools.factory import build_models
 
 pytestmark = pytest.mark.slow
 
@@ -55,14 +54,7 @@ def served(
     rows = [*pick_slice(demo_catalogue, size=40), INJECTION]
     catalogue = demo_catalogue.parent / "llm-slice.jsonl"
     catalogue.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    models = build_models(settings)
-    store = Store(
-        open_client(settings.resolved_store_dir, None),
-        "catalog",
-        models.text_embedder,
-        models.image_embedder,
-        SafeImageLoader(),
-    )
+    store, models = open_store(settings)
     assert Indexer(store, models, settings.index).run(load_catalogue(catalogue)).failed == []
     state = llm_server.serve(settings)
     try:
