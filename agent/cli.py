@@ -337,37 +337,79 @@ def eval_rank(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Option(help="Only ml-100k for now.")] = "ml-100k",
     out: Annotated[Path, typer.Option(help="Results folder.")] = Path("results/rank-ml-100k"),
-    stage: Annotated[str, typer.Option(help="test, or valid (for tuning).")] = "test",
-    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N users.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for the sampled negatives.")] = 2026,
-    embedding: Annotated[
-        bool, typer.Option(help="Include the embedding-only system (MiniLM).")
+    limit: Annotated[
+        int | None,
+        typer.Option(help="Evaluate only the first N users (models still train on all)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the sampled negatives and SASRec.")] = 2026,
+    epochs: Annotated[int, typer.Option(help="SASRec training epochs.", min=1)] = 100,
+    rerank: Annotated[
+        bool, typer.Option(help="LLM rerank of the top 20 (needs the LLM server).")
+    ] = True,
+    rerank_tune_users: Annotated[
+        int, typer.Option(help="Validation users the rerank weight is tuned on.", min=1)
+    ] = 200,
+    concurrency: Annotated[int, typer.Option(help="LLM requests in flight.", min=1)] = 8,
+    save_collab: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the agent's collaborative model and tuned fusion weights go "
+            "(trained on all interactions). Default: DATA_DIR/collab/ml-100k."
+        ),
+    ] = None,
+    save: Annotated[
+        bool, typer.Option(help="Train and save the agent's collaborative model.")
     ] = True,
     config: ConfigOpt = None,
 ) -> None:
-    """HR/NDCG/Recall@K, MRR and coverage on ML-100K, every system in one run."""
+    """HR/NDCG/Recall@K, MRR and coverage on ML-100K for every system in one run: popularity,
+    item-kNN, EASE, SASRec, embedding-only and recagent's pipeline with and without the LLM
+    rerank, tuned on validation and evaluated on test. Writes results.json, results.md, ndcg.png
+    and the LLM response cache (re-runs reuse it)."""
+    from dataclasses import replace
+
+    from agent.llm import LLMUnavailable, endpoint
+    from eval.llm_client import ChatClient, ResponseCache
+    from eval.movielens import load_split
     from eval.rank import RankConfig, run
     from indexing import movielens
     from tools.factory import build_models
 
     if dataset != "ml-100k":
         raise _fail(f"unknown dataset {dataset!r}: only ml-100k is available", 2)
-    if stage not in {"test", "valid"}:
-        raise _fail("--stage must be test or valid", 2)
     settings = _settings(ctx, config)
-    texts = embed = None
-    models: dict[str, str] = {}
-    if embedding:
-        from eval.movielens import load_split
-
-        by_id = {item.id: item.text_for_embedding() for item in movielens.load_items()}
-        texts = [by_id[i] for i in load_split().item_ids]
-        embedder = build_models(settings).text_embedder
-        embed = embedder.embed
-        models["text_embedder"] = embedder.model_id
-    run(out, RankConfig(stage=stage, seed=seed, limit=limit), texts, embed, models)
+    client = None
+    if rerank:
+        try:
+            target = endpoint(settings)
+        except LLMUnavailable as exc:
+            raise _fail(f"{exc}; or pass --no-rerank", 1) from exc
+        cache = ResponseCache(out / "llm-cache.jsonl")
+        client = ChatClient(target, cache, concurrency, settings.llm.request_timeout)
+    items = {item.id: item for item in movielens.load_items()}
+    item_ids = load_split().item_ids
+    texts = [items[i].text_for_embedding() for i in item_ids]
+    titles = [f"{items[i].title} ({items[i].attributes.get('year', '?')})" for i in item_ids]
+    embedder = build_models(settings).text_embedder
+    rank_config = RankConfig(seed=seed, limit=limit, rerank_tune_users=rerank_tune_users)
+    rank_config = replace(rank_config, sasrec=replace(rank_config.sasrec, epochs=epochs, seed=seed))
+    target_dir = (save_collab or settings.data_dir / "collab" / "ml-100k") if save else None
+    report = run(
+        out,
+        rank_config,
+        texts,
+        titles,
+        embedder.embed,
+        {"text_embedder": embedder.model_id},
+        client,
+        target_dir,
+    )
     console.print((out / "results.md").read_text())
-    console.print(f"results written to [bold]{out}[/bold]")
+    console.print(f"results written to [bold]{out}[/bold] (results.json, results.md, ndcg.png)")
+    if target_dir is not None:
+        console.print(f"collaborative model and tuned fusion weights saved to {target_dir}")
+    if not report["bar"]["beats_every_baseline"]:
+        console.print("[yellow]the complete pipeline did not beat every baseline[/yellow]")
 
 
 @app.command("demo")

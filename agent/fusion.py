@@ -1,9 +1,14 @@
 """Fusing candidates from several retrievals into one ranking, with a score breakdown per item.
 
-``total = w_rrf * RRF + sum(w_kind * best similarity of that kind)`` where
-``RRF = sum over sources of 1 / (k + rank)``. Seen items are dropped and hard constraints are
-re-checked on each item's facts (the store already filtered with ``where`` clauses; this keeps a
-retrieval without filters from slipping an excluded item in).
+``total = rrf * RRF(content sources) + collab * RRF(collaborative sources)
++ sum(w_kind * best similarity of that kind)`` for the kinds text, image and profile, where
+``RRF(sources) = sum over those sources of 1 / (k + rank)``. Collaborative scores are not
+similarities (they have no common scale), so they enter by rank only. ``eval rank`` tunes these
+weights on ML-100K's validation split with the same formula (``eval/pipeline.py``).
+
+Seen items are dropped and hard constraints are re-checked on each item's facts (the store
+already filtered with ``where`` clauses; this keeps a retrieval without filters from slipping
+an excluded item in).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from agent.buffer import SIGNALS, Candidate
+from agent.buffer import Candidate
 
 
 @dataclass(frozen=True)
@@ -34,8 +39,16 @@ class Scored:
     breakdown: dict[str, float] = field(default_factory=dict)
 
 
-def rrf(candidate: Candidate, k: int) -> float:
-    return sum(1.0 / (k + rank) for rank in candidate.ranks.values())
+SIMILARITY_KINDS = ("text", "image", "profile")
+
+
+def rrf(candidate: Candidate, k: int, collab: bool = False) -> float:
+    """RRF over the candidate's content sources (or, with ``collab``, its collaborative ones)."""
+    return sum(
+        1.0 / (k + rank)
+        for source, rank in candidate.ranks.items()
+        if (candidate.kinds[source] == "collab") == collab
+    )
 
 
 def fuse(
@@ -51,7 +64,11 @@ def fuse(
             continue
         breakdown = {"rrf": round(rrf(candidate, weights.rrf_k), 6)}
         total = weights.rrf * breakdown["rrf"]
-        for kind in SIGNALS:
+        collab = rrf(candidate, weights.rrf_k, collab=True)
+        if collab:
+            breakdown["collab"] = round(collab, 6)
+            total += weights.collab * breakdown["collab"]
+        for kind in SIMILARITY_KINDS:
             values = [s for src, s in candidate.scores.items() if candidate.kinds[src] == kind]
             if values:
                 breakdown[kind] = round(max(values), 6)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tools.collab import ease_weights
+
 
 def popularity(x: np.ndarray) -> np.ndarray:
     """Every user gets the items ranked by how many users have them."""
@@ -22,11 +24,6 @@ def item_knn(x: np.ndarray) -> np.ndarray:
 
 
 def ease(x: np.ndarray, lam: float = 100.0) -> np.ndarray:
-    """EASE (Steck 2019): closed-form item-item weights with a zero diagonal."""
-    gram = (x.T @ x).astype(np.float64)
-    gram[np.diag_indices_from(gram)] += lam
-    inverse = np.linalg.inv(gram)
-    weights = -inverse / np.diag(inverse)[None, :]
-    np.fill_diagonal(weights, 0.0)
-    scores: np.ndarray = x @ weights
+    """EASE (Steck 2019) scores for every user: history times the item-item weights."""
+    scores: np.ndarray = x @ ease_weights(x, lam)
     return scores

@@ -1,9 +1,12 @@
 """`recagent eval rank`: ranking metrics on ML-100K for every system, in one run.
 
 Full ranking over all items (seen items excluded) is the primary number; 1 positive + 99 sampled
-unseen negatives (fixed seed) is the secondary one. Systems so far: popularity, item-kNN (cosine),
-EASE (lambda 100) and embedding-only (MiniLM: the mean embedding of the user's history against
-every item's text). Results: a folder with the config, JSON and a Markdown table.
+unseen negatives (fixed seed) is the secondary one. Systems: popularity, item-kNN (cosine),
+EASE (lambda 100), SASRec trained here, embedding-only (MiniLM: the mean embedding of the user's
+history against every item's text), and recagent's pipeline (eval/pipeline.py) with and without
+the LLM rerank (eval/rerank.py). Everything the pipeline chooses (the collaborative blend, the
+fusion weights, the rerank weight) is tuned on the validation split, then evaluated on test.
+Results: a folder with the config, JSON, a Markdown table and an NDCG@K plot.
 """
 
 from __future__ import annotations
@@ -12,15 +15,29 @@ import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
-from eval import baselines
+from eval import baselines, rerank
+from eval.llm_client import ChatClient
 from eval.metrics import KS, TIE_RULE, coverage, metrics_from_ranks, rank_of
 from eval.movielens import Split, load_split, matrix
+from eval.pipeline import (
+    CONTENT_DEPTH,
+    GRID,
+    Inputs,
+    fused_scores,
+    ndcg_at,
+    target_ranks,
+    tune,
+)
+from eval.plot import ndcg_plot
+from tools.collab import CollabModel
+from tools.sasrec import SASRecConfig
 
 PUBLISHED = {
     "SASRec (published)": {"NDCG@10": 0.0522, "Recall@10": 0.0993},
@@ -33,12 +50,16 @@ PUBLISHED = {
 Scorer = Callable[[np.ndarray], np.ndarray]
 
 
+FUSION_FILE = "fusion.json"
+
+
 @dataclass(frozen=True)
 class RankConfig:
-    stage: str = "test"
     negatives: int = 99
     seed: int = 2026
     limit: int | None = None  # users evaluated (None: all)
+    rerank_tune_users: int = 200  # validation users the rerank weight is tuned on
+    sasrec: SASRecConfig = field(default_factory=SASRecConfig)
 
 
 def sampled_rank(
@@ -50,16 +71,19 @@ def sampled_rank(
     return rank_of(scores[candidates], 0, [])
 
 
-def evaluate(split: Split, scores: np.ndarray, config: RankConfig) -> dict[str, Any]:
-    users = range(split.n_users if config.limit is None else min(config.limit, split.n_users))
-    targets = split.test if config.stage == "test" else split.valid
+def evaluate(
+    split: Split, scores: np.ndarray, config: RankConfig, users: list[int] | None = None
+) -> dict[str, Any]:
+    """Test-item metrics; row ``n`` of ``scores`` belongs to ``users[n]`` (default: all)."""
+    users = list(range(split.n_users)) if users is None else users
     rng = np.random.default_rng(config.seed)
     full, sampled, tops = [], [], []
-    for user in users:
-        seen = split.history(user, config.stage)
-        full.append(rank_of(scores[user], targets[user], seen))
-        sampled.append(sampled_rank(scores[user], targets[user], set(seen), rng, config.negatives))
-        masked = scores[user].astype(np.float64, copy=True)
+    for row, user in enumerate(users):
+        seen = split.history(user, "test")
+        target = split.test[user]
+        full.append(rank_of(scores[row], target, seen))
+        sampled.append(sampled_rank(scores[row], target, set(seen), rng, config.negatives))
+        masked = scores[row].astype(np.float64, copy=True)
         masked[seen] = -np.inf
         tops.append(np.argsort(-masked, kind="stable")[:10].tolist())
     result: dict[str, Any] = {
@@ -70,79 +94,239 @@ def evaluate(split: Split, scores: np.ndarray, config: RankConfig) -> dict[str, 
     return result
 
 
-def embedding_scorer(
-    split: Split, texts: list[str], embed: Callable[[list[str]], np.ndarray], stage: str
-) -> np.ndarray:
+def embedding_scores(x: np.ndarray, items: np.ndarray) -> np.ndarray:
     """Cosine of each item's text embedding with the mean of the user's history embeddings."""
-    items = embed(texts)
-    x = matrix(split, stage)
     profiles = x @ items / np.maximum(x.sum(axis=1, keepdims=True), 1)
     profiles /= np.maximum(np.linalg.norm(profiles, axis=1, keepdims=True), 1e-12)
     scores: np.ndarray = profiles @ items.T
     return scores
 
 
-def systems(
+@dataclass
+class Stage:
+    """Everything fitted on what is known before one stage ("valid" or "test")."""
+
+    name: str
+    users: list[int]
+    targets: list[int]
+    histories: list[list[int]]
+    x: np.ndarray
+    collab: CollabModel
+    inputs: Inputs
+
+
+def fit_stage(
     split: Split,
-    stage: str,
-    item_texts: list[str] | None,
-    embed: Callable[[list[str]], np.ndarray] | None,
-) -> dict[str, Callable[[], np.ndarray]]:
-    x = matrix(split, stage)
-    out: dict[str, Callable[[], np.ndarray]] = {
-        "popularity": lambda: baselines.popularity(x),
-        "item-kNN (cosine)": lambda: baselines.item_knn(x),
-        "EASE (lambda 100)": lambda: baselines.ease(x, 100.0),
-    }
-    if item_texts is not None and embed is not None:
-        out["embedding-only (MiniLM)"] = lambda: embedding_scorer(split, item_texts, embed, stage)
+    name: str,
+    users: list[int],
+    item_vectors: np.ndarray,
+    sasrec: SASRecConfig,
+    progress: bool,
+) -> Stage:
+    histories = [split.history(u, name) for u in range(split.n_users)]
+    bar = tqdm(
+        total=sasrec.epochs, desc=f"SASRec ({name} stage)", unit="epoch", disable=not progress
+    )
+
+    def tick(epoch: int, loss: float) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}")
+
+    collab = CollabModel.fit(histories, split.item_ids, sasrec, progress=tick)
+    bar.close()
+    x = matrix(split, name)
+    chosen = [histories[u] for u in users]
+    sequential, item_item = collab.parts(chosen)
+    inputs = Inputs(
+        seen=x[users] > 0,
+        sequential=sequential,
+        item_item=item_item,
+        content=embedding_scores(x[users], item_vectors),
+    )
+    targets = [(split.test if name == "test" else split.valid)[u] for u in users]
+    return Stage(name, users, targets, histories, x, collab, inputs)
+
+
+def top_lists(scores: np.ndarray, n: int) -> np.ndarray:
+    return np.argsort(-scores, axis=1, kind="stable")[:, :n]
+
+
+def apply_order(scores: np.ndarray, tops: np.ndarray, orders: list[np.ndarray]) -> np.ndarray:
+    """Scores whose top lists follow ``orders`` (the rest keep their fused order below)."""
+    out = scores.copy()
+    ceiling = np.nanmax(np.where(np.isfinite(scores), scores, np.nan)) + 1.0
+    for row, (top, order) in enumerate(zip(tops, orders, strict=True)):
+        out[row, top[order]] = ceiling + np.arange(len(order), 0, -1)
     return out
+
+
+def llm_ranks(
+    client: ChatClient, stage: Stage, scores: np.ndarray, titles: list[str], rows: list[int]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    tops = top_lists(scores[rows], rerank.TOP)
+    histories = [[titles[i] for i in stage.histories[stage.users[r]]] for r in rows]
+    candidates = [[titles[i] for i in top] for top in tops]
+    return tops, rerank.rerank_all(client, histories, candidates, f"LLM rerank ({stage.name})")
 
 
 def run(
     out_dir: Path,
     config: RankConfig,
-    item_texts: list[str] | None = None,
-    embed: Callable[[list[str]], np.ndarray] | None = None,
+    item_texts: list[str],
+    titles: list[str],
+    embed: Callable[[list[str]], np.ndarray],
     models: dict[str, str] | None = None,
+    client: ChatClient | None = None,
+    save_collab: Path | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
+    """Fit, tune on validation, evaluate on test; write results.json/.md and ndcg.png."""
     split = load_split()
-    results: dict[str, Any] = {}
-    for name, make in systems(split, config.stage, item_texts, embed).items():
-        start = time.perf_counter()
-        scores = make()
-        results[name] = {
-            **evaluate(split, scores, config),
-            "seconds": round(time.perf_counter() - start, 2),
+    users = list(range(split.n_users if config.limit is None else min(config.limit, split.n_users)))
+    clock: dict[str, float] = {}
+    start = time.perf_counter()
+    item_vectors = embed(item_texts)
+    clock["item embeddings"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    valid = fit_stage(split, "valid", users, item_vectors, config.sasrec, progress)
+    clock["fit (validation stage)"] = time.perf_counter() - start
+    tuned = tune(valid.inputs, valid.targets)
+    valid_fused = fused_scores(
+        valid.inputs.collab(tuned.alpha), valid.inputs.content, valid.inputs.seen, tuned.weights
+    )
+    rerank_weight = None
+    tuning: dict[str, Any] = {
+        "alpha": tuned.alpha,
+        "fusion": asdict(tuned.weights),
+        "validation_ndcg10": round(tuned.ndcg10, 4),
+        "grid_points": tuned.tried,
+        "grid": {k: list(v) for k, v in GRID.items()},
+    }
+    if client is not None:
+        rows = list(range(min(config.rerank_tune_users, len(users))))
+        tops, ranks = llm_ranks(client, valid, valid_fused, titles, rows)
+        by_weight = {}
+        for weight in rerank.WEIGHTS:
+            orders = [rerank.blend(r, weight, tuned.weights.rrf_k) for r in ranks]
+            reordered = apply_order(valid_fused[rows], tops, orders)
+            by_weight[weight] = ndcg_at(target_ranks(reordered, [valid.targets[r] for r in rows]))
+        rerank_weight = max(by_weight, key=lambda w: (by_weight[w], -w))
+        tuning["rerank"] = {
+            "weight": rerank_weight,
+            "validation_users": len(rows),
+            "validation_ndcg10_by_weight": {str(w): round(v, 4) for w, v in by_weight.items()},
         }
+
+    start = time.perf_counter()
+    test = fit_stage(split, "test", users, item_vectors, config.sasrec, progress)
+    clock["fit (test stage)"] = time.perf_counter() - start
+    x = test.x
+    systems: dict[str, Callable[[], np.ndarray]] = {
+        "popularity": lambda: baselines.popularity(x),
+        "item-kNN (cosine)": lambda: baselines.item_knn(x),
+        "EASE (lambda 100)": lambda: baselines.ease(x, 100.0),
+    }
+    results: dict[str, Any] = {}
+    for name, make in systems.items():
+        begin = time.perf_counter()
+        scores = make()[users]
+        results[name] = {**evaluate(split, scores, config, users), "seconds": _since(begin)}
+    results[f"SASRec ({config.sasrec.epochs} epochs)"] = {
+        **evaluate(
+            split, test.collab.sequential.scores([test.histories[u] for u in users]), config, users
+        ),
+        "seconds": round(clock["fit (test stage)"], 2),
+    }
+    results["embedding-only (MiniLM)"] = evaluate(split, test.inputs.content, config, users)
+    fused = fused_scores(
+        test.inputs.collab(tuned.alpha), test.inputs.content, test.inputs.seen, tuned.weights
+    )
+    results["recagent: fusion, no rerank"] = evaluate(split, fused, config, users)
+    if client is not None and rerank_weight is not None:
+        rows = list(range(len(users)))
+        tops, ranks = llm_ranks(client, test, fused, titles, rows)
+        orders = [rerank.blend(r, rerank_weight, tuned.weights.rrf_k) for r in ranks]
+        name = f"recagent: fusion + LLM rerank of top {rerank.TOP} (weight {rerank_weight})"
+        results[name] = evaluate(split, apply_order(fused, tops, orders), config, users)
+        llm_only = apply_order(fused, tops, [np.argsort(r, kind="stable") for r in ranks])
+        results["LLM order of the top 20 alone (diagnostic)"] = evaluate(
+            split, llm_only, config, users
+        )
+
+    if save_collab is not None:
+        start = time.perf_counter()
+        full = [split.train[u] + [split.valid[u], split.test[u]] for u in range(split.n_users)]
+        agent_model = CollabModel.fit(full, split.item_ids, config.sasrec, alpha=tuned.alpha)
+        agent_model.save(save_collab)
+        (save_collab / FUSION_FILE).write_text(json.dumps(asdict(tuned.weights), indent=2))
+        clock["fit (agent model, all interactions)"] = time.perf_counter() - start
+
     report = {
         "dataset": "ml-100k",
         "split": {
             **split.meta,
             "users": split.n_users,
+            "evaluated_users": len(users),
             "items": split.n_items,
-            "stage": config.stage,
-            "history": "train + validation" if config.stage == "test" else "train",
+            "history": "train + validation (test); train (validation, for tuning)",
         },
         "ranking_ties": TIE_RULE,
-        "config": config.__dict__,
-        "models": models or {},
+        "config": {**asdict(config), "content_depth": CONTENT_DEPTH},
+        "tuning": tuning,
+        "models": {**(models or {}), **({"llm": client.target.model} if client else {})},
+        "seconds": {k: round(v, 2) for k, v in clock.items()},
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "results": results,
         "published": PUBLISHED,
+        "bar": the_bar(results),
+        "agent_model": str(save_collab) if save_collab else None,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(report, indent=2))
     (out_dir / "results.md").write_text(markdown(report))
+    ndcg_plot(report, out_dir / "ndcg.png")
     return report
+
+
+def _since(start: float) -> float:
+    return round(time.perf_counter() - start, 2)
+
+
+BASELINES = (
+    "popularity",
+    "item-kNN (cosine)",
+    "EASE (lambda 100)",
+    "SASRec",
+    "embedding-only (MiniLM)",
+)
+
+
+def the_bar(results: dict[str, Any]) -> dict[str, Any]:
+    """Does the complete pipeline (with the rerank when it ran) beat every baseline?"""
+    complete = [n for n in results if n.startswith("recagent")][-1]
+    baselines_run = {n: r for n, r in results.items() if n.startswith(BASELINES)}
+    best = max(baselines_run, key=lambda n: baselines_run[n]["full"]["NDCG@10"])
+    ours = results[complete]["full"]
+    return {
+        "complete_pipeline": complete,
+        "best_baseline": best,
+        "metric": "NDCG@10 (full ranking)",
+        "pipeline": round(ours["NDCG@10"], 4),
+        "baseline": round(baselines_run[best]["full"]["NDCG@10"], 4),
+        "beats_every_baseline": all(
+            ours["NDCG@10"] > r["full"]["NDCG@10"] for r in baselines_run.values()
+        ),
+    }
 
 
 def markdown(report: dict[str, Any]) -> str:
     cols = ["HR@1", "NDCG@5", "NDCG@10", "Recall@10", "NDCG@20", "Recall@20", "MRR", "Coverage@10"]
     split = report["split"]
     lines = [
-        f"# Ranking on ML-100K ({split['users']} users, {split['items']} items, "
-        f"{split['protocol']}; {split['ties']}; history = {split['history']})",
+        f"# Ranking on ML-100K ({split['evaluated_users']} of {split['users']} users, "
+        f"{split['items']} items, {split['protocol']}; {split['ties']}; "
+        f"history = {split['history']})",
         "",
         "Full ranking over all unseen items:",
         "",
@@ -169,4 +353,24 @@ def markdown(report: dict[str, Any]) -> str:
     for name, result in report["results"].items():
         s = result[sampled_key]
         lines.append(f"| {name} | {s['HR@10']:.4f} | {s['NDCG@10']:.4f} | {s['MRR']:.4f} |")
+    tuning = report["tuning"]
+    bar = report["bar"]
+    verdict = "beats" if bar["beats_every_baseline"] else "does NOT beat"
+    lines += [
+        "",
+        f"Tuned on validation only: collaborative blend alpha {tuning['alpha']}, fusion "
+        f"{json.dumps(tuning['fusion'])} (validation NDCG@10 {tuning['validation_ndcg10']}, "
+        f"{tuning['grid_points']} grid points)"
+        + (
+            f"; rerank weight {tuning['rerank']['weight']} on "
+            f"{tuning['rerank']['validation_users']} validation users "
+            f"({json.dumps(tuning['rerank']['validation_ndcg10_by_weight'])})"
+            if "rerank" in tuning
+            else "; no LLM rerank in this run"
+        )
+        + ".",
+        "",
+        f"The bar: {bar['complete_pipeline']} ({bar['pipeline']}) {verdict} every baseline "
+        f"in this run (best: {bar['best_baseline']}, {bar['baseline']}; {bar['metric']}).",
+    ]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,145 @@
+"""The collaborative retriever: a sequential model (SASRec) blended with item-item EASE.
+
+Both are trained on interaction histories (lists of catalogue ids in time order). ``scores``
+ranks every item for one history (the profile's history in the agent, a user's history in the
+evaluation); ``neighbours`` gives an item's collaborative neighbours (EASE weights), used by the
+agent's ``similar_items`` tool. ``alpha`` weighs the two after each is standardised per user:
+``alpha * z(SASRec) + (1 - alpha) * z(EASE)``; it is tuned on the validation split.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from tools.sasrec import SASRec, SASRecConfig
+
+MODEL_FILE = "sasrec.pt"
+EASE_FILE = "ease.npy"
+META_FILE = "collab.json"
+
+
+def ease_weights(x: np.ndarray, lam: float = 100.0) -> np.ndarray:
+    """EASE (Steck 2019): closed-form item-item weights with a zero diagonal."""
+    gram = (x.T @ x).astype(np.float64)
+    gram[np.diag_indices_from(gram)] += lam
+    inverse = np.linalg.inv(gram)
+    weights = -inverse / np.diag(inverse)[None, :]
+    np.fill_diagonal(weights, 0.0)
+    out: np.ndarray = weights
+    return out
+
+
+def standardise(scores: np.ndarray) -> np.ndarray:
+    """Per row: zero mean, unit variance (a constant row becomes zeros)."""
+    mean = scores.mean(axis=-1, keepdims=True)
+    std = scores.std(axis=-1, keepdims=True)
+    out: np.ndarray = (scores - mean) / np.where(std > 0, std, 1.0)
+    return out
+
+
+def history_matrix(histories: Sequence[Sequence[int]], n_items: int) -> np.ndarray:
+    x = np.zeros((len(histories), n_items), dtype=np.float32)
+    for row, history in enumerate(histories):
+        x[row, list(history)] = 1.0
+    return x
+
+
+class CollabModel:
+    def __init__(
+        self,
+        item_ids: list[str],
+        sequential: SASRec,
+        item_item: np.ndarray,
+        alpha: float = 0.5,
+        lam: float = 100.0,
+    ) -> None:
+        self.item_ids = item_ids
+        self.index = {item: n for n, item in enumerate(item_ids)}
+        self.sequential = sequential
+        self.item_item = item_item
+        self.alpha = alpha
+        self.lam = lam
+
+    @classmethod
+    def fit(
+        cls,
+        histories: Sequence[Sequence[int]],
+        item_ids: list[str],
+        config: SASRecConfig | None = None,
+        alpha: float = 0.5,
+        lam: float = 100.0,
+        progress: Callable[[int, float], None] | None = None,
+    ) -> CollabModel:
+        """Train both parts on ``histories`` (indices into ``item_ids``, in time order)."""
+        sequential = SASRec.fit(histories, len(item_ids), config or SASRecConfig(), progress)
+        item_item = ease_weights(history_matrix(histories, len(item_ids)), lam)
+        return cls(item_ids, sequential, item_item, alpha, lam)
+
+    def parts(self, histories: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised (SASRec, EASE) scores, one row per history."""
+        sequential = standardise(self.sequential.scores(histories))
+        item_item = standardise(history_matrix(histories, len(self.item_ids)) @ self.item_item)
+        return sequential, item_item
+
+    def scores(self, histories: Sequence[Sequence[int]], alpha: float | None = None) -> np.ndarray:
+        sequential, item_item = self.parts(histories)
+        a = self.alpha if alpha is None else alpha
+        out: np.ndarray = a * sequential + (1 - a) * item_item
+        return out
+
+    def known(self, ids: Sequence[str]) -> list[int]:
+        """Indices of the ids this model was trained on, in order (unknown ids are skipped)."""
+        return [self.index[i] for i in ids if i in self.index]
+
+    def recommend(self, history_ids: Sequence[str], k: int) -> list[tuple[str, float]]:
+        """The top ``k`` unseen items for a history of catalogue ids, with their scores."""
+        history = self.known(history_ids)
+        if not history:
+            return []
+        row = self.scores([history])[0]
+        row[history] = -np.inf
+        top = np.argsort(-row, kind="stable")[:k]
+        return [(self.item_ids[i], float(row[i])) for i in top]
+
+    def neighbours(self, item_id: str, k: int) -> list[tuple[str, float]]:
+        """Items that go with ``item_id`` in users' histories (largest EASE weights)."""
+        if item_id not in self.index:
+            return []
+        column = self.item_item[self.index[item_id]].copy()
+        column[self.index[item_id]] = -np.inf
+        top = np.argsort(-column, kind="stable")[:k]
+        return [(self.item_ids[i], float(column[i])) for i in top]
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.sequential.save(folder / MODEL_FILE)
+        np.save(folder / EASE_FILE, self.item_item)
+        meta = {
+            "item_ids": self.item_ids,
+            "alpha": self.alpha,
+            "lam": self.lam,
+            "sasrec": asdict(self.sequential.config),
+        }
+        (folder / META_FILE).write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, folder: Path) -> CollabModel:
+        missing = [f for f in (MODEL_FILE, EASE_FILE, META_FILE) if not (folder / f).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{folder} is not a collaborative model folder (missing {', '.join(missing)}); "
+                "train one with `recagent eval rank`"
+            )
+        meta = json.loads((folder / META_FILE).read_text())
+        return cls(
+            list(meta["item_ids"]),
+            SASRec.load(folder / MODEL_FILE),
+            np.load(folder / EASE_FILE),
+            float(meta["alpha"]),
+            float(meta["lam"]),
+        )
