@@ -27,9 +27,10 @@ from agent.buffer import Candidate
 from agent.fusion import FusionWeights, Scored, fuse
 from agent.grounding import Checked, Explanation, check, template
 from agent.profile import Constraints, ProfileUpdate, UserProfile, merge, stated_constraints
-from agent.toolkit import TurnContext, build_tools, retrieve_text
+from agent.toolkit import TurnContext, build_tools, retrieve_collab, retrieve_text
 from indexing.search import Filters
 from indexing.store import Store
+from tools.collab import CollabModel, discover, tuned_fusion
 from tools.config import Settings
 from tools.factory import Models
 
@@ -179,6 +180,17 @@ def allowed_by(profile: UserProfile) -> Callable[[Candidate], bool]:
     return allowed
 
 
+def load_collab(
+    settings: Settings, store_ids: list[str]
+) -> tuple[CollabModel | None, dict[str, float] | None]:
+    """The configured collaborative model, or the one under DATA_DIR/collab that covers the
+    store's items, with the fusion weights tuned beside it."""
+    folder = settings.collab_dir or discover(settings.data_dir / "collab", store_ids)
+    if folder is None:
+        return None, None
+    return CollabModel.load(folder), tuned_fusion(folder)
+
+
 class Recommender:
     def __init__(
         self,
@@ -188,13 +200,21 @@ class Recommender:
         chat: ChatFactory | None,
         weights: FusionWeights | None = None,
         catalogue_titles: list[str] | None = None,
+        collab: CollabModel | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.models = models
         self.chat = chat
-        self.weights = weights or FusionWeights(**settings.fusion.model_dump())
-        metadatas = store.text.get(include=["metadatas"])["metadatas"] or []
+        stored = store.text.get(include=["metadatas"])
+        metadatas = stored["metadatas"] or []
+        self.collab, tuned = collab, None
+        if collab is None:
+            self.collab, tuned = load_collab(settings, stored["ids"])
+        chosen = settings.fusion.model_dump()
+        if tuned and "fusion" not in settings.model_fields_set:  # the user's own weights win
+            chosen.update(tuned)
+        self.weights = weights or FusionWeights(**chosen)
         self.catalogue_titles = catalogue_titles or sorted({str(m["title"]) for m in metadatas})
         self.categories = sorted({str(m["category"]) for m in metadatas if m.get("category")})
         models.text_embedder.load()  # load now, not inside the first turn's timings
@@ -420,8 +440,11 @@ class Recommender:
             filters=filters_for(profile),
             history_titles=convo.history_titles,
             attachments=dict(attachments or {}),
+            collab=self.collab,
+            history_ids=convo.history_ids,
         )
         retrieve_text(ctx, message)
+        retrieve_collab(ctx)
         if profile.likes:
             retrieve_text(ctx, ", ".join(profile.likes[-5:]), kind="profile", source="profile")
         if llm_ok:

@@ -20,11 +20,13 @@ from agent.buffer import Candidate, CandidateBuffer, Hit
 from indexing.search import Filters, hits_from_result, search_image, search_text
 from indexing.store import Store
 from tools.audio import load_audio
+from tools.collab import CollabModel
 from tools.config import IndexSettings
 from tools.factory import Models
 from tools.media import MediaError, load_image
 
 RETRIEVE_K = 20
+COLLAB_K = 50  # the collaborative list is long: fusion takes it by rank, beside the content lists
 
 
 @dataclass
@@ -39,6 +41,8 @@ class TurnContext:
     last_results: list[Candidate] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: {"tools": 0.0, "retrieval": 0.0})
     calls: list[str] = field(default_factory=list)
+    collab: CollabModel | None = None
+    history_ids: list[str] = field(default_factory=list)
 
     @contextmanager
     def timed(self, bucket: str) -> Iterator[None]:
@@ -98,7 +102,8 @@ def retrieve_image(ctx: TurnContext, path: Path) -> list[Candidate]:
 
 
 def retrieve_similar(ctx: TurnContext, candidate: Candidate) -> list[Candidate]:
-    """Items near ``candidate`` in the text space, and in the image space when it has a picture."""
+    """Items near ``candidate`` in the text space, in the image space when it has a picture, and
+    its collaborative neighbours when a collaborative model is loaded."""
     found: list[Candidate] = []
     with ctx.timed("retrieval"):
         for collection, kind in ((ctx.store.text, "text"), (ctx.store.images, "image")):
@@ -113,7 +118,38 @@ def retrieve_similar(ctx: TurnContext, candidate: Candidate) -> list[Candidate]:
             )
             hits = [h for h in hits_from_result(ctx.store, result, kind) if h.id != candidate.id]
             found += ctx.buffer.add(f"similar-{kind}:{candidate.id}", kind, _to_hits(hits))
+        if ctx.collab is not None:  # items that go with it in users' histories
+            neighbours = _stored_hits(ctx, ctx.collab.neighbours(candidate.id, RETRIEVE_K))
+            found += ctx.buffer.add(f"similar-collab:{candidate.id}", "collab", neighbours)
     return found
+
+
+def _stored_hits(ctx: TurnContext, scored: list[tuple[str, float]]) -> list[Hit]:
+    """Hits for (id, score) pairs, in order; ids the store does not hold are skipped."""
+    if not scored:
+        return []
+    got = ctx.store.text.get(ids=[i for i, _ in scored], include=["metadatas"])
+    metas = dict(zip(got["ids"], got["metadatas"] or [], strict=True))
+    return [
+        Hit(
+            i,
+            str(metas[i]["title"]),
+            score,
+            metas[i].get("category"),
+            facts_from_metadata(metas[i]),
+        )
+        for i, score in scored
+        if i in metas
+    ]
+
+
+def retrieve_collab(ctx: TurnContext) -> list[Candidate]:
+    """What users with this history went on to like (the collaborative model), if there is one."""
+    if ctx.collab is None or not ctx.history_ids:
+        return []
+    with ctx.timed("retrieval"):
+        hits = _stored_hits(ctx, ctx.collab.recommend(ctx.history_ids, COLLAB_K))
+    return ctx.buffer.add("collab:history", "collab", hits)
 
 
 def _pick(ctx: TurnContext, result_number: int) -> Candidate | str:

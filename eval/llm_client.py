@@ -70,7 +70,7 @@ class ChatClient:
         retries: int = 2,
     ) -> None:
         self.target = target
-        self.cache = cache or ResponseCache(None)
+        self.cache = cache if cache is not None else ResponseCache(None)
         self.concurrency = max(1, concurrency)
         self.retries = retries
         self._http = httpx.Client(

@@ -36,7 +36,7 @@ from eval.pipeline import (
     tune,
 )
 from eval.plot import ndcg_plot
-from tools.collab import CollabModel
+from tools.collab import FUSION_FILE, CollabModel
 from tools.sasrec import SASRecConfig
 
 PUBLISHED = {
@@ -48,9 +48,6 @@ PUBLISHED = {
 }
 
 Scorer = Callable[[np.ndarray], np.ndarray]
-
-
-FUSION_FILE = "fusion.json"
 
 
 @dataclass(frozen=True)
@@ -205,7 +202,9 @@ def run(
     }
     if client is not None:
         rows = list(range(min(config.rerank_tune_users, len(users))))
+        start = time.perf_counter()
         tops, ranks = llm_ranks(client, valid, valid_fused, titles, rows)
+        clock["LLM rerank (validation users)"] = time.perf_counter() - start
         by_weight = {}
         for weight in rerank.WEIGHTS:
             orders = [rerank.blend(r, weight, tuned.weights.rrf_k) for r in ranks]
@@ -245,7 +244,9 @@ def run(
     results["recagent: fusion, no rerank"] = evaluate(split, fused, config, users)
     if client is not None and rerank_weight is not None:
         rows = list(range(len(users)))
+        start = time.perf_counter()
         tops, ranks = llm_ranks(client, test, fused, titles, rows)
+        clock["LLM rerank (test users)"] = time.perf_counter() - start
         orders = [rerank.blend(r, rerank_weight, tuned.weights.rrf_k) for r in ranks]
         name = f"recagent: fusion + LLM rerank of top {rerank.TOP} (weight {rerank_weight})"
         results[name] = evaluate(split, apply_order(fused, tops, orders), config, users)

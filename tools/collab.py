@@ -10,7 +10,7 @@ agent's ``similar_items`` tool. ``alpha`` weighs the two after each is standardi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,6 +21,8 @@ from tools.sasrec import SASRec, SASRecConfig
 MODEL_FILE = "sasrec.pt"
 EASE_FILE = "ease.npy"
 META_FILE = "collab.json"
+FUSION_FILE = "fusion.json"
+COVERAGE = 0.9  # share of the store's items a model must know to be picked automatically
 
 
 def ease_weights(x: np.ndarray, lam: float = 100.0) -> np.ndarray:
@@ -143,3 +145,29 @@ class CollabModel:
             float(meta["alpha"]),
             float(meta["lam"]),
         )
+
+
+def discover(root: Path, store_ids: Collection[str]) -> Path | None:
+    """The model folder under ``root`` whose items cover at least 90% of ``store_ids`` (the
+    best-covering one), or None."""
+    if not root.is_dir() or not store_ids:
+        return None
+    best: tuple[float, Path] | None = None
+    for meta in sorted(root.glob(f"*/{META_FILE}")):
+        try:
+            known = set(json.loads(meta.read_text())["item_ids"])
+        except (OSError, ValueError, KeyError):
+            continue
+        share = sum(i in known for i in store_ids) / len(store_ids)
+        if share >= COVERAGE and (best is None or share > best[0]):
+            best = (share, meta.parent)
+    return best[1] if best else None
+
+
+def tuned_fusion(folder: Path) -> dict[str, float] | None:
+    """The fusion weights tuned with this model (``fusion.json``), if present."""
+    path = folder / FUSION_FILE
+    if not path.is_file():
+        return None
+    data: dict[str, float] = json.loads(path.read_text())
+    return data

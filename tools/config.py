@@ -111,7 +111,9 @@ class FusionSettings(BaseModel):
     text: float = Field(0.05, ge=0, description="Weight of text similarity.")
     image: float = Field(0.02, ge=0, description="Weight of image similarity.")
     profile: float = Field(0.03, ge=0, description="Weight of similarity to the profile's likes.")
-    collab: float = Field(0.0, ge=0, description="Weight of collaborative scores.")
+    collab: float = Field(
+        0.0, ge=0, description="Weight of the RRF of collaborative retrievals (by rank)."
+    )
 
 
 class Settings(BaseSettings):
@@ -136,6 +138,11 @@ class Settings(BaseSettings):
         None, description="http://host:port of a `chroma run` server; overrides store_dir."
     )
     collection: str = Field("catalog", description="Prefix of the Chroma collections.")
+    collab_dir: Path | None = Field(
+        None,
+        description="A collaborative model (from `recagent eval rank`) for the catalogue in "
+        "the store. Default: the one under DATA_DIR/collab whose items cover the store's.",
+    )
     models: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
     index: IndexSettings = Field(default_factory=IndexSettings)  # type: ignore[arg-type]
     llm: LLMSettings = Field(default_factory=LLMSettings)  # type: ignore[arg-type]

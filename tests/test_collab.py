@@ -1,0 +1,52 @@
+"""The collaborative retriever: SASRec learns an order, EASE neighbours, save/load, discovery,
+and the agent using it (retrieval by history, similar_items, fusion by rank)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tools.collab import CollabModel, discover, ease_weights, standardise, tuned_fusion
+from tools.sasrec import SASRec, SASRecConfig
+
+SMALL = SASRecConfig(hidden=16, blocks=1, heads=1, max_len=8, dropout=0.0, epochs=60, lr=1e-2)
+
+
+def cycles(n_users: int, n_items: int, length: int) -> list[list[int]]:
+    """Every user walks 0 -> 1 -> 2 -> ... -> n_items-1 -> 0, from a different start."""
+    return [[(start + t) % n_items for t in range(length)] for start in range(n_users)]
+
+
+def test_sasrec_learns_the_next_item_and_survives_save_load(tmp_path: Path) -> None:
+    model = SASRec.fit(cycles(12, 6, 7), 6, SMALL)
+    scores = model.scores([[0, 1, 2], [3, 4], [5]])
+    assert scores.argmax(axis=1).tolist() == [3, 5, 0]
+    model.save(tmp_path / "m.pt")
+    again = SASRec.load(tmp_path / "m.pt")
+    np.testing.assert_allclose(again.scores([[0, 1, 2]]), scores[:1], rtol=1e-5)
+    assert not model.scores([[]]).any()  # an empty history has no opinion
+
+
+def test_ease_neighbours_and_recommend_exclude_the_history(tmp_path: Path) -> None:
+    ids = [f"m{i}" for i in range(6)]
+    histories = [[0, 1], [0, 1], [2, 3], [2, 3], [4, 5], [0, 1, 4]]
+    model = CollabModel.fit(histories, ids, SASRecConfig(**{**SMALL.__dict__, "epochs": 2}))
+    assert model.neighbours("m0", 1)[0][0] == "m1"
+    assert model.neighbours("unknown", 3) == []
+    top = [i for i, _ in model.recommend(["m2", "not-in-model"], 5)]
+    assert "m2" not in top and len(top) == 5
+    assert model.recommend(["nothing-known"], 3) == []
+    np.testing.assert_allclose(standardise(np.array([[1.0, 3.0]])), [[-1.0, 1.0]])
+    assert np.diag(ease_weights(np.eye(3, dtype=np.float32))).tolist() == [0.0, 0.0, 0.0]
+
+    folder = tmp_path / "collab" / "toy"
+    model.save(folder)
+    (folder / "fusion.json").write_text(json.dumps({"collab": 1.0, "rrf": 0.25}))
+    loaded = CollabModel.load(folder)
+    np.testing.assert_allclose(loaded.scores([[0]]), model.scores([[0]]), rtol=1e-5)
+    assert discover(tmp_path / "collab", ids[:5]) == folder
+    assert discover(tmp_path / "collab", ["m0", "x1", "x2"]) is None  # covers too little
+    assert tuned_fusion(folder) == {"collab": 1.0, "rrf": 0.25}
+    with pytest.raises(FileNotFoundError, match="missing"):
+        CollabModel.load(tmp_path)
