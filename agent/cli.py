@@ -412,6 +412,63 @@ def eval_rank(
         console.print("[yellow]the complete pipeline did not beat every baseline[/yellow]")
 
 
+def _judge_endpoint(settings: Any, url: str | None, model: str | None, key: str | None) -> Any:
+    from agent.llm import Endpoint, endpoint
+
+    if url is None:
+        own = endpoint(settings)
+        return Endpoint(own.base_url, model or own.model, key or own.api_key)
+    if model is None:
+        raise _fail("--judge-url needs --judge-model (the model name that server serves)", 2)
+    return Endpoint(url.rstrip("/"), model, key or "EMPTY")
+
+
+@eval_app.command("judge")
+def eval_judge(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("results/judge-ml-100k"),
+    limit: Annotated[int, typer.Option(help="Cases (ML-100K users, seeded sample).", min=1)] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the user sample.")] = 2026,
+    concurrency: Annotated[int, typer.Option(help="LLM requests in flight.", min=1)] = 8,
+    judge_url: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible URL of the judge (default: the recommender's LLM)."),
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option(help="The judge's model name.")] = None,
+    judge_api_key: Annotated[str | None, typer.Option(help="The judge's API key.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Judge explanations: recagent's explainer against a plain-prompt baseline, scored 1-5 on
+    faithfulness, relevance, informativeness and persuasiveness, compared pairwise in both
+    orders, with grounding metrics. Resumable: responses are cached in OUT/llm-cache.jsonl."""
+    from agent.llm import LLMUnavailable, endpoint
+    from eval import judge
+    from eval.cases import ml100k_cases
+    from eval.llm_client import ChatClient, ResponseCache
+    from eval.movielens import load_split
+    from indexing import movielens
+
+    settings = _settings(ctx, config)
+    try:
+        own = endpoint(settings)
+        judge_target = _judge_endpoint(settings, judge_url, judge_model, judge_api_key)
+    except LLMUnavailable as exc:
+        raise _fail(str(exc), 1) from exc
+    cache = ResponseCache(out / "llm-cache.jsonl")
+    timeout = settings.llm.request_timeout
+    explainer = ChatClient(own, cache, concurrency, timeout)
+    judge_client = (
+        explainer if judge_target == own else ChatClient(judge_target, cache, concurrency, timeout)
+    )
+    items = {item.id: item for item in movielens.load_items()}
+    cases = ml100k_cases(load_split(), items, limit, seed)
+    titles = sorted({item.title for item in items.values()})
+    judge_config = judge.JudgeConfig(limit=limit, seed=seed, concurrency=concurrency)
+    judge.run(cases, explainer, judge_client, titles, out, judge_config)
+    console.print((out / "results.md").read_text())
+    console.print(f"results written to [bold]{out}[/bold] (results.json, results.md, cases.jsonl)")
+
+
 @app.command("demo")
 def demo(
     ctx: typer.Context,

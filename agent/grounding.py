@@ -106,6 +106,99 @@ def _supported(sentence: str, corpus: str, has_audio: bool) -> str | None:
     return None
 
 
+STOPWORDS = frozenset(
+    {
+        "this",
+        "that",
+        "with",
+        "from",
+        "have",
+        "they",
+        "their",
+        "them",
+        "your",
+        "you",
+        "will",
+        "would",
+        "like",
+        "likes",
+        "about",
+        "into",
+        "more",
+        "most",
+        "what",
+        "when",
+        "which",
+        "while",
+        "were",
+        "been",
+        "being",
+        "also",
+        "just",
+        "very",
+        "than",
+        "then",
+        "there",
+        "these",
+        "those",
+        "film",
+        "movie",
+        "item",
+        "great",
+        "good",
+        "love",
+        "loves",
+        "enjoy",
+        "enjoys",
+        "perfect",
+        "fans",
+        "watch",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    sentence: str
+    problem: str | None  # None: supported by the item's fields
+
+
+def _others(facts: Mapping[str, Any], corpus: str, titles: Collection[str]) -> list[str]:
+    own = str(facts.get("title", "")).lower()
+    return [t for t in titles if len(t) >= 3 and t.lower() != own and t.lower() not in corpus]
+
+
+def _names(sentence: str, titles: list[str]) -> str | None:
+    lowered = sentence.lower()
+    return next((t for t in titles if re.search(rf"\b{re.escape(t.lower())}\b", lowered)), None)
+
+
+def claims(
+    text: str, facts: Mapping[str, Any], catalogue_titles: Collection[str] = ()
+) -> list[Claim]:
+    """Each sentence of ``text`` with why it is unsupported, or None when the item's fields back
+    it: it names no other item, claims no number, colour or sound the facts lack, and shares at
+    least one content word (4+ letters, not a stopword) with them."""
+    fields = item_fields(facts)
+    corpus = " ".join(fields.values()).lower()
+    corpus_words = set(_WORD.findall(corpus))
+    others = _others(facts, corpus, catalogue_titles)
+    has_audio = bool(facts.get("transcript")) or bool(facts.get("has_audio"))
+    out = []
+    for sentence in _SENTENCE.split(text.strip()):
+        if not sentence:
+            continue
+        named = _names(sentence, others)
+        problem = f"names another item: {named!r}" if named else None
+        problem = problem or _supported(sentence, corpus, has_audio)
+        if problem is None:
+            words = {w for w in _WORD.findall(sentence.lower()) if len(w) >= 4} - STOPWORDS
+            if not words & corpus_words:
+                problem = "shares no content word with the item's facts"
+        out.append(Claim(sentence, problem))
+    return out
+
+
 def check(
     explanation: Explanation,
     candidates: Mapping[str, Mapping[str, Any]],
@@ -120,20 +213,13 @@ def check(
         f"cites missing field {name!r}" for name in explanation.cited_fields if name not in fields
     ]
     cited = [name for name in explanation.cited_fields if name in fields]
-    own_title = str(facts.get("title", "")).lower()
-    others = [
-        t
-        for t in catalogue_titles
-        if len(t) >= 3 and t.lower() != own_title and t.lower() not in corpus
-    ]
+    others = _others(facts, corpus, catalogue_titles)
     kept: list[str] = []
     has_audio = bool(facts.get("transcript")) or bool(facts.get("has_audio"))
     for sentence in _SENTENCE.split(explanation.text.strip()):
         if not sentence:
             continue
-        named = next(
-            (t for t in others if re.search(rf"\b{re.escape(t.lower())}\b", sentence.lower())), None
-        )
+        named = _names(sentence, others)
         if named:
             problems.append(f"names another item: {named!r}")
             continue

@@ -18,14 +18,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import BaseModel, ValidationError
 
 import prompts
 from agent.buffer import Candidate
+from agent.explainer import checked, explain_prompt, explanation_schema
 from agent.fusion import FusionWeights, Scored, fuse
-from agent.grounding import Checked, Explanation, check, template
+from agent.grounding import Checked, template
 from agent.profile import Constraints, ProfileUpdate, UserProfile, merge, stated_constraints
 from agent.toolkit import TurnContext, build_tools, retrieve_collab, retrieve_text
 from indexing.search import Filters
@@ -299,15 +300,6 @@ class Recommender:
             clock["llm"] = clock.get("llm", 0.0) + spent
 
     @staticmethod
-    def _explainable(facts: dict[str, Any]) -> dict[str, Any]:
-        """Facts worth explaining with: a pixel-statistics caption describes colours and shape
-        only, and the small model then explains nothing but that, so it is left out."""
-        skip = {"image", "caption_source", "has_image", "has_audio"}
-        if facts.get("caption_source") == "pixels":
-            skip.add("caption")
-        return {k: v for k, v in facts.items() if v not in (None, "", [], {}) and k not in skip}
-
-    @staticmethod
     def _usable(name: str, ctx: TurnContext) -> bool:
         if name in {"search_by_image", "caption_image", "transcribe_audio"}:
             return bool(ctx.attachments)
@@ -318,36 +310,13 @@ class Recommender:
     def explain(
         self, chosen: list[Scored], profile: UserProfile, message: str, clock: dict[str, float]
     ) -> dict[str, Checked]:
-        ids = [s.candidate.id for s in chosen]
-        entry = create_model(
-            "ItemExplanation",
-            item_id=(Literal[tuple(ids)], ...),  # type: ignore[valid-type,arg-type]
-            text=(str, Field(max_length=600)),
-            cited_fields=(list[str], Field(default_factory=list)),
-        )
-        schema = create_model("Explanations", explanations=(list[entry], ...))  # type: ignore[valid-type]
-        items = [
-            {"item": n, "item_id": s.candidate.id, **self._explainable(s.candidate.facts)}
-            for n, s in enumerate(chosen, start=1)
-        ]
-        prompt = prompts.render(
-            "explain",
-            profile_summary=profile.summary or "(unknown)",
-            request=message,
-            items_json=json.dumps(items, ensure_ascii=False, indent=1),
+        schema = explanation_schema([s.candidate.id for s in chosen])
+        prompt = explain_prompt(
+            [(s.candidate.id, s.candidate.facts) for s in chosen], profile.summary, message
         )
         result = self._structured(schema, prompt, clock, MAX_TOKENS["explain"] * len(chosen) // 3)
         facts = {s.candidate.id: {**s.candidate.facts} for s in chosen}
-        checked: dict[str, Checked] = {}
-        for raw in result.explanations:
-            if raw.item_id in checked:
-                continue
-            checked[raw.item_id] = check(
-                Explanation(item_id=raw.item_id, text=raw.text, cited_fields=raw.cited_fields),
-                facts,
-                self.catalogue_titles,
-            )
-        return checked
+        return checked(result.explanations, facts, self.catalogue_titles)
 
     def intro(
         self,

@@ -1,0 +1,70 @@
+"""The explanation step's parts, shared by the agent and the judge evaluation: which facts an
+explanation may use, the prompt, the JSON schema (item ids constrained to the candidates), and
+the grounding check of what comes back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, create_model
+
+import prompts
+from agent.grounding import Checked, Explanation, check
+
+
+def explainable(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """Facts worth explaining with: a pixel-statistics caption describes colours and shape only,
+    and the small model then explains nothing but that, so it is left out."""
+    skip = {"image", "caption_source", "has_image", "has_audio"}
+    if facts.get("caption_source") == "pixels":
+        skip.add("caption")
+    return {k: v for k, v in facts.items() if v not in (None, "", [], {}) and k not in skip}
+
+
+def explanation_schema(ids: Sequence[str]) -> type[BaseModel]:
+    """``{"explanations": [{"item_id", "text", "cited_fields"}]}`` with ``item_id`` an enum and
+    at most one entry per item (a small model otherwise keeps writing entries until the token
+    budget cuts the JSON short)."""
+    entry = create_model(
+        "ItemExplanation",
+        item_id=(Literal[tuple(ids)], ...),  # type: ignore[valid-type,arg-type]
+        text=(str, Field(max_length=600)),
+        cited_fields=(list[str], Field(default_factory=list)),
+    )
+    entries = (list[entry], Field(min_length=1, max_length=len(ids)))  # type: ignore[valid-type]
+    return create_model("Explanations", explanations=entries)  # type: ignore[call-overload,no-any-return]
+
+
+def explain_prompt(
+    items: Sequence[tuple[str, Mapping[str, Any]]], profile_summary: str, request: str
+) -> str:
+    listed = [
+        {"item": n, "item_id": item_id, **explainable(facts)}
+        for n, (item_id, facts) in enumerate(items, start=1)
+    ]
+    return prompts.render(
+        "explain",
+        profile_summary=profile_summary or "(unknown)",
+        request=request,
+        items_json=json.dumps(listed, ensure_ascii=False, indent=1),
+    )
+
+
+def checked(
+    explanations: Sequence[Any],
+    facts: Mapping[str, Mapping[str, Any]],
+    catalogue_titles: Collection[str] = (),
+) -> dict[str, Checked]:
+    """The first explanation per item, each through the grounding check."""
+    out: dict[str, Checked] = {}
+    for raw in explanations:
+        if raw.item_id in out:
+            continue
+        out[raw.item_id] = check(
+            Explanation(item_id=raw.item_id, text=raw.text, cited_fields=raw.cited_fields),
+            facts,
+            catalogue_titles,
+        )
+    return out
