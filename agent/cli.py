@@ -469,6 +469,77 @@ def eval_judge(
     console.print(f"results written to [bold]{out}[/bold] (results.json, results.md, cases.jsonl)")
 
 
+@eval_app.command("simulate")
+def eval_simulate(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Option(help="ml-100k (real users) or demo (the store).")] = (
+        "ml-100k"
+    ),
+    out: Annotated[
+        Path | None, typer.Option(help="Results folder (default: results/simulate-DATASET).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Episodes.", min=1)] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the user / target sample.")] = 2026,
+    concurrency: Annotated[int, typer.Option(help="Episodes in flight.", min=1)] = 4,
+    max_turns: Annotated[int, typer.Option(help="Turns per episode.", min=1, max=10)] = 5,
+    config: ConfigOpt = None,
+) -> None:
+    """Simulated users with a hidden target: an LLM describes an item without naming it (a leak
+    voids the episode), the agent recommends 10 per turn. Hit@1/5/10 by turn, turns to a hit,
+    and the rates of ids outside the catalogue, duplicates and already-seen items. On ml-100k
+    the movies are indexed once into DATA_DIR/eval-stores/ml-100k. Resumable."""
+    from agent.commands import build_recommender
+    from agent.llm import LLMUnavailable, endpoint
+    from agent.toolkit import facts_from_metadata
+    from eval import simulate
+    from eval.cases import ml100k_cases
+    from eval.llm_client import ChatClient, ResponseCache
+    from eval.movielens import load_split
+    from indexing import movielens
+    from indexing.loaders import LoadResult
+    from indexing.pipeline import Indexer
+    from indexing.store import open_store
+
+    if dataset not in {"ml-100k", "demo"}:
+        raise _fail(f"unknown dataset {dataset!r}: use ml-100k or demo", 2)
+    settings = _settings(ctx, config)
+    out = out or Path(f"results/simulate-{dataset}")
+    try:
+        target = endpoint(settings)
+    except LLMUnavailable as exc:
+        raise _fail(str(exc), 1) from exc
+    if dataset == "ml-100k":
+        if settings.store_dir is None and settings.chroma_url is None:
+            settings = settings.model_copy(
+                update={"store_dir": settings.data_dir / "eval-stores" / "ml-100k"}
+            )
+        items = {item.id: item for item in movielens.load_items()}
+        store, models = open_store(settings)
+        if store.count()[0] < len(items):
+            console.print(f"indexing the {len(items)} ML-100K movies for the agent (once)")
+            Indexer(store, models, settings.index).run(LoadResult(list(items.values())))
+        cases = ml100k_cases(load_split(), items, limit, seed)
+        kind = "movie"
+    recommender = build_recommender(settings, console, serve=False)
+    stored = recommender.store.text.get(include=["metadatas"])
+    catalogue = set(stored["ids"])
+    if dataset == "demo":
+        pairs = [
+            (i, facts_from_metadata(m))
+            for i, m in sorted(zip(stored["ids"], stored["metadatas"], strict=True))
+        ]
+        cases = simulate.demo_cases(pairs, limit, seed)
+        kind = "catalogue item"
+    simulator = ChatClient(target, ResponseCache(out / "llm-cache.jsonl"), concurrency)
+    sim_config = simulate.SimConfig(dataset, limit, seed, concurrency, max_turns)
+    used = {"llm": target.model, "collab": "yes" if recommender.collab else "no"}
+    simulate.run(cases, recommender, simulator, catalogue, out, sim_config, kind, models=used)
+    console.print((out / "results.md").read_text())
+    console.print(
+        f"results written to [bold]{out}[/bold] (results.json, results.md, episodes.jsonl)"
+    )
+
+
 @app.command("demo")
 def demo(
     ctx: typer.Context,

@@ -371,7 +371,10 @@ class Recommender:
         k: int = 3,
         attachments: dict[str, Path] | None = None,
         on_token: Callable[[str], None] | None = None,
+        explain: bool = True,
     ) -> TurnResult:
+        """One turn. ``explain=False`` skips the LLM's intro and explanations (template ones
+        instead): the simulated-user evaluation judges the recommendations only."""
         started = time.perf_counter()
         clock: dict[str, float] = {}
         notices: list[str] = []
@@ -432,7 +435,7 @@ class Recommender:
             if chosen
             else "I found nothing that fits; describe it differently or relax a constraint."
         )
-        if llm_ok and chosen:  # streamed first, so the user sees the reply start at once
+        if llm_ok and chosen and explain:  # streamed first, so the reply starts at once
             try:
                 intro = (
                     self.intro(
@@ -450,7 +453,7 @@ class Recommender:
             if "first_token_at" in clock:
                 clock["first_token_after_tools"] = clock["first_token_at"] - tool_phase_end
         checked: dict[str, Checked] = {}
-        if llm_ok and chosen:
+        if llm_ok and chosen and explain:
             try:
                 checked = self.explain(chosen, profile, message, clock)
             except LLMFailure as exc:

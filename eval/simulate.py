@@ -1,0 +1,270 @@
+"""`recagent eval simulate`: simulated users with a hidden target (the InteRecAgent / iEvaLM
+protocol).
+
+An LLM plays a user who wants one item (a real user's next movie on ML-100K, or a sampled item
+of the demo catalogue) and describes it without naming it; the agent answers each turn with 10
+recommendations; the episode ends when the target is among them or after ``MAX_TURNS`` turns.
+A simulator message that contains the target's title voids the episode (leak). Episodes run
+concurrently (vLLM batches the requests) and are appended to ``episodes.jsonl`` as they finish,
+so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+import prompts
+from agent.profile import UserProfile
+from agent.recommender import Conversation, Recommender
+from eval.cases import Case
+from eval.llm_client import ChatClient, content
+from indexing.movielens import normalise_title
+
+MAX_TURNS = 5
+K = 10
+KS = (1, 5, 10)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    dataset: str = "ml-100k"
+    limit: int = 20
+    seed: int = 2026
+    concurrency: int = 4
+    max_turns: int = MAX_TURNS
+
+
+def redact(text: str, title: str) -> str:
+    """``text`` with the title (as written, and normalised) replaced by "[hidden]"."""
+    out = text
+    for form in {title, re.sub(r"^(.*), (The|A|An)$", r"\2 \1", title)}:
+        if form.strip():
+            out = re.sub(re.escape(form), "[hidden]", out, flags=re.IGNORECASE)
+    return out
+
+
+def describe_target(facts: dict[str, Any]) -> str:
+    """What the simulated user knows of the target: everything but its name."""
+    title = str(facts.get("title", ""))
+    shown = {k: v for k, v in facts.items() if k != "title" and v not in (None, "", [], {})}
+    return redact(json.dumps(shown, ensure_ascii=False, indent=1), title)
+
+
+def leaks(message: str, title: str) -> bool:
+    """Does the message name the target? Compared on normalised words, whole words only."""
+    wanted = normalise_title(title)
+    said = f" {normalise_title(message)} "
+    return bool(wanted) and f" {wanted} " in said
+
+
+def first_hits(turns: Sequence[Sequence[str]], target: str) -> dict[str, int | None]:
+    """The first turn (1-based) whose top-K holds the target, per K; None if never."""
+    out: dict[str, int | None] = {}
+    for k in KS:
+        out[f"@{k}"] = next((n for n, recs in enumerate(turns, 1) if target in recs[:k]), None)
+    return out
+
+
+def episode_rates(
+    recs: Sequence[Sequence[str]], catalogue: set[str], seen: set[str]
+) -> dict[str, int]:
+    flat = [r for turn in recs for r in turn]
+    counted: set[str] = set()
+    duplicates = 0
+    for r in flat:
+        duplicates += r in counted
+        counted.add(r)
+    return {
+        "recommended": len(flat),
+        "not_in_catalogue": sum(r not in catalogue for r in flat),
+        "duplicates": duplicates,
+        "already_seen": sum(r in seen for r in flat),
+    }
+
+
+@dataclass
+class Episode:
+    case: Case
+    messages: list[str] = field(default_factory=list)
+    recommendations: list[list[str]] = field(default_factory=list)
+    leaked: bool = False
+    seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)
+
+
+def play(
+    case: Case,
+    recommender: Recommender,
+    simulator: ChatClient,
+    kind: str,
+    max_turns: int = MAX_TURNS,
+) -> Episode:
+    start = time.perf_counter()
+    episode = Episode(case)
+    system = prompts.render("simulator", kind=kind, target=describe_target(case.facts))
+    chat: list[dict[str, str]] = [{"role": "system", "content": system}]
+    convo = Conversation(f"sim-{case.user}", UserProfile(user_id=f"sim-{case.user}"))
+    convo.history_ids = list(case.history_ids)
+    convo.history_titles = list(case.history)
+    cue = "Write your first message to the recommender."
+    for _turn in range(max_turns):
+        chat.append({"role": "user", "content": cue})
+        reply = simulator.one({"messages": chat, "max_tokens": 80, "temperature": 0.0})
+        message = content(reply).strip() or "Something I would like, please."
+        chat.append({"role": "assistant", "content": message})
+        episode.messages.append(message)
+        if leaks(message, str(case.facts["title"])):
+            episode.leaked = True
+            break
+        result = recommender.respond(convo, message, k=K, explain=False)
+        episode.notices += result.notices
+        ids = [r.item_id for r in result.recommendations]
+        episode.recommendations.append(ids)
+        if case.item_id in ids:
+            break
+        listed = "; ".join(r.title for r in result.recommendations) or "nothing"
+        cue = (
+            f"The recommender suggested: {listed}. The one you have in mind is not among them. "
+            "Write your next message with one new hint."
+        )
+    episode.seconds = time.perf_counter() - start
+    return episode
+
+
+def record(episode: Episode, catalogue: set[str]) -> dict[str, Any]:
+    case = episode.case
+    return {
+        "user": case.user,
+        "target": case.item_id,
+        "title": case.facts["title"],
+        "leaked": episode.leaked,
+        "turns": len(episode.messages),
+        "messages": episode.messages,
+        "recommendations": episode.recommendations,
+        "first_hit": first_hits(episode.recommendations, case.item_id),
+        **episode_rates(episode.recommendations, catalogue, set(case.history_ids)),
+        "seconds": round(episode.seconds, 2),
+        "notices": sorted(set(episode.notices)),
+    }
+
+
+def summarise(rows: list[dict[str, Any]], max_turns: int) -> dict[str, Any]:
+    valid = [r for r in rows if not r["leaked"]]
+    n = len(valid)
+    out: dict[str, Any] = {
+        "episodes": len(rows),
+        "voided_by_leak": len(rows) - n,
+        "leak_rate": (len(rows) - n) / len(rows) if rows else 0.0,
+        "scored_episodes": n,
+    }
+    by_turn: dict[str, list[float]] = {}
+    for k in KS:
+        firsts = [r["first_hit"][f"@{k}"] for r in valid]
+        by_turn[f"Hit@{k}"] = [
+            sum(f is not None and f <= t for f in firsts) / n if n else 0.0
+            for t in range(1, max_turns + 1)
+        ]
+    out["hit_by_turn"] = by_turn
+    hits = [r["first_hit"]["@10"] for r in valid if r["first_hit"]["@10"] is not None]
+    out["average_turns_to_hit@10"] = sum(hits) / len(hits) if hits else None
+    recommended = sum(r["recommended"] for r in valid)
+    for key in ("not_in_catalogue", "duplicates", "already_seen"):
+        out[f"{key}_rate"] = sum(r[key] for r in valid) / recommended if recommended else 0.0
+    out["recommended"] = recommended
+    return out
+
+
+def run(
+    cases: Sequence[Case],
+    recommender: Recommender,
+    simulator: ChatClient,
+    catalogue: set[str],
+    out_dir: Path,
+    config: SimConfig,
+    kind: str = "movie",
+    progress: bool = True,
+    models: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / "episodes.jsonl"
+    done: dict[str, dict[str, Any]] = {}
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[f"{row['user']}:{row['target']}"] = row
+    todo = [c for c in cases if f"{c.user}:{c.item_id}" not in done]
+    lock = threading.Lock()
+    bar = tqdm(
+        total=len(cases), initial=len(cases) - len(todo), desc="episodes", disable=not progress
+    )
+    start = time.perf_counter()
+
+    def one(case: Case) -> None:
+        row = record(play(case, recommender, simulator, kind, config.max_turns), catalogue)
+        with lock, log.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+            done[f"{case.user}:{case.item_id}"] = row
+            bar.update(1)
+
+    with ThreadPoolExecutor(config.concurrency) as pool:
+        for future in [pool.submit(one, c) for c in todo]:
+            future.result()
+    bar.close()
+    rows = [done[f"{c.user}:{c.item_id}"] for c in cases]
+    report = summarise(rows, config.max_turns)
+    report.update(
+        config=asdict(config),
+        models=models or {},
+        seconds=round(time.perf_counter() - start, 2),
+        episodes_this_run=len(todo),
+    )
+    (out_dir / "results.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "results.md").write_text(markdown(report))
+    return report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    turns = len(next(iter(report["hit_by_turn"].values())))
+    lines = [
+        f"# Simulated users on {report['config']['dataset']} ({report['scored_episodes']} scored "
+        f"episodes, {report['voided_by_leak']} voided by a leak)",
+        "",
+        "| by turn | " + " | ".join(str(t) for t in range(1, turns + 1)) + " |",
+        "| --- |" + " --- |" * turns,
+    ]
+    for name, values in report["hit_by_turn"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+    avg = report["average_turns_to_hit@10"]
+    lines += [
+        "",
+        f"Average turns to a hit@10: {avg:.2f}" if avg is not None else "No hit@10.",
+        f"Of {report['recommended']} recommendations: not in the catalogue "
+        f"{report['not_in_catalogue_rate']:.1%}, duplicates {report['duplicates_rate']:.1%}, "
+        f"already seen {report['already_seen_rate']:.1%}. Leak rate {report['leak_rate']:.1%}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def demo_cases(ids_titles: Sequence[tuple[str, dict[str, Any]]], n: int, seed: int) -> list[Case]:
+    """Demo-catalogue episodes: a seeded sample of items as targets, users without history."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(ids_titles), size=min(n, len(ids_titles)), replace=False)
+    return [
+        Case(f"demo{n}", [], [], "", ids_titles[i][0], ids_titles[i][1])
+        for n, i in enumerate(sorted(int(p) for p in picked))
+    ]
