@@ -488,17 +488,10 @@ def eval_simulate(
     voids the episode), the agent recommends 10 per turn. Hit@1/5/10 by turn, turns to a hit,
     and the rates of ids outside the catalogue, duplicates and already-seen items. On ml-100k
     the movies are indexed once into DATA_DIR/eval-stores/ml-100k. Resumable."""
-    from agent.commands import build_recommender
+    from agent.commands import simulation_setup
     from agent.llm import LLMUnavailable, endpoint
-    from agent.toolkit import facts_from_metadata
     from eval import simulate
-    from eval.cases import ml100k_cases
     from eval.llm_client import ChatClient, ResponseCache
-    from eval.movielens import load_split
-    from indexing import movielens
-    from indexing.loaders import LoadResult
-    from indexing.pipeline import Indexer
-    from indexing.store import open_store
 
     if dataset not in {"ml-100k", "demo"}:
         raise _fail(f"unknown dataset {dataset!r}: use ml-100k or demo", 2)
@@ -508,28 +501,8 @@ def eval_simulate(
         target = endpoint(settings)
     except LLMUnavailable as exc:
         raise _fail(str(exc), 1) from exc
-    if dataset == "ml-100k":
-        if settings.store_dir is None and settings.chroma_url is None:
-            settings = settings.model_copy(
-                update={"store_dir": settings.data_dir / "eval-stores" / "ml-100k"}
-            )
-        items = {item.id: item for item in movielens.load_items()}
-        store, models = open_store(settings)
-        if store.count()[0] < len(items):
-            console.print(f"indexing the {len(items)} ML-100K movies for the agent (once)")
-            Indexer(store, models, settings.index).run(LoadResult(list(items.values())))
-        cases = ml100k_cases(load_split(), items, limit, seed)
-        kind = "movie"
-    recommender = build_recommender(settings, console, serve=False)
-    stored = recommender.store.text.get(include=["metadatas"])
-    catalogue = set(stored["ids"])
-    if dataset == "demo":
-        pairs = [
-            (i, facts_from_metadata(m))
-            for i, m in sorted(zip(stored["ids"], stored["metadatas"], strict=True))
-        ]
-        cases = simulate.demo_cases(pairs, limit, seed)
-        kind = "catalogue item"
+    recommender, catalogue, make_cases, kind = simulation_setup(settings, dataset, console)
+    cases = make_cases(limit, seed)
     simulator = ChatClient(target, ResponseCache(out / "llm-cache.jsonl"), concurrency)
     sim_config = simulate.SimConfig(dataset, limit, seed, concurrency, max_turns)
     used = {"llm": target.model, "collab": "yes" if recommender.collab else "no"}
@@ -538,6 +511,53 @@ def eval_simulate(
     console.print(
         f"results written to [bold]{out}[/bold] (results.json, results.md, episodes.jsonl)"
     )
+
+
+@bench_app.command("eval")
+def bench_eval(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON figures.")] = Path(
+        "bench/eval.json"
+    ),
+    judge_cases: Annotated[int, typer.Option(help="Judge cases per mode.", min=1)] = 16,
+    episodes: Annotated[int, typer.Option(help="Simulator episodes per mode.", min=1)] = 8,
+    max_turns: Annotated[int, typer.Option(help="Turns per episode.", min=1)] = 2,
+    concurrency: Annotated[int, typer.Option(help="Requests / episodes in flight.", min=2)] = 8,
+    dataset: Annotated[str, typer.Option(help="Simulator dataset: demo or ml-100k.")] = "demo",
+    seed: Annotated[int, typer.Option(help="Seed; the concurrent mode uses seed + 1.")] = 2026,
+    config: ConfigOpt = None,
+) -> None:
+    """Judge and simulator throughput with concurrent requests against sequential ones, on the
+    same server in one run (bar: 3x)."""
+    from agent.commands import simulation_setup
+    from agent.llm import LLMUnavailable, endpoint
+    from eval.bench import run_eval_bench
+    from eval.cases import ml100k_cases
+    from eval.movielens import load_split
+    from indexing import movielens
+
+    settings = _settings(ctx, config)
+    try:
+        target = endpoint(settings)
+    except LLMUnavailable as exc:
+        raise _fail(str(exc), 1) from exc
+    items = {item.id: item for item in movielens.load_items()}
+    split = load_split()
+    judged = {
+        "sequential": ml100k_cases(split, items, judge_cases, seed),
+        "concurrent": ml100k_cases(split, items, judge_cases, seed + 1),
+    }
+    recommender, catalogue, make_cases, kind = simulation_setup(settings, dataset, console)
+    simulated = {
+        "sequential": make_cases(episodes, seed),
+        "concurrent": make_cases(episodes, seed + 1),
+    }
+    titles = sorted({item.title for item in items.values()})
+    figures = run_eval_bench(
+        target, recommender, judged, simulated, titles, catalogue, out, concurrency, max_turns, kind
+    )
+    console.print_json(json.dumps(figures["bars"]))
+    console.print(f"figures written to [bold]{out}[/bold]")
 
 
 @app.command("demo")

@@ -443,3 +443,54 @@ DEMO_CONVERSATION = [
     "/why 1",
     "/profile",
 ]
+
+
+def simulation_setup(settings: Settings, dataset: str, console: Console):  # type: ignore[no-untyped-def]
+    """The recommender, catalogue ids, a case sampler ``(n, seed) -> cases`` and the item kind
+    for simulated users. ml-100k indexes the movies once into DATA_DIR/eval-stores/ml-100k
+    (unless a store is configured); demo uses the configured store."""
+    from agent.toolkit import facts_from_metadata
+    from eval import simulate
+    from eval.cases import ml100k_cases
+    from eval.movielens import load_split
+    from indexing import movielens
+    from indexing.loaders import LoadResult
+    from indexing.pipeline import Indexer
+
+    if dataset == "ml-100k":
+        if settings.store_dir is None and settings.chroma_url is None:
+            settings = settings.model_copy(
+                update={"store_dir": settings.data_dir / "eval-stores" / "ml-100k"}
+            )
+        items = {item.id: item for item in movielens.load_items()}
+        store, models = open_store(settings)
+        if store.count()[0] < len(items):
+            console.print(f"indexing the {len(items)} ML-100K movies for the agent (once)")
+            with _progress(console) as bar:
+                task = bar.add_task("indexing movies", total=len(items))
+                Indexer(store, models, settings.index).run(
+                    LoadResult(list(items.values())),
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+        split = load_split()
+        recommender = build_recommender(settings, console, serve=False)
+        catalogue = set(recommender.store.text.get(include=[])["ids"])
+        return (
+            recommender,
+            catalogue,
+            (lambda n, seed: ml100k_cases(split, items, n, seed)),
+            "movie",
+        )
+    recommender = build_recommender(settings, console, serve=False)
+    stored = recommender.store.text.get(include=["metadatas"])
+    pairs = [
+        (i, facts_from_metadata(m))
+        for i, m in sorted(zip(stored["ids"], stored["metadatas"], strict=True))
+    ]
+    catalogue = set(stored["ids"])
+    return (
+        recommender,
+        catalogue,
+        (lambda n, seed: simulate.demo_cases(pairs, n, seed)),
+        ("catalogue item"),
+    )
