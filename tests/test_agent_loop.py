@@ -269,3 +269,43 @@ def test_intro_naming_other_items_is_withdrawn(indexed: tuple[Settings, Store, A
     chosen = {r.title for r in result.recommendations}
     assert not {titles[0], titles[1]} <= chosen
     assert result.intro == "Here are 2 picks for you."
+
+
+def test_collaborative_model_is_discovered_and_fused(
+    indexed: tuple[Settings, Store, Any], tmp_path: Path
+) -> None:
+    """A model trained on this catalogue's ids is found under DATA_DIR/collab with its tuned
+    weights; the history drives a collaborative retrieval that fusion ranks by."""
+    from tools.collab import CollabModel
+    from tools.sasrec import SASRecConfig
+
+    settings, store, models = indexed
+    settings = settings.model_copy(update={"data_dir": tmp_path})
+    ids = sorted(store.text.get(include=[])["ids"])
+    histories = [[0, 1]] * 10 + [[2, 3]] * 10 + [[n, n + 1] for n in range(4, len(ids) - 1)]
+    small = SASRecConfig(hidden=16, blocks=1, heads=1, max_len=4, epochs=5)
+    folder = tmp_path / "collab" / "demo"
+    CollabModel.fit(histories, ids, small, alpha=0.0).save(folder)  # alpha 0: EASE only
+    (folder / "fusion.json").write_text(json.dumps({"rrf": 0.2, "collab": 20.0}))
+
+    recommender = Recommender(settings, store, models, None)
+    assert recommender.collab is not None and recommender.weights.collab == 20.0
+    convo = Conversation("collab-user", UserProfile(user_id="collab-user"))
+    convo.history_ids, convo.history_titles = [ids[0]], ["first"]
+    result = recommender.respond(convo, "something nice", k=3, explain=False)
+    top = result.recommendations[0]
+    assert top.item_id == ids[1], [(r.item_id, r.breakdown) for r in result.recommendations]
+    assert top.breakdown["collab"] > 0
+    assert ids[0] not in [r.item_id for r in result.recommendations]  # seen stays out
+
+    from agent.toolkit import TurnContext, _stored_hits, retrieve_similar
+
+    ctx = TurnContext(store, models, settings.index, collab=recommender.collab)
+    picked = ctx.buffer.add("pick", "text", _stored_hits(ctx, [(ids[2], 1.0)]))[0]
+    similar = retrieve_similar(ctx, picked)  # similar_items: text, image and collaborative
+    assert f"similar-collab:{ids[2]}" in ctx.buffer.sources
+    assert ids[3] in [c.id for c in similar]  # its co-occurring item, from the collab model
+
+    chosen = settings.model_copy(update={"fusion": settings.fusion.model_copy()})
+    chosen.model_fields_set.add("fusion")  # weights the user set win over the tuned ones
+    assert Recommender(chosen, store, models, None).weights.collab == settings.fusion.collab

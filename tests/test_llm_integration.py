@@ -123,6 +123,90 @@ def test_catalogue_text_cannot_steer_the_agent(served: tuple[Settings, Store, An
         assert not any("toilet" in r.explanation.lower() for r in result.recommendations)
 
 
+def _cli_env(settings: Settings, store: bool = True) -> dict[str, str]:
+    env = {
+        "RECAGENT_CACHE_DIR": str(settings.cache_dir),
+        "RECAGENT_DATA_DIR": str(settings.data_dir),
+        "RECAGENT_LLM__PORT": str(settings.llm.port),
+        "COLUMNS": "200",
+    }
+    if store:
+        env["RECAGENT_STORE_DIR"] = str(settings.resolved_store_dir)
+    return env
+
+
+def test_eval_rank_slice_with_llm_rerank(served: tuple[Settings, Store, Any]) -> None:
+    """A small end-to-end slice: real SASRec training (2 epochs), tuning on validation, the LLM
+    rerank against the server, results, plot and the agent's collaborative model."""
+    from tests.conftest import recagent
+
+    settings = served[0]
+    out = settings.data_dir / "rank"
+    args = ("eval", "rank", "--out", str(out), "--limit", "30", "--epochs", "2")
+    result = recagent(*args, "--rerank-tune-users", "10", env=_cli_env(settings))
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "results.json").read_text())
+    names = list(report["results"])
+    assert names[:3] == ["popularity", "item-kNN (cosine)", "EASE (lambda 100)"]
+    assert any(n.startswith("SASRec") for n in names)
+    assert any(n.startswith("recagent: fusion + LLM rerank") for n in names)
+    assert report["tuning"]["rerank"]["validation_users"] == 10
+    assert report["split"]["evaluated_users"] == 30
+    assert (out / "ndcg.png").read_bytes()[:4] == b"\x89PNG"
+    cached = (out / "llm-cache.jsonl").read_text().splitlines()
+    assert len(cached) == 10 + 30  # one request per validation user and per test user
+    saved = settings.data_dir / "collab" / "ml-100k"
+    assert {p.name for p in saved.iterdir()} >= {"sasrec.pt", "ease.npy", "fusion.json"}
+
+
+def test_eval_judge_slice_resumes_from_cache(served: tuple[Settings, Store, Any]) -> None:
+    from tests.conftest import recagent
+
+    settings = served[0]
+    out = settings.data_dir / "judge"
+    args = ("eval", "judge", "--out", str(out), "--limit", "3")
+    first = recagent(*args, env=_cli_env(settings))
+    assert first.returncode == 0, first.stdout + first.stderr
+    report = json.loads((out / "results.json").read_text())
+    assert report["cases"] == 3 and report["requests"]["sent"] == 3 * 6
+    for name in ("recagent", "baseline"):
+        got = report["explainers"][name]
+        assert 0 <= got["supported_claim_share"] <= 1 and got["sentences"] > 0
+    rows = [json.loads(line) for line in (out / "cases.jsonl").read_text().splitlines()]
+    assert all(r["recagent"]["text"] and r["baseline"]["text"] for r in rows)
+    again = recagent(*args, env=_cli_env(settings))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads((out / "results.json").read_text())["requests"]["sent"] == 0
+
+
+@pytest.mark.parametrize("dataset", ["demo", "ml-100k"])
+def test_eval_simulate_slice(served: tuple[Settings, Store, Any], dataset: str) -> None:
+    """Simulated users end to end: on the demo store, and on ML-100K (movies indexed once, the
+    collaborative model from the rank test picked up by the agent)."""
+    from tests.conftest import recagent
+
+    settings = served[0]
+    out = settings.data_dir / f"simulate-{dataset}"
+    args = ("eval", "simulate", "--dataset", dataset, "--out", str(out), "--limit", "2")
+    env = _cli_env(settings, store=dataset == "demo")
+    result = recagent(*args, "--max-turns", "2", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "results.json").read_text())
+    assert report["episodes"] == 2
+    assert report["not_in_catalogue_rate"] == 0 and report["already_seen_rate"] == 0
+    rows = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    for row in rows:
+        assert 1 <= row["turns"] <= 2 and row["messages"]
+        assert row["leaked"] or all(1 <= len(recs) <= 10 for recs in row["recommendations"])
+    if dataset == "ml-100k":
+        assert report["models"]["collab"] == "yes"
+    again = recagent(*args, "--max-turns", "2", env=env)  # resumes: nothing left to play
+    assert (
+        again.returncode == 0
+        and json.loads((out / "results.json").read_text())["episodes_this_run"] == 0
+    )
+
+
 def test_llm_killed_mid_conversation_falls_back(served: tuple[Settings, Store, Any]) -> None:
     settings = served[0]
     recommender = _recommender(served)
