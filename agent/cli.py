@@ -358,8 +358,12 @@ def eval_rank(
         ),
     ] = None,
     save: Annotated[
-        bool, typer.Option(help="Train and save the agent's collaborative model.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            help="Train and save the agent's collaborative model (default: only on a full run, "
+            "so a quick --limit run never replaces it)."
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """HR/NDCG/Recall@K, MRR and coverage on ML-100K for every system in one run: popularity,
@@ -393,6 +397,8 @@ def eval_rank(
     embedder = build_models(settings).text_embedder
     rank_config = RankConfig(seed=seed, limit=limit, rerank_tune_users=rerank_tune_users)
     rank_config = replace(rank_config, sasrec=replace(rank_config.sasrec, epochs=epochs, seed=seed))
+    if save is None:
+        save = limit is None
     target_dir = (save_collab or settings.data_dir / "collab" / "ml-100k") if save else None
     report = run(
         out,

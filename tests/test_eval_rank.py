@@ -102,17 +102,32 @@ def test_eval_rank_command_writes_results(tmp_path: Path, prepared_models: Path)
         str(out),
         "--limit",
         "100",
+        "--epochs",
+        "2",
+        "--no-rerank",
+        "--save",
+        "--save-collab",
+        str(tmp_path / "collab"),
         env={"RECAGENT_CACHE_DIR": str(prepared_models), "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     import json
 
     report = json.loads((out / "results.json").read_text())
-    assert set(report["results"]) == {
+    assert list(report["results"]) == [
         "popularity",
         "item-kNN (cosine)",
         "EASE (lambda 100)",
+        "SASRec (2 epochs)",
         "embedding-only (MiniLM)",
-    }
+        "recagent: fusion, no rerank",
+    ]
     assert report["config"]["limit"] == 100 and "row order" in report["split"]["ties"]
-    assert "| EASE (lambda 100) |" in (out / "results.md").read_text()
+    assert report["tuning"]["grid_points"] == 240 and "rerank" not in report["tuning"]
+    md = (out / "results.md").read_text()
+    assert "| EASE (lambda 100) |" in md and "Tuned on validation only" in md
+    assert (out / "ndcg.png").stat().st_size > 10_000
+    from tools.collab import CollabModel
+
+    agent_model = CollabModel.load(tmp_path / "collab")  # trained on all interactions
+    assert agent_model.alpha == report["tuning"]["alpha"] and len(agent_model.item_ids) == 1349

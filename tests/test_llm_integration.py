@@ -143,7 +143,7 @@ def test_eval_rank_slice_with_llm_rerank(served: tuple[Settings, Store, Any]) ->
     settings = served[0]
     out = settings.data_dir / "rank"
     args = ("eval", "rank", "--out", str(out), "--limit", "30", "--epochs", "2")
-    result = recagent(*args, "--rerank-tune-users", "10", env=_cli_env(settings))
+    result = recagent(*args, "--rerank-tune-users", "10", "--save", env=_cli_env(settings))
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "results.json").read_text())
     names = list(report["results"])
