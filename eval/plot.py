@@ -14,7 +14,7 @@ def ndcg_plot(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
+    fig, ax = plt.subplots(figsize=(11, 4.8), dpi=120)
     for name, result in report["results"].items():
         values = [result["full"][f"NDCG@{k}"] for k in KS]
         style = "-" if name.startswith("recagent") else "--"
@@ -30,7 +30,7 @@ def ndcg_plot(report: dict[str, Any], path: Path) -> None:
         title=f"ML-100K, {split['users']} users, {split['items']} items, leave-one-out",
     )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
