@@ -13,6 +13,7 @@ both orders. Every request is cached by prompt hash, so a killed run resumes.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -30,6 +31,7 @@ from eval.llm_client import ChatClient, content
 CRITERIA = ("faithfulness", "relevance", "informativeness", "persuasiveness")
 EXPLAINERS = ("recagent", "baseline")
 REQUEST = "Recommend me a movie I would like."
+_YEAR = re.compile(r" \(\d{4}\)$")
 
 Score = Literal[1, 2, 3, 4, 5]
 
@@ -134,10 +136,13 @@ def pairwise_outcome(ours_first: str | None, ours_second: str | None) -> str:
 def grounding_metrics(
     texts: Sequence[str], cases: Sequence[Case], titles: Sequence[str]
 ) -> dict[str, float]:
-    """Share of sentences the item's fields support; share of explanations naming another item."""
+    """Share of sentences the item's fields support; share of explanations naming another
+    catalogue item. Titles from the user's own recent history (shown in the taste) are allowed:
+    "like Heat, which you watched" invents nothing."""
     total = supported = invented = 0
     for text, case in zip(texts, cases, strict=True):
-        found = claims(text, case.facts, titles)
+        own = {_YEAR.sub("", label) for label in case.history}
+        found = claims(text, case.facts, [t for t in titles if t not in own])
         total += len(found)
         supported += sum(c.problem is None for c in found)
         invented += any(c.problem and c.problem.startswith("names another item") for c in found)

@@ -33,12 +33,13 @@ def test_pairwise_outcome_needs_both_orders(first, second, outcome) -> None:  # 
 def test_grounding_metrics_by_hand() -> None:
     texts = [
         "A crime thriller directed by Bryan Singer. It won 7 Oscars.",  # 1 of 2 supported
-        "Like Heat, it is a masterpiece of the genre.",  # names another item; 0 of 1
+        "Like Casino, it is a masterpiece of the genre.",  # names another item; 0 of 1
+        "A crime film, like Heat.",  # Heat is in the user's own history: allowed
     ]
-    m = judge.grounding_metrics(texts, [CASE, CASE], TITLES)
-    assert m["sentences"] == 3
-    assert m["supported_claim_share"] == pytest.approx(1 / 3)
-    assert m["invented_item_rate"] == pytest.approx(1 / 2)
+    m = judge.grounding_metrics(texts, [CASE, CASE, CASE], TITLES)
+    assert m["sentences"] == 4
+    assert m["supported_claim_share"] == pytest.approx(2 / 4)
+    assert m["invented_item_rate"] == pytest.approx(1 / 3)
 
 
 def test_judge_parsing_and_summary() -> None:
