@@ -140,3 +140,33 @@ def stated_constraints(message: str, categories: list[str]) -> ProfileUpdate:
             modality="audio" if _SOUND.search(message) else "any",
         )
     )
+
+
+_MODALITY_WORDS = {
+    "audio": re.compile(r"\b(sound|sounds|noise|noises|audio|hear|voice|spoken|listen)", re.I),
+    "image": re.compile(r"\b(picture|pictures|photo|photos|image|images|look|looks|see)\b", re.I),
+}
+
+
+def grounded(update: ProfileUpdate, message: str) -> ProfileUpdate:
+    """The update with only the hard constraints the user's words support. A small model fills
+    constraints from the prompt's lists (every category, "audio" for a film); as hard filters
+    they would remove everything. Likes, dislikes and the summary stay: they only rank."""
+    text = message.lower()
+
+    def said(category: str) -> bool:
+        return re.search(rf"\b{re.escape(category.lower().rstrip('s'))}", text) is not None
+
+    numbers = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", message)}
+    c = update.constraints
+    modality = c.modality
+    if modality != "any" and not _MODALITY_WORDS[modality].search(message):
+        modality = "any"
+    constraints = Constraints(
+        categories=[x for x in c.categories if said(x)],
+        exclude_categories=[x for x in c.exclude_categories if said(x)],
+        min_price=c.min_price if c.min_price in numbers else None,
+        max_price=c.max_price if c.max_price in numbers else None,
+        modality=modality,
+    )
+    return update.model_copy(update={"constraints": constraints})

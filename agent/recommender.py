@@ -27,7 +27,14 @@ from agent.buffer import Candidate
 from agent.explainer import checked, explain_prompt, explanation_schema
 from agent.fusion import FusionWeights, Scored, fuse
 from agent.grounding import Checked, template
-from agent.profile import Constraints, ProfileUpdate, UserProfile, merge, stated_constraints
+from agent.profile import (
+    Constraints,
+    ProfileUpdate,
+    UserProfile,
+    grounded,
+    merge,
+    stated_constraints,
+)
 from agent.toolkit import TurnContext, build_tools, retrieve_collab, retrieve_text
 from indexing.search import Filters
 from indexing.store import Store
@@ -262,7 +269,7 @@ class Recommender:
                 field_name,
                 [known[v.lower()] for v in values if v.lower() in known],
             )
-        return merge(convo.profile, update)
+        return merge(convo.profile, grounded(update, message))
 
     def tool_phase(self, ctx: TurnContext, message: str, clock: dict[str, float]) -> None:
         if self.chat is None:

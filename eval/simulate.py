@@ -54,10 +54,30 @@ def redact(text: str, title: str) -> str:
 
 
 def describe_target(facts: dict[str, Any]) -> str:
-    """What the simulated user knows of the target: everything but its name."""
+    """What the simulated user knows of the target, as short lines, without its name."""
     title = str(facts.get("title", ""))
-    shown = {k: v for k, v in facts.items() if k != "title" and v not in (None, "", [], {})}
-    return redact(json.dumps(shown, ensure_ascii=False, indent=1), title)
+    lines = []
+    if facts.get("category"):
+        lines.append(f"category: {facts['category']}")
+    for key, value in (facts.get("attributes") or {}).items():
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value[:4])
+        if value not in (None, ""):
+            lines.append(f"{key.replace('_', ' ')}: {value}")
+    if facts.get("description"):
+        lines.append(f"description: {str(facts['description'])[:400]}")
+    return redact("\n".join(lines), title)
+
+
+_PREAMBLE = re.compile(r"^\s*(sure|okay|ok|here)[^\n]*:\s*\n", re.IGNORECASE)
+
+
+def clean_message(text: str) -> str:
+    """The user's message without a chat model's wrapper ("Sure, here's a message:") and quotes."""
+    text = _PREAMBLE.sub("", text.strip()).strip()
+    if len(text) >= 2 and text[0] in '"“' and text.count(text[0]) + text.count("”") >= 1:
+        text = text.strip('"“”').strip()
+    return text
 
 
 def leaks(message: str, title: str) -> bool:
@@ -116,11 +136,14 @@ def play(
     convo = Conversation(f"sim-{case.user}", UserProfile(user_id=f"sim-{case.user}"))
     convo.history_ids = list(case.history_ids)
     convo.history_titles = list(case.history)
-    cue = "Write your first message to the recommender."
+    cue = (
+        f"Write your first message to the recommender: ask for a {kind} like the hidden one, "
+        "mentioning one or two of its details. Do not name any title."
+    )
     for _turn in range(max_turns):
         chat.append({"role": "user", "content": cue})
-        reply = simulator.one({"messages": chat, "max_tokens": 80, "temperature": 0.0})
-        message = content(reply).strip() or "Something I would like, please."
+        reply = simulator.one({"messages": chat, "max_tokens": 60, "temperature": 0.0})
+        message = clean_message(content(reply)) or "Something I would like, please."
         chat.append({"role": "assistant", "content": message})
         episode.messages.append(message)
         if leaks(message, str(case.facts["title"])):
@@ -135,7 +158,8 @@ def play(
         listed = "; ".join(r.title for r in result.recommendations) or "nothing"
         cue = (
             f"The recommender suggested: {listed}. The one you have in mind is not among them. "
-            "Write your next message with one new hint."
+            "Reply in one sentence with a new detail of it (a person in it, its director, "
+            "its era, its story). Do not name any title."
         )
     episode.seconds = time.perf_counter() - start
     return episode

@@ -217,3 +217,20 @@ def test_template_uses_only_item_fields() -> None:
     text, used = template(FACTS["cow"])
     assert text == "Cow: A black and white dairy cow. Category: animals. Its audio says: “cow.”."
     assert used == ["title", "description", "category", "transcript"]
+
+
+def test_profile_constraints_need_the_users_words() -> None:
+    from agent.profile import Constraints, ProfileUpdate, grounded
+
+    update = ProfileUpdate(
+        likes=["politics"],
+        constraints=Constraints(
+            categories=["Action", "Comedy"], max_price=20, min_price=5, modality="audio"
+        ),
+    )
+    kept = grounded(update, "A light comedy under 20 please")
+    assert kept.constraints.categories == ["Comedy"]  # "Action" was never said
+    assert kept.constraints.max_price == 20 and kept.constraints.min_price is None
+    assert kept.constraints.modality == "any"  # nothing about sound
+    assert kept.likes == ["politics"]  # soft preferences stay
+    assert grounded(update, "animals that make a noise").constraints.modality == "audio"

@@ -85,6 +85,12 @@ def test_leak_detection_and_redaction() -> None:
     assert "Usual Suspects" not in shown and "Bryan Singer" in shown and "[hidden]" in shown
 
 
+def test_simulator_message_cleanup() -> None:
+    wrapped = "Sure, here's a first message to the recommender:\n\n\"Hi! A 90s crime film, please."
+    assert simulate.clean_message(wrapped) == "Hi! A 90s crime film, please."
+    assert simulate.clean_message("A comedy: light and short.") == "A comedy: light and short."
+
+
 def test_first_hits_rates_and_curves() -> None:
     turns = [["a", "b", "c", "d", "e", "t"], ["t", "x"]]
     assert simulate.first_hits(turns, "t") == {"@1": 2, "@5": 2, "@10": 1}
