@@ -182,42 +182,36 @@ def run(
             on_phase(name, clock[name])
         return got
 
+    # Two phases, each one batch of independent requests, so the server always has work:
+    # every explanation, then every judge request (rubric for both, pairwise in both orders).
+    n = len(cases)
     explain = [explain_requests(c) for c in cases]
-    ours_raw = phase("explain (recagent)", [e["recagent"] for e in explain], explainer)
-    base_raw = phase("explain (baseline)", [e["baseline"] for e in explain], explainer)
+    written = phase(
+        "explain (both explainers)",
+        [e["recagent"] for e in explain] + [e["baseline"] for e in explain],
+        explainer,
+    )
+    ours_raw, base_raw = written[:n], written[n:]
     ours = [recagent_text(c, r, titles) for c, r in zip(cases, ours_raw, strict=True)]
     texts = {
         "recagent": [t for t, _ in ours],
         "baseline": [content(r).strip() for r in base_raw],
     }
-    rubric = {
-        name: phase(
-            f"judge rubric ({name})",
-            [rubric_request(c, t) for c, t in zip(cases, texts[name], strict=True)],
-            judge,
-        )
-        for name in EXPLAINERS
-    }
-    first = phase(
-        "judge pairwise (recagent first)",
-        [
-            pairwise_request(c, a, b)
-            for c, a, b in zip(cases, texts["recagent"], texts["baseline"], strict=True)
-        ],
+    pairs = list(zip(cases, texts["recagent"], texts["baseline"], strict=True))
+    judged = phase(
+        "judge (rubric and pairwise, both orders)",
+        [rubric_request(c, t) for c, t, _ in pairs]
+        + [rubric_request(c, t) for c, _, t in pairs]
+        + [pairwise_request(c, a, b) for c, a, b in pairs]
+        + [pairwise_request(c, b, a) for c, a, b in pairs],
         judge,
     )
-    second = phase(
-        "judge pairwise (baseline first)",
-        [
-            pairwise_request(c, b, a)
-            for c, a, b in zip(cases, texts["recagent"], texts["baseline"], strict=True)
-        ],
-        judge,
-    )
+    rubric = {"recagent": judged[:n], "baseline": judged[n : 2 * n]}
+    first, second = judged[2 * n : 3 * n], judged[3 * n :]
 
     rows = []
-    for n, case in enumerate(cases):
-        verdicts = (parse_verdict(first[n]), parse_verdict(second[n]))
+    for row, case in enumerate(cases):
+        verdicts = (parse_verdict(first[row]), parse_verdict(second[row]))
         rows.append(
             {
                 "user": case.user,
@@ -225,13 +219,13 @@ def run(
                 "title": case.facts["title"],
                 "taste": case.taste,
                 "recagent": {
-                    "text": texts["recagent"][n],
-                    "source": ours[n][1],
-                    "scores": parse_scores(rubric["recagent"][n]),
+                    "text": texts["recagent"][row],
+                    "source": ours[row][1],
+                    "scores": parse_scores(rubric["recagent"][row]),
                 },
                 "baseline": {
-                    "text": texts["baseline"][n],
-                    "scores": parse_scores(rubric["baseline"][n]),
+                    "text": texts["baseline"][row],
+                    "scores": parse_scores(rubric["baseline"][row]),
                 },
                 "pairwise": {
                     "recagent_first": verdicts[0],
