@@ -373,7 +373,7 @@ def eval_rank(
     from dataclasses import replace
 
     from agent.llm import LLMUnavailable, endpoint
-    from eval.llm_client import ChatClient, ResponseCache
+    from eval.llm_client import ChatClient, LLMRequestError, ResponseCache
     from eval.movielens import load_split
     from eval.rank import RankConfig, run
     from indexing import movielens
@@ -400,16 +400,19 @@ def eval_rank(
     if save is None:
         save = limit is None
     target_dir = (save_collab or settings.data_dir / "collab" / "ml-100k") if save else None
-    report = run(
-        out,
-        rank_config,
-        texts,
-        titles,
-        embedder.embed,
-        {"text_embedder": embedder.model_id},
-        client,
-        target_dir,
-    )
+    try:
+        report = run(
+            out,
+            rank_config,
+            texts,
+            titles,
+            embedder.embed,
+            {"text_embedder": embedder.model_id},
+            client,
+            target_dir,
+        )
+    except LLMRequestError as exc:
+        raise _fail(f"{exc}; answers so far are cached, a re-run resumes", 1) from exc
     console.print((out / "results.md").read_text())
     console.print(f"results written to [bold]{out}[/bold] (results.json, results.md, ndcg.png)")
     if target_dir is not None:
@@ -450,7 +453,7 @@ def eval_judge(
     from agent.llm import LLMUnavailable, endpoint
     from eval import judge
     from eval.cases import ml100k_cases
-    from eval.llm_client import ChatClient, ResponseCache
+    from eval.llm_client import ChatClient, LLMRequestError, ResponseCache
     from eval.movielens import load_split
     from indexing import movielens
 
@@ -470,7 +473,10 @@ def eval_judge(
     cases = ml100k_cases(load_split(), items, limit, seed)
     titles = sorted({item.title for item in items.values()})
     judge_config = judge.JudgeConfig(limit=limit, seed=seed, concurrency=concurrency)
-    judge.run(cases, explainer, judge_client, titles, out, judge_config)
+    try:
+        judge.run(cases, explainer, judge_client, titles, out, judge_config)
+    except LLMRequestError as exc:
+        raise _fail(f"{exc}; answers so far are cached, a re-run resumes", 1) from exc
     console.print((out / "results.md").read_text())
     console.print(f"results written to [bold]{out}[/bold] (results.json, results.md, cases.jsonl)")
 
@@ -497,7 +503,7 @@ def eval_simulate(
     from agent.commands import simulation_setup
     from agent.llm import LLMUnavailable, endpoint
     from eval import simulate
-    from eval.llm_client import ChatClient, ResponseCache
+    from eval.llm_client import ChatClient, LLMRequestError, ResponseCache
 
     if dataset not in {"ml-100k", "demo"}:
         raise _fail(f"unknown dataset {dataset!r}: use ml-100k or demo", 2)
@@ -507,12 +513,18 @@ def eval_simulate(
         target = endpoint(settings)
     except LLMUnavailable as exc:
         raise _fail(str(exc), 1) from exc
-    recommender, catalogue, make_cases, kind = simulation_setup(settings, dataset, console)
+    try:
+        recommender, catalogue, make_cases, kind = simulation_setup(settings, dataset, console)
+    except ValueError as exc:  # an empty store
+        raise _fail(str(exc), 2) from exc
     cases = make_cases(limit, seed)
     simulator = ChatClient(target, ResponseCache(out / "llm-cache.jsonl"), concurrency)
     sim_config = simulate.SimConfig(dataset, limit, seed, concurrency, max_turns)
     used = {"llm": target.model, "collab": "yes" if recommender.collab else "no"}
-    simulate.run(cases, recommender, simulator, catalogue, out, sim_config, kind, models=used)
+    try:
+        simulate.run(cases, recommender, simulator, catalogue, out, sim_config, kind, models=used)
+    except LLMRequestError as exc:
+        raise _fail(f"{exc}; finished episodes are kept in {out}/episodes.jsonl", 1) from exc
     console.print((out / "results.md").read_text())
     console.print(
         f"results written to [bold]{out}[/bold] (results.json, results.md, episodes.jsonl)"
@@ -553,7 +565,10 @@ def bench_eval(
         "sequential": ml100k_cases(split, items, judge_cases, seed),
         "concurrent": ml100k_cases(split, items, judge_cases, seed + 1),
     }
-    recommender, catalogue, make_cases, kind = simulation_setup(settings, dataset, console)
+    try:
+        recommender, catalogue, make_cases, kind = simulation_setup(settings, dataset, console)
+    except ValueError as exc:  # an empty store
+        raise _fail(str(exc), 2) from exc
     simulated = {
         "sequential": make_cases(episodes, seed),
         "concurrent": make_cases(episodes, seed + 1),

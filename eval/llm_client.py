@@ -120,13 +120,20 @@ class ChatClient:
     ) -> list[dict[str, Any]]:
         """Responses in the order of ``requests``; ``concurrency`` of them in flight at once."""
         bar = tqdm(total=len(requests), desc=desc, unit="req", disable=not progress)
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            futures = [pool.submit(self.one, r) for r in requests]
-            out = []
-            for future in futures:
-                out.append(future.result())
-                bar.update(1)
-        bar.close()
+        out = []
+        try:
+            with ThreadPoolExecutor(self.concurrency) as pool:
+                futures = [pool.submit(self.one, r) for r in requests]
+                try:
+                    for future in futures:
+                        out.append(future.result())
+                        bar.update(1)
+                except BaseException:
+                    for future in futures:  # do not wait for the rest of a failed batch
+                        future.cancel()
+                    raise
+        finally:
+            bar.close()
         return out
 
     def close(self) -> None:
