@@ -174,11 +174,15 @@ def _names(sentence: str, titles: list[str]) -> str | None:
 
 
 def claims(
-    text: str, facts: Mapping[str, Any], catalogue_titles: Collection[str] = ()
+    text: str,
+    facts: Mapping[str, Any],
+    catalogue_titles: Collection[str] = (),
+    content_word: bool = True,
 ) -> list[Claim]:
     """Each sentence of ``text`` with why it is unsupported, or None when the item's fields back
-    it: it names no other item, claims no number, colour or sound the facts lack, and shares at
-    least one content word (4+ letters, not a stopword) with them."""
+    it: it names no other item, claims no number, colour or sound the facts lack, and (with
+    ``content_word``) shares at least one content word (4+ letters, not a stopword) with them.
+    The explanation checker uses it without ``content_word``; the judge's metrics with it."""
     fields = item_fields(facts)
     corpus = " ".join(fields.values()).lower()
     corpus_words = set(_WORD.findall(corpus))
@@ -191,7 +195,7 @@ def claims(
         named = _names(sentence, others)
         problem = f"names another item: {named!r}" if named else None
         problem = problem or _supported(sentence, corpus, has_audio)
-        if problem is None:
+        if problem is None and content_word:
             words = {w for w in _WORD.findall(sentence.lower()) if len(w) >= 4} - STOPWORDS
             if not words & corpus_words:
                 problem = "shares no content word with the item's facts"
@@ -208,26 +212,13 @@ def check(
     if facts is None:
         raise ValueError(f"explanation for {explanation.item_id!r}, which is not a candidate")
     fields = item_fields(facts)
-    corpus = " ".join(fields.values()).lower()
     problems = [
         f"cites missing field {name!r}" for name in explanation.cited_fields if name not in fields
     ]
     cited = [name for name in explanation.cited_fields if name in fields]
-    others = _others(facts, corpus, catalogue_titles)
-    kept: list[str] = []
-    has_audio = bool(facts.get("transcript")) or bool(facts.get("has_audio"))
-    for sentence in _SENTENCE.split(explanation.text.strip()):
-        if not sentence:
-            continue
-        named = _names(sentence, others)
-        if named:
-            problems.append(f"names another item: {named!r}")
-            continue
-        reason = _supported(sentence, corpus, has_audio)
-        if reason:
-            problems.append(reason)
-            continue
-        kept.append(sentence)
+    found = claims(explanation.text, facts, catalogue_titles, content_word=False)
+    problems += [c.problem for c in found if c.problem]
+    kept = [c.sentence for c in found if c.problem is None]
     if not kept or not cited:
         if not cited:
             problems.append("cites no field of the item")
