@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from indexing.movielens import ml100k_dir
+from tools.collab import history_matrix
 
 TIE_RULE = "same-second ties keep the data file's row order"
 
@@ -103,7 +104,5 @@ def load_split(path: Path | None = None) -> Split:
 
 def matrix(split: Split, stage: str) -> np.ndarray:
     """Binary user x item matrix of what is known before ``stage``."""
-    x = np.zeros((split.n_users, split.n_items), dtype=np.float32)
-    for user in range(split.n_users):
-        x[user, split.history(user, stage)] = 1.0
-    return x
+    histories = [split.history(user, stage) for user in range(split.n_users)]
+    return history_matrix(histories, split.n_items)
