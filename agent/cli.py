@@ -372,7 +372,6 @@ def eval_rank(
     and the LLM response cache (re-runs reuse it)."""
     from dataclasses import replace
 
-    from agent.llm import LLMUnavailable, endpoint
     from eval.llm_client import ChatClient, LLMRequestError, ResponseCache
     from eval.movielens import load_split
     from eval.rank import RankConfig, run
@@ -384,14 +383,12 @@ def eval_rank(
     settings = _settings(ctx, config)
     client = None
     if rerank:
-        try:
-            target = endpoint(settings)
-        except LLMUnavailable as exc:
-            raise _fail(f"{exc}; or pass --no-rerank", 1) from exc
+        target = _llm_endpoint(settings, "; or pass --no-rerank")
         cache = ResponseCache(out / "llm-cache.jsonl")
         client = ChatClient(target, cache, concurrency, settings.llm.request_timeout)
     items = {item.id: item for item in movielens.load_items()}
-    item_ids = load_split().item_ids
+    split = load_split()
+    item_ids = split.item_ids
     texts = [items[i].text_for_embedding() for i in item_ids]
     titles = [f"{items[i].title} ({items[i].attributes.get('year', '?')})" for i in item_ids]
     embedder = build_models(settings).text_embedder
@@ -404,6 +401,7 @@ def eval_rank(
         report = run(
             out,
             rank_config,
+            split,
             texts,
             titles,
             embedder.embed,
@@ -421,11 +419,31 @@ def eval_rank(
         console.print("[yellow]the complete pipeline did not beat every baseline[/yellow]")
 
 
-def _judge_endpoint(settings: Any, url: str | None, model: str | None, key: str | None) -> Any:
-    from agent.llm import Endpoint, endpoint
+def _llm_endpoint(settings: Any, hint: str = "") -> Any:
+    """The configured LLM endpoint, or a clear error (exit 1) when none is running."""
+    from agent.llm import LLMUnavailable, endpoint
+
+    try:
+        return endpoint(settings)
+    except LLMUnavailable as exc:
+        raise _fail(f"{exc}{hint}", 1) from exc
+
+
+def _simulation_dataset(dataset: str) -> str:
+    """Checked before anything slow starts (simulation_setup checks it too, for library use)."""
+    from agent.commands import SIMULATION_DATASETS
+
+    if dataset not in SIMULATION_DATASETS:
+        raise _fail(f"unknown dataset {dataset!r}: use {' or '.join(SIMULATION_DATASETS)}", 2)
+    return dataset
+
+
+def _judge_endpoint(own: Any, url: str | None, model: str | None, key: str | None) -> Any:
+    """The judge: the recommender's endpoint ``own`` (another model name allowed) or another
+    server."""
+    from agent.llm import Endpoint
 
     if url is None:
-        own = endpoint(settings)
         return Endpoint(own.base_url, model or own.model, key or own.api_key)
     if model is None:
         raise _fail("--judge-url needs --judge-model (the model name that server serves)", 2)
@@ -450,7 +468,6 @@ def eval_judge(
     """Judge explanations: recagent's explainer against a plain-prompt baseline, scored 1-5 on
     faithfulness, relevance, informativeness and persuasiveness, compared pairwise in both
     orders, with grounding metrics. Resumable: responses are cached in OUT/llm-cache.jsonl."""
-    from agent.llm import LLMUnavailable, endpoint
     from eval import judge
     from eval.cases import ml100k_cases
     from eval.llm_client import ChatClient, LLMRequestError, ResponseCache
@@ -458,11 +475,8 @@ def eval_judge(
     from indexing import movielens
 
     settings = _settings(ctx, config)
-    try:
-        own = endpoint(settings)
-        judge_target = _judge_endpoint(settings, judge_url, judge_model, judge_api_key)
-    except LLMUnavailable as exc:
-        raise _fail(str(exc), 1) from exc
+    own = _llm_endpoint(settings)
+    judge_target = _judge_endpoint(own, judge_url, judge_model, judge_api_key)
     cache = ResponseCache(out / "llm-cache.jsonl")
     timeout = settings.llm.request_timeout
     explainer = ChatClient(own, cache, concurrency, timeout)
@@ -501,18 +515,13 @@ def eval_simulate(
     and the rates of ids outside the catalogue, duplicates and already-seen items. On ml-100k
     the movies are indexed once into DATA_DIR/eval-stores/ml-100k. Resumable."""
     from agent.commands import simulation_setup
-    from agent.llm import LLMUnavailable, endpoint
     from eval import simulate
     from eval.llm_client import ChatClient, LLMRequestError, ResponseCache
 
-    if dataset not in {"ml-100k", "demo"}:
-        raise _fail(f"unknown dataset {dataset!r}: use ml-100k or demo", 2)
+    dataset = _simulation_dataset(dataset)
     settings = _settings(ctx, config)
     out = out or Path(f"results/simulate-{dataset}")
-    try:
-        target = endpoint(settings)
-    except LLMUnavailable as exc:
-        raise _fail(str(exc), 1) from exc
+    target = _llm_endpoint(settings)
     try:
         recommender, catalogue, make_cases, kind = simulation_setup(settings, dataset, console)
     except ValueError as exc:  # an empty store
@@ -548,17 +557,14 @@ def bench_eval(
     """Judge and simulator throughput with concurrent requests against sequential ones, on the
     same server in one run (bar: 3x)."""
     from agent.commands import simulation_setup
-    from agent.llm import LLMUnavailable, endpoint
     from eval.bench import run_eval_bench
     from eval.cases import ml100k_cases
     from eval.movielens import load_split
     from indexing import movielens
 
+    dataset = _simulation_dataset(dataset)
     settings = _settings(ctx, config)
-    try:
-        target = endpoint(settings)
-    except LLMUnavailable as exc:
-        raise _fail(str(exc), 1) from exc
+    target = _llm_endpoint(settings)
     items = {item.id: item for item in movielens.load_items()}
     split = load_split()
     judged = {

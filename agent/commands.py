@@ -445,6 +445,9 @@ DEMO_CONVERSATION = [
 ]
 
 
+SIMULATION_DATASETS = ("ml-100k", "demo")
+
+
 def simulation_setup(settings: Settings, dataset: str, console: Console):  # type: ignore[no-untyped-def]
     """The recommender, catalogue ids, a case sampler ``(n, seed) -> cases`` and the item kind
     for simulated users. ml-100k indexes the movies once into DATA_DIR/eval-stores/ml-100k
@@ -457,6 +460,8 @@ def simulation_setup(settings: Settings, dataset: str, console: Console):  # typ
     from indexing.loaders import LoadResult
     from indexing.pipeline import Indexer
 
+    if dataset not in SIMULATION_DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}: use {' or '.join(SIMULATION_DATASETS)}")
     if dataset == "ml-100k":
         if settings.store_dir is None and settings.chroma_url is None:
             settings = settings.model_copy(
@@ -492,5 +497,5 @@ def simulation_setup(settings: Settings, dataset: str, console: Console):  # typ
         recommender,
         catalogue,
         (lambda n, seed: simulate.demo_cases(pairs, n, seed)),
-        ("catalogue item"),
+        "catalogue item",
     )

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from eval import baselines, rerank
 from eval.llm_client import ChatClient
 from eval.metrics import KS, TIE_RULE, coverage, metrics_from_ranks, rank_of
-from eval.movielens import Split, load_split, matrix
+from eval.movielens import Split, matrix
 from eval.pipeline import (
     CONTENT_DEPTH,
     GRID,
@@ -169,6 +169,7 @@ def llm_ranks(
 def run(
     out_dir: Path,
     config: RankConfig,
+    split: Split,
     item_texts: list[str],
     titles: list[str],
     embed: Callable[[list[str]], np.ndarray],
@@ -177,8 +178,8 @@ def run(
     save_collab: Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Fit, tune on validation, evaluate on test; write results.json/.md and ndcg.png."""
-    split = load_split()
+    """Fit, tune on validation, evaluate on test; write results.json/.md and ndcg.png.
+    ``item_texts`` and ``titles`` follow ``split.item_ids``."""
     users = list(range(split.n_users if config.limit is None else min(config.limit, split.n_users)))
     clock: dict[str, float] = {}
     start = time.perf_counter()
