@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from indexing.records import Hit
+
 SIGNALS = ("text", "image", "profile", "collab")
 
 
@@ -25,17 +27,6 @@ class Candidate:
     ranks: dict[str, int] = field(default_factory=dict)  # source -> 1-based rank
     scores: dict[str, float] = field(default_factory=dict)  # source -> similarity
     kinds: dict[str, str] = field(default_factory=dict)  # source -> signal kind
-
-
-@dataclass(frozen=True)
-class Hit:
-    """What a retrieval returns for one item (a store hit, already resolved to its facts)."""
-
-    id: str
-    title: str
-    score: float
-    category: str | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
 
 
 class CandidateBuffer:

@@ -17,19 +17,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from agent.buffer import Candidate
-
-
-@dataclass(frozen=True)
-class FusionWeights:
-    rrf_k: int = 60
-    rrf: float = 1.0
-    text: float = 0.05
-    image: float = 0.02
-    profile: float = 0.03
-    collab: float = 0.0
-
-    def of(self, kind: str) -> float:
-        return float(getattr(self, kind))
+from tools.config import FusionWeights
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,11 @@ with timeouts and retries with backoff."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from agent import llm_server
 from tools.config import Settings
-
-
-class LLMUnavailable(RuntimeError):
-    """No endpoint is configured or running; the message says how to get one."""
+from tools.errors import LLMUnavailable
 
 
 @dataclass(frozen=True)
@@ -35,6 +32,23 @@ def endpoint(settings: Settings) -> Endpoint:
     if current != "ready":
         raise LLMUnavailable(f"the local LLM server (pid {state.pid}) is still starting")
     return Endpoint(state.base_url, cfg.model_name or state.served_name, cfg.api_key)
+
+
+class ChatFactory(Protocol):
+    """Makes the LangChain chat model one LLM step uses (a fresh client per step is cheap, and
+    lets each step set its own output budget and streaming)."""
+
+    def __call__(self, *, streaming: bool, max_tokens: int) -> Any: ...
+
+
+@dataclass(frozen=True)
+class EndpointChat:
+    """The :class:`ChatFactory` for the configured endpoint."""
+
+    settings: Settings
+
+    def __call__(self, *, streaming: bool, max_tokens: int) -> Any:
+        return chat_model(self.settings, streaming=streaming, max_tokens=max_tokens)
 
 
 def chat_model(settings: Settings, streaming: bool = False, **overrides: Any) -> Any:

@@ -25,7 +25,8 @@ from pathlib import Path
 import httpx
 
 from tools.config import Settings
-from tools.models import resolve
+from tools.errors import ServerError
+from tools.provisioning import resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,10 +37,6 @@ TOOL_PARSERS = {
     "mistral": "mistral",
     "granite": "granite",
 }
-
-
-class ServerError(RuntimeError):
-    """The server could not be started, reached or stopped; the message says why."""
 
 
 @dataclass

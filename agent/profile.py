@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from tools.errors import InputError
+
 USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
@@ -28,16 +30,20 @@ class Constraints(BaseModel):
 
 
 Phrase = Annotated[str, StringConstraints(max_length=60)]
+MAX_PHRASES = 8  # per list; the profile prompt states these limits from here
+SUMMARY_CHARS = 240
 
 
 class ProfileUpdate(BaseModel):
     """What one turn of conversation says about the user (the LLM's structured output; the
     length limits go into the JSON schema, so guided decoding keeps a small model brief)."""
 
-    likes: list[Phrase] = Field(default_factory=list, max_length=8)
-    dislikes: list[Phrase] = Field(default_factory=list, max_length=8)
+    likes: list[Phrase] = Field(default_factory=list, max_length=MAX_PHRASES)
+    dislikes: list[Phrase] = Field(default_factory=list, max_length=MAX_PHRASES)
     constraints: Constraints = Field(default_factory=Constraints)
-    summary: str = Field("", max_length=240, description="One sentence on the user's taste.")
+    summary: str = Field(
+        "", max_length=SUMMARY_CHARS, description="One sentence on the user's taste."
+    )
 
 
 class UserProfile(BaseModel):
@@ -94,7 +100,7 @@ class ProfileStore:
 
     def _path(self, user_id: str) -> Path:
         if not USER_ID.match(user_id):
-            raise ValueError(f"user id {user_id!r} is not allowed: use 1-64 letters, digits, _.@-")
+            raise InputError(f"user id {user_id!r} is not allowed: use 1-64 letters, digits, _.@-")
         return self.folder / f"{user_id}.json"
 
     def load(self, user_id: str) -> UserProfile:

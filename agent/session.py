@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from agent.conversation import Conversation
 from agent.profile import ProfileStore
-from agent.recommender import Conversation
 
 
 class SessionStore:

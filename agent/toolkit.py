@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.buffer import Candidate, CandidateBuffer, Hit
-from indexing.search import Filters, hits_from_result, search_image, search_text
+from agent.buffer import Candidate, CandidateBuffer
+from indexing.records import Filters, Hit
 from indexing.store import Store
 from tools.audio import load_audio
-from tools.collab import CollabModel
+from tools.collaborative import CollabModel
 from tools.config import IndexSettings
+from tools.errors import MediaError
 from tools.factory import Models
-from tools.media import MediaError, load_image
+from tools.media import load_image
 
 RETRIEVE_K = 20
 COLLAB_K = 50  # the collaborative list is long: fusion takes it by rank, beside the content lists
@@ -53,29 +54,6 @@ class TurnContext:
             self.seconds[bucket] = self.seconds.get(bucket, 0.0) + time.perf_counter() - start
 
 
-def facts_from_metadata(meta: dict[str, Any]) -> dict[str, Any]:
-    """The citable facts of a stored item: its catalogue fields plus caption and transcript."""
-    item = json.loads(str(meta.get("item_json", "{}")))
-    facts = {
-        key: item.get(key) for key in ("title", "description", "category", "price", "attributes")
-    }
-    facts.update(
-        caption=meta.get("caption", ""),
-        caption_source=meta.get("caption_source", ""),
-        transcript=meta.get("transcript", ""),
-        has_audio=bool(meta.get("has_audio")),
-        has_image=bool(meta.get("has_image")),
-        image=item.get("image"),
-    )
-    return facts
-
-
-def _to_hits(store_hits: list[Any]) -> list[Hit]:
-    return [
-        Hit(h.id, h.title, h.score, h.category, facts_from_metadata(h.metadata)) for h in store_hits
-    ]
-
-
 def retrieve_text(
     ctx: TurnContext,
     query: str,
@@ -84,21 +62,14 @@ def retrieve_text(
     source: str | None = None,
 ) -> list[Candidate]:
     with ctx.timed("retrieval"):
-        hits = search_text(ctx.store, query, RETRIEVE_K, filters or ctx.filters)
-    return ctx.buffer.add(source or f"{kind}:{query}", kind, _to_hits(hits))
+        hits = ctx.store.search_text(query, RETRIEVE_K, filters or ctx.filters)
+    return ctx.buffer.add(source or f"{kind}:{query}", kind, hits)
 
 
 def retrieve_image(ctx: TurnContext, path: Path) -> list[Candidate]:
     with ctx.timed("retrieval"):
-        hits = search_image(
-            ctx.store,
-            path,
-            RETRIEVE_K,
-            ctx.filters,
-            ctx.limits.max_image_bytes,
-            ctx.limits.max_image_pixels,
-        )
-    return ctx.buffer.add(f"image:{path.name}", "image", _to_hits(hits))
+        hits = ctx.store.search_image(path, RETRIEVE_K, ctx.filters)
+    return ctx.buffer.add(f"image:{path.name}", "image", hits)
 
 
 def retrieve_similar(ctx: TurnContext, candidate: Candidate) -> list[Candidate]:
@@ -106,18 +77,8 @@ def retrieve_similar(ctx: TurnContext, candidate: Candidate) -> list[Candidate]:
     its collaborative neighbours when a collaborative model is loaded."""
     found: list[Candidate] = []
     with ctx.timed("retrieval"):
-        for collection, kind in ((ctx.store.text, "text"), (ctx.store.images, "image")):
-            got = collection.get(ids=[candidate.id], include=["embeddings"])
-            if not got["ids"]:
-                continue
-            result = collection.query(
-                query_embeddings=[got["embeddings"][0]],
-                n_results=RETRIEVE_K + 1,
-                where=ctx.filters.where(),
-                include=["distances"],
-            )
-            hits = [h for h in hits_from_result(ctx.store, result, kind) if h.id != candidate.id]
-            found += ctx.buffer.add(f"similar-{kind}:{candidate.id}", kind, _to_hits(hits))
+        for kind, hits in ctx.store.neighbours(candidate.id, RETRIEVE_K, ctx.filters).items():
+            found += ctx.buffer.add(f"similar-{kind}:{candidate.id}", kind, hits)
         if ctx.collab is not None:  # items that go with it in users' histories
             neighbours = _stored_hits(ctx, ctx.collab.neighbours(candidate.id, RETRIEVE_K))
             found += ctx.buffer.add(f"similar-collab:{candidate.id}", "collab", neighbours)
@@ -126,21 +87,8 @@ def retrieve_similar(ctx: TurnContext, candidate: Candidate) -> list[Candidate]:
 
 def _stored_hits(ctx: TurnContext, scored: list[tuple[str, float]]) -> list[Hit]:
     """Hits for (id, score) pairs, in order; ids the store does not hold are skipped."""
-    if not scored:
-        return []
-    got = ctx.store.text.get(ids=[i for i, _ in scored], include=["metadatas"])
-    metas = dict(zip(got["ids"], got["metadatas"] or [], strict=True))
-    return [
-        Hit(
-            i,
-            str(metas[i]["title"]),
-            score,
-            metas[i].get("category"),
-            facts_from_metadata(metas[i]),
-        )
-        for i, score in scored
-        if i in metas
-    ]
+    stored = ctx.store.items([i for i, _ in scored])
+    return [Hit.of(stored[i], score, "collab") for i, score in scored if i in stored]
 
 
 def retrieve_collab(ctx: TurnContext) -> list[Candidate]:

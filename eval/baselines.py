@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tools.collab import ease_weights
+from tools.collaborative import ease_weights
 
 
 def popularity(x: np.ndarray) -> np.ndarray:

@@ -20,10 +20,7 @@ import httpx
 from tqdm import tqdm
 
 from agent.llm import Endpoint
-
-
-class LLMRequestError(RuntimeError):
-    """A request failed after its retries; the message names the endpoint and the cause."""
+from tools.errors import LLMRequestError
 
 
 def request_key(payload: dict[str, Any]) -> str:

@@ -1,10 +1,10 @@
 """recagent's ranking pipeline, vectorised for evaluation.
 
-Per user: a collaborative list (the :class:`~tools.collab.CollabModel` over the whole catalogue)
-and a content list (MiniLM profile similarity, the top ``CONTENT_DEPTH``) fused with the agent's
-formula (:func:`agent.fusion.fuse`): ``collab / (k + collab rank) + rrf / (k + content rank) +
-profile * similarity``. Seen items are excluded. ``tune`` picks the weights and the collaborative
-blend on the validation split only; the winner is saved for the agent.
+Per user: a collaborative list (the :class:`~tools.collaborative.CollabModel` over the whole
+catalogue) and a content list (MiniLM profile similarity, the top ``CONTENT_DEPTH``) fused with
+the agent's formula (:func:`agent.fusion.fuse`): ``collab / (k + collab rank) + rrf / (k +
+content rank) + profile * similarity``. Seen items are excluded. ``tune`` picks the weights and
+the collaborative blend on the validation split only; the winner is saved for the agent.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.fusion import FusionWeights
+from tools.config import FusionWeights
 
 CONTENT_DEPTH = 100
 

@@ -36,7 +36,7 @@ from eval.pipeline import (
     tune,
 )
 from eval.plot import ndcg_plot
-from tools.collab import FUSION_FILE, CollabModel
+from tools.collaborative import FUSION_FILE, CollabModel
 from tools.sasrec import SASRecConfig
 
 PUBLISHED = {
@@ -196,7 +196,7 @@ def run(
     rerank_weight = None
     tuning: dict[str, Any] = {
         "alpha": tuned.alpha,
-        "fusion": asdict(tuned.weights),
+        "fusion": tuned.weights.model_dump(),
         "validation_ndcg10": round(tuned.ndcg10, 4),
         "grid_points": tuned.tried,
         "grid": {k: list(v) for k, v in GRID.items()},
@@ -261,7 +261,7 @@ def run(
         full = [split.train[u] + [split.valid[u], split.test[u]] for u in range(split.n_users)]
         agent_model = CollabModel.fit(full, split.item_ids, config.sasrec, alpha=tuned.alpha)
         agent_model.save(save_collab)
-        (save_collab / FUSION_FILE).write_text(json.dumps(asdict(tuned.weights), indent=2))
+        (save_collab / FUSION_FILE).write_text(json.dumps(tuned.weights.model_dump(), indent=2))
         clock["fit (agent model, all interactions)"] = time.perf_counter() - start
 
     report = {

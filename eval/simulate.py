@@ -24,8 +24,9 @@ from typing import Any
 from tqdm import tqdm
 
 import prompts
+from agent.conversation import Conversation
 from agent.profile import UserProfile
-from agent.recommender import Conversation, Recommender
+from agent.recommender import Recommender
 from eval.cases import Case
 from eval.llm_client import ChatClient, content
 from indexing.movielens import normalise_title
@@ -136,10 +137,7 @@ def play(
     convo = Conversation(f"sim-{case.user}", UserProfile(user_id=f"sim-{case.user}"))
     convo.history_ids = list(case.history_ids)
     convo.history_titles = list(case.history)
-    cue = (
-        f"Write your first message to the recommender: ask for a {kind} like the hidden one, "
-        "mentioning one or two of its details. Do not name any title."
-    )
+    cue = prompts.render("simulator_first", kind=kind)
     for _turn in range(max_turns):
         chat.append({"role": "user", "content": cue})
         reply = simulator.one({"messages": chat, "max_tokens": 60, "temperature": 0.0})
@@ -156,11 +154,7 @@ def play(
         if case.item_id in ids:
             break
         listed = "; ".join(r.title for r in result.recommendations) or "nothing"
-        cue = (
-            f"The recommender suggested: {listed}. The one you have in mind is not among them. "
-            "Reply in one sentence with a new detail of it (a person in it, its director, "
-            "its era, its story). Do not name any title."
-        )
+        cue = prompts.render("simulator_next", listed=listed)
     episode.seconds = time.perf_counter() - start
     return episode
 

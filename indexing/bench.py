@@ -25,15 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
 
+from indexing.catalogues import default_catalogue
+from indexing.chroma import SafeImageLoader, open_client
 from indexing.loaders import load_catalogue
 from indexing.pipeline import MODEL_STAGES, Indexer
-from indexing.store import SafeImageLoader, Store, open_client
+from indexing.store import Store
 from tools.audio import load_audio
 from tools.config import Settings
+from tools.errors import MediaError
 from tools.factory import Models, build_models
-from tools.media import MediaError, load_image
+from tools.media import load_image
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -58,17 +60,26 @@ def _warm_up(models: Models) -> None:
 
 
 def run_bench(
-    settings: Settings, catalogue: Path | None, limit: int | None, out: Path, console: Console
+    settings: Settings,
+    catalogue: Path | None,
+    limit: int | None,
+    out: Path,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    from agent.commands import default_catalogue
+    """Run the benchmark on ``catalogue`` (default: the installed demo), write its figures to
+    ``out`` as JSON and return them; ``log`` hears which step is running."""
 
-    path = catalogue or default_catalogue(settings)
+    def say(line: str) -> None:
+        if log is not None:
+            log(line)
+
+    path = catalogue or default_catalogue(settings.data_dir)
     loaded = load_catalogue(path)
     if limit is not None:
         loaded.items = loaded.items[:limit]
     items = loaded.items
     models = build_models(settings)
-    console.print(f"bench: {len(items)} items from {path}; loading models")
+    say(f"bench: {len(items)} items from {path}; loading models")
     _warm_up(models)
     cfg = settings.index
     figures: dict[str, Any] = {
@@ -97,7 +108,7 @@ def run_bench(
             SafeImageLoader(cfg.max_image_bytes, cfg.max_image_pixels),
         )
         # 1. the pipeline
-        console.print("pipeline run (fresh store)")
+        say("pipeline run (fresh store)")
         report = Indexer(store, models, cfg).run(loaded)
         stages = report.times.as_dict()
         stage_sum = sum(s["seconds"] for s in stages.values())
@@ -116,13 +127,13 @@ def run_bench(
             "outside_stages_seconds": round(report.wall_seconds - stage_sum, 3),
         }
         # 2. each component alone, same inputs
-        console.print("components alone")
+        say("components alone")
         figures["raw"] = _raw_components(store, models, settings, items)
         # 3. batching
-        console.print("batched vs one at a time")
+        say("batched vs one at a time")
         figures["batching"] = _batching(models, items, settings)
         # 4. unchanged re-run
-        console.print("re-run over the unchanged catalogue")
+        say("re-run over the unchanged catalogue")
         rerun = Indexer(store, models, cfg).run(loaded)
         figures["rerun"] = {
             "wall_seconds": round(rerun.wall_seconds, 3),

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from indexing.schema import Item
+from tools.errors import CatalogueError
 
 CSV_LIST_SEPARATOR = ";"
 
@@ -41,10 +42,6 @@ class LoadResult:
     items: list[Item] = field(default_factory=list)
     errors: list[ItemError] = field(default_factory=list)
     root: Path = Path(".")
-
-
-class CatalogueError(ValueError):
-    """The catalogue as a whole cannot be read (missing file, unknown format)."""
 
 
 def load_catalogue(path: Path) -> LoadResult:

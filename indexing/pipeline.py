@@ -27,12 +27,14 @@ import numpy as np
 from PIL import Image
 
 from indexing.loaders import ItemError, LoadResult
+from indexing.records import image_metadata, item_metadata
 from indexing.schema import Item
 from indexing.store import Store
 from tools.audio import load_audio
 from tools.config import IndexSettings
+from tools.errors import MediaError
 from tools.factory import Models
-from tools.media import MediaError, check_file, load_image
+from tools.media import check_file, load_image
 from tools.transcribe import Transcript
 
 DOC_VERSION = "doc-v1"  # bump when the document layout or stored metadata changes
@@ -312,34 +314,11 @@ class Indexer:
             out[p.item.id] = " ".join(texts)
         return out
 
-    @staticmethod
-    def _filters(item: Item) -> dict[str, Any]:
-        meta: dict[str, Any] = {
-            "title": item.title,
-            "has_image": item.image is not None,
-            "has_audio": bool(item.audio),
-        }
-        if item.category:
-            meta["category"] = item.category
-        if item.price is not None:
-            meta["price"] = float(item.price)
-        return meta
-
     def _text_metadata(
         self, p: _Planned, caption: tuple[str, str] | None, transcript: str
     ) -> dict[str, Any]:
-        meta = self._filters(p.item)
-        meta.update(
-            text_hash=p.text_hash,
-            caption=caption[0] if caption else "",
-            caption_source=caption[1] if caption else "",
-            transcript=transcript,
-            transcript_source=self.models.transcriber.model_id if p.item.audio else "",
-            item_json=p.item.model_dump_json(),
-        )
-        return meta
+        source = self.models.transcriber.model_id if p.item.audio else ""
+        return item_metadata(p.item, p.text_hash, caption, transcript, source)
 
     def _image_metadata(self, p: _Planned) -> dict[str, Any]:
-        meta = self._filters(p.item)
-        meta["image_hash"] = p.image_hash or ""
-        return meta
+        return image_metadata(p.item, p.image_hash or "")

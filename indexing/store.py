@@ -1,136 +1,45 @@
-"""The Chroma side: clients (embedded or server), our embedding functions, the two collections.
+"""The store: the text and image collections of one catalogue, and the only door to Chroma.
 
 * ``<prefix>_text``: one document per item (title, description, caption, transcript) embedded
   with the text embedder; metadata holds filter fields, the caption and transcript, the item
-  itself (JSON) and ``text_hash``.
+  itself (JSON) and ``text_hash`` (see :mod:`indexing.records`).
 * ``<prefix>_image``: one image per item, stored by ``uri``; Chroma's multimodal path loads
-  images through :class:`SafeImageLoader` and embeds them with :class:`ImageEmbeddingFunction`.
-  The collection metadata records the image embedder; a different embedder recreates it.
+  images through :class:`~indexing.chroma.SafeImageLoader` and embeds them with
+  :class:`~indexing.chroma.ImageEmbeddingFunction`. The collection metadata records the image
+  embedder; a different embedder recreates it.
 
-Chroma's default embedding function downloads a model, so every collection is opened with ours.
+Callers outside ``indexing/`` use the methods here (search, facts for ids, neighbours, taxonomy,
+counts), never a collection. Scores are cosine similarities (1 - cosine distance).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
-from urllib.parse import urlparse
+from typing import Any
 
 import numpy as np
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
-from PIL import Image
 
+from indexing.chroma import (
+    ImageEmbeddingFunction,
+    SafeImageLoader,
+    TextEmbeddingFunction,
+    open_client,
+)
+from indexing.records import Filters, Hit, StoredItem, Taxonomy
 from indexing.schema import Item
 from tools.config import Settings
-from tools.embed_image import ImageEmbedder, make_image_embedder
+from tools.embed_image import ImageEmbedder
 from tools.embed_text import TextEmbedder
+from tools.errors import InputError
 from tools.factory import Models, build_models
 from tools.media import load_image
 
 log = logging.getLogger(__name__)
 
 GET_CHUNK = 500  # ids per Chroma get() call
-
-
-class TextEmbeddingFunction(EmbeddingFunction[Documents]):
-    """Chroma adapter for :class:`TextEmbedder`."""
-
-    def __init__(self, embedder: TextEmbedder) -> None:
-        self.embedder = embedder
-
-    def __call__(self, input: Documents) -> Embeddings:
-        return cast(Embeddings, list(self.embedder.embed(list(input))))
-
-    @staticmethod
-    def name() -> str:
-        return "recagent-text"
-
-    def get_config(self) -> dict[str, Any]:
-        return {"model": self.embedder.model_id}
-
-    @staticmethod
-    def build_from_config(config: dict[str, Any]) -> TextEmbeddingFunction:
-        return TextEmbeddingFunction(TextEmbedder(str(config["model"])))  # loads lazily
-
-    def default_space(self) -> Any:
-        return "cosine"
-
-
-class ImageEmbeddingFunction(EmbeddingFunction[Any]):
-    """Chroma adapter for an :class:`ImageEmbedder`: images (arrays) and, with CLIP, texts."""
-
-    def __init__(self, embedder: ImageEmbedder) -> None:
-        self.embedder = embedder
-
-    def __call__(self, input: Any) -> Embeddings:
-        items = list(input)
-        if items and all(isinstance(x, str) for x in items):
-            return cast(Embeddings, list(self.embedder.embed_texts(items)))
-        images = [Image.fromarray(np.asarray(x, dtype=np.uint8)) for x in items]
-        return cast(Embeddings, list(self.embedder.embed(images)))
-
-    @staticmethod
-    def name() -> str:
-        return "recagent-image"
-
-    def get_config(self) -> dict[str, Any]:
-        return {"model": self.embedder.model_id}
-
-    @staticmethod
-    def build_from_config(config: dict[str, Any]) -> ImageEmbeddingFunction:
-        model = str(config["model"])
-        ref = model.removeprefix("clip:") if model.startswith("clip:") else None
-        return ImageEmbeddingFunction(make_image_embedder(ref))  # loads lazily
-
-    def default_space(self) -> Any:
-        return "cosine"
-
-
-class SafeImageLoader:
-    """Chroma data loader for ``uris``: our limits, SVG support and clear errors."""
-
-    def __init__(self, max_bytes: int = 20_000_000, max_pixels: int = 40_000_000) -> None:
-        self.max_bytes = max_bytes
-        self.max_pixels = max_pixels
-
-    def __call__(self, uris: Sequence[str | None]) -> list[np.ndarray | None]:
-        return [
-            None
-            if uri is None
-            else np.asarray(load_image(Path(uri), self.max_bytes, self.max_pixels).convert("RGBA"))
-            for uri in uris
-        ]
-
-
-def open_client(store_dir: Path | None, chroma_url: str | None) -> Any:
-    """An HttpClient for ``chroma_url``, else an embedded PersistentClient in ``store_dir``."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    chroma_settings = ChromaSettings(anonymized_telemetry=False)
-    if chroma_url:
-        parsed = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
-        if not parsed.hostname:
-            raise ValueError(f"not a Chroma server URL: {chroma_url}")
-        try:
-            client = chromadb.HttpClient(
-                host=parsed.hostname,
-                port=parsed.port or (443 if parsed.scheme == "https" else 8000),
-                ssl=parsed.scheme == "https",
-                settings=chroma_settings,
-            )
-            client.heartbeat()
-        except Exception as exc:
-            raise ConnectionError(f"Chroma server at {chroma_url} does not answer: {exc}") from exc
-        return client
-    if store_dir is None:
-        raise ValueError("either a store folder or a Chroma URL is needed")
-    store_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(store_dir), settings=chroma_settings)
 
 
 @dataclass
@@ -205,6 +114,7 @@ class Store:
         return state
 
     def all_ids(self) -> set[str]:
+        """Ids in either collection (the indexer's view, for pruning)."""
         ids: set[str] = set()
         for collection in (self.text, self.images):
             offset = 0
@@ -254,13 +164,93 @@ class Store:
             if images:
                 self.images.delete(ids=chunk)
 
-    def get_item(self, item_id: str) -> dict[str, Any] | None:
-        got = self.text.get(ids=[item_id], include=["metadatas", "documents"])
-        if not got["ids"]:
-            return None
-        meta = dict(got["metadatas"][0] or {})
-        meta["item"] = json.loads(str(meta.get("item_json", "{}")))
-        return meta
+    # -- reading -----------------------------------------------------------------------------
+    def items(self, ids: Sequence[str]) -> dict[str, StoredItem]:
+        """The stored facts of ``ids``; ids the store does not hold are absent."""
+        found: dict[str, StoredItem] = {}
+        chosen = list(dict.fromkeys(ids))
+        for start in range(0, len(chosen), GET_CHUNK):
+            got = self.text.get(ids=chosen[start : start + GET_CHUNK], include=["metadatas"])
+            for item_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
+                found[item_id] = StoredItem.from_metadata(item_id, meta)
+        return found
+
+    def all_items(self) -> list[StoredItem]:
+        """Every stored item, sorted by id."""
+        items: list[StoredItem] = []
+        offset = 0
+        while True:
+            got = self.text.get(include=["metadatas"], limit=GET_CHUNK * 10, offset=offset)
+            for item_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
+                items.append(StoredItem.from_metadata(item_id, meta))
+            if len(got["ids"]) < GET_CHUNK * 10:
+                break
+            offset += len(got["ids"])
+        return sorted(items, key=lambda item: item.id)
+
+    def ids(self) -> set[str]:
+        """Ids of every item in the text collection."""
+        return {item.id for item in self.all_items()}
+
+    def taxonomy(self) -> Taxonomy:
+        """The catalogue's categories, subcategory paths and attribute names."""
+        return Taxonomy.of(self.all_items())
+
+    # -- searching ---------------------------------------------------------------------------
+    def _hits(self, result: dict[str, Any], matched: str, skip: str | None = None) -> list[Hit]:
+        ids: list[str] = result["ids"][0]
+        distances: list[float] = result["distances"][0]
+        facts = self.items(ids)
+        return [
+            Hit.of(
+                facts.get(item_id) or StoredItem(item_id, item_id, None), round(1.0 - d, 4), matched
+            )
+            for item_id, d in zip(ids, distances, strict=True)
+            if item_id != skip
+        ]
+
+    def search_text(self, query: str, k: int = 5, filters: Filters | None = None) -> list[Hit]:
+        """Items whose text is nearest to ``query``."""
+        if not query.strip():
+            raise InputError("the query is empty")
+        result = self.text.query(
+            query_texts=[query],
+            n_results=k,
+            where=(filters or Filters()).where(),
+            include=["distances"],
+        )
+        return self._hits(result, "text")
+
+    def search_image(self, image: Path, k: int = 5, filters: Filters | None = None) -> list[Hit]:
+        """Items whose pictures look like ``image`` (any file the image loader reads, SVG
+        included; the loader's size limits apply)."""
+        picture = load_image(image, self.loader.max_bytes, self.loader.max_pixels)
+        result = self.images.query(
+            query_images=[np.asarray(picture.convert("RGBA"))],
+            n_results=k,
+            where=(filters or Filters()).where(),
+            include=["distances"],
+        )
+        return self._hits(result, "image")
+
+    def neighbours(
+        self, item_id: str, k: int, filters: Filters | None = None
+    ) -> dict[str, list[Hit]]:
+        """Items near ``item_id`` in the text space and, when it has a picture, in the image
+        space: ``{"text": [...], "image": [...]}`` (the item itself left out)."""
+        found: dict[str, list[Hit]] = {}
+        for collection, kind in ((self.text, "text"), (self.images, "image")):
+            got = collection.get(ids=[item_id], include=["embeddings"])
+            if not got["ids"]:
+                continue
+            result = collection.query(
+                query_embeddings=[got["embeddings"][0]],
+                n_results=k + 1,
+                where=(filters or Filters()).where(),
+                include=["distances"],
+            )
+            found[kind] = self._hits(result, kind, skip=item_id)[:k]
+        return found
 
 
 def open_store(settings: Settings) -> tuple[Store, Models]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from indexing import tuxpaint
-from tools import models as model_registry
+from tools import provisioning as model_registry
 from tools.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,5 +1,6 @@
-"""The agent's control flow with a scripted chat model over a real store: forced tool choice,
-tolerant parsing of calls written as text, the step cap, fallbacks, constraints, seen items."""
+"""The agent's control flow with a scripted chat model over a small real store (the fast tier:
+seconds, see tests/small_store.py): forced tool choice, tolerant parsing of calls written as
+text, the step cap, fallbacks, constraints, seen items, concurrent turns."""
 
 import json
 import re
@@ -9,26 +10,21 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage
 
+from agent.conversation import Conversation
 from agent.profile import UserProfile
-from agent.recommender import Conversation, Recommender
-from indexing.loaders import load_catalogue
-from indexing.pipeline import Indexer
-from indexing.store import Store, open_store
+from agent.recommender import Recommender
+from indexing.store import Store
 from tests.fake_chat import ScriptedChatModel
-from tools.config import Settings, load_settings
+from tests.small_store import build_small_store
+from tools.config import Settings
 
 
 @pytest.fixture(scope="module")
 def indexed(
-    demo_slice: Path, prepared_models: Path, tmp_path_factory: pytest.TempPathFactory
+    prepared_models: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Settings, Store, Any]:
-    folder = tmp_path_factory.mktemp("agent-store")
-    settings = load_settings(
-        cache_dir=prepared_models, data_dir=folder, store_dir=folder / "s", llm={"max_steps": 3}
-    )
-    store, models = open_store(settings)
-    Indexer(store, models, settings.index).run(load_catalogue(demo_slice))
-    return settings, store, models
+    """The small store (the fast tier): built in seconds, real embedder, real Chroma."""
+    return build_small_store(tmp_path_factory.mktemp("agent-store"), prepared_models)
 
 
 def _call(name: str, **args: Any) -> AIMessage:
@@ -58,10 +54,13 @@ def _recommender(
     settings, store, models = indexed
     if llm:
         settings = settings.model_copy(update={"llm": settings.llm.model_copy(update=llm)})
-    ids = store.text.get(include=["metadatas"])
-    titles = [str(m["title"]) for m in ids["metadatas"]]
+    titles = [item.title for item in store.all_items()]
     return Recommender(
-        settings, store, models, (lambda _s, _t: model) if model else None, catalogue_titles=titles
+        settings,
+        store,
+        models,
+        (lambda *, streaming, max_tokens: model) if model else None,
+        catalogue_titles=titles,
     )
 
 
@@ -100,7 +99,7 @@ def test_full_turn_with_forced_first_tool_call(indexed: tuple[Settings, Store, A
     assert result.tool_calls == ["search_catalog('birds that sing', None)"]
     store = indexed[1]
     ids = [r.item_id for r in result.recommendations]
-    assert len(ids) == 3 and len(store.text.get(ids=ids)["ids"]) == 3
+    assert len(ids) == 3 and len(store.items(ids)) == 3
     assert all(r.explanation_source == "llm" for r in result.recommendations)
     assert all(set(r.cited_fields) <= {"title", "category"} for r in result.recommendations)
     assert result.intro == "Here are some feathered friends for you." and streamed
@@ -171,9 +170,7 @@ def test_step_cap_ends_a_model_that_keeps_calling(indexed: tuple[Settings, Store
 
 def test_constraints_and_seen_items(indexed: tuple[Settings, Store, Any]) -> None:
     store = indexed[1]
-    categories = {
-        str(m.get("category")) for m in store.text.get(include=["metadatas"])["metadatas"]
-    }
+    categories = set(store.taxonomy().categories)
     target = "animals" if "animals" in categories else sorted(categories)[0]
     model = ScriptedChatModel()
     model.script_structured({"constraints": {"categories": [target], "modality": "audio"}})
@@ -207,7 +204,7 @@ def test_llm_server_down_still_recommends(indexed: tuple[Settings, Store, Any]) 
         max_retries=0,
         timeout=2,
     )
-    recommender = Recommender(settings, store, models, lambda _s, _t: dead)
+    recommender = Recommender(settings, store, models, lambda *, streaming, max_tokens: dead)
     result = recommender.respond(Conversation("u6", UserProfile(user_id="u6")), "a bird", k=3)
     assert len(result.recommendations) == 3
     assert all(r.explanation_source == "template" for r in result.recommendations)
@@ -254,7 +251,8 @@ def test_one_unusable_answer_does_not_silence_the_rest(
 
 def test_intro_naming_other_items_is_withdrawn(indexed: tuple[Settings, Store, Any]) -> None:
     store = indexed[1]
-    titles = [str(m["title"]) for m in store.text.get(include=["metadatas"])["metadatas"]]
+    stored = store.all_items()
+    titles = [item.title for item in stored]
     model = ScriptedChatModel()
     model.script_structured({})
     model.script(
@@ -263,7 +261,7 @@ def test_intro_naming_other_items_is_withdrawn(indexed: tuple[Settings, Store, A
     )
     _script_explanations(model)
     convo = Conversation(
-        "u9", UserProfile(user_id="u9"), history_ids=[str(i) for i in store.text.get()["ids"][:2]]
+        "u9", UserProfile(user_id="u9"), history_ids=[item.id for item in stored[:2]]
     )
     result = _recommender(indexed, model).respond(convo, "anything", k=2)
     model.assert_all_used()
@@ -277,12 +275,12 @@ def test_collaborative_model_is_discovered_and_fused(
 ) -> None:
     """A model trained on this catalogue's ids is found under DATA_DIR/collab with its tuned
     weights; the history drives a collaborative retrieval that fusion ranks by."""
-    from tools.collab import CollabModel
+    from tools.collaborative import CollabModel
     from tools.sasrec import SASRecConfig
 
     settings, store, models = indexed
     settings = settings.model_copy(update={"data_dir": tmp_path})
-    ids = sorted(store.text.get(include=[])["ids"])
+    ids = sorted(store.ids())
     histories = [[0, 1]] * 10 + [[2, 3]] * 10 + [[n, n + 1] for n in range(4, len(ids) - 1)]
     small = SASRecConfig(hidden=16, blocks=1, heads=1, max_len=4, epochs=5)
     folder = tmp_path / "collab" / "demo"
@@ -310,3 +308,83 @@ def test_collaborative_model_is_discovered_and_fused(
     chosen = settings.model_copy(update={"fusion": settings.fusion.model_copy()})
     chosen.model_fields_set.add("fusion")  # weights the user set win over the tuned ones
     assert Recommender(chosen, store, models, None).weights.collab == settings.fusion.collab
+
+
+def test_step_runner_falls_back_per_step_or_for_the_rest_of_the_turn() -> None:
+    from agent.steps import LLMFailure, StepRunner
+
+    runner = StepRunner(available=True)
+
+    def unusable() -> str:
+        raise LLMFailure("bad JSON", unreachable=False)
+
+    def down() -> str:
+        raise LLMFailure("connection refused", unreachable=True)
+
+    assert runner.run("the profile update", unusable, "kept") == "kept"
+    assert runner.available and runner.run("tool calling", lambda: "used", "x") == "used"
+    assert runner.run("the reply", down, "template") == "template"
+    assert not runner.available
+    assert runner.run("the explanations", lambda: "never called", "fallback") == "fallback"
+    assert [(f.step, f.unreachable) for f in runner.failures] == [
+        ("the profile update", False),
+        ("the reply", True),
+    ]
+    assert len(runner.notices) == 2 and "falling back" in runner.notices[1]
+
+
+def test_a_bug_in_a_step_is_not_swallowed() -> None:
+    from agent.steps import StepRunner
+
+    def buggy() -> str:
+        raise KeyError("a bug, not the LLM's fault")
+
+    with pytest.raises(KeyError):
+        StepRunner(available=True).run("the reply", buggy, "fallback")
+
+
+def test_without_explanations_no_llm_writes_text(indexed: tuple[Settings, Store, Any]) -> None:
+    model = ScriptedChatModel()
+    model.script_structured({})
+    model.script(AIMessage(content="no tools"))  # the tool phase only: no intro, no explanations
+    result = _recommender(indexed, model).respond(
+        Conversation("u10", UserProfile(user_id="u10")), "a fruit", k=2, explain=False
+    )
+    model.assert_all_used()
+    assert [r.explanation_source for r in result.recommendations] == ["template", "template"]
+    assert result.intro == "Here are 2 picks for you."
+
+
+def test_one_recommender_serves_concurrent_conversations(
+    indexed: tuple[Settings, Store, Any],
+) -> None:
+    """No per-turn state on the Recommender: turns of different users at once stay apart."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    recommender = _recommender(indexed, None)
+    requests = {"a": "a bird that sings", "b": "a vehicle with wheels", "c": "sweet fruit"}
+    convos = {user: Conversation(user, UserProfile(user_id=user)) for user in requests}
+    alone = {
+        user: [
+            r.item_id
+            for r in _recommender(indexed, None)
+            .respond(Conversation(user, UserProfile(user_id=user)), text, k=3)
+            .recommendations
+        ]
+        for user, text in requests.items()
+    }
+    with ThreadPoolExecutor(3) as pool:
+        results = dict(
+            zip(
+                requests,
+                pool.map(
+                    lambda user: recommender.respond(convos[user], requests[user], k=3),
+                    requests,
+                ),
+                strict=True,
+            )
+        )
+    for user, result in results.items():
+        assert [r.item_id for r in result.recommendations] == alone[user]
+        assert convos[user].recommended == alone[user]
+        assert [m[1] for m in convos[user].messages if m[0] == "user"] == [requests[user]]

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.buffer import CandidateBuffer, Hit
-from agent.fusion import FusionWeights, fuse, rrf
+from agent.buffer import CandidateBuffer
+from agent.fusion import fuse, rrf
 from agent.grounding import Explanation, check, template
 from agent.parsing import parse_tool_calls
 from agent.profile import (
@@ -17,6 +17,9 @@ from agent.profile import (
     merge,
     stated_constraints,
 )
+from indexing.records import Hit
+from tools.config import FusionWeights
+from tools.errors import InputError
 
 
 def _buffer() -> CandidateBuffer:
@@ -115,7 +118,7 @@ def test_profile_store_round_trip_and_bad_ids(tmp_path: Path) -> None:
     assert store.load("alice").likes == []
     store.save(UserProfile(user_id="alice", likes=["cats"]))
     assert store.load("alice").likes == ["cats"]
-    with pytest.raises(ValueError, match="not allowed"):
+    with pytest.raises(InputError, match="not allowed"):
         store.load("../etc/passwd")
 
 

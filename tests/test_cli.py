@@ -24,13 +24,13 @@ def test_clear_errors(tmp_path: Path, prepared_models: Path) -> None:
     result = recagent("search", env=env)
     assert result.returncode == 2 and "either a text QUERY or --image" in result.stderr
     result = recagent("index", str(tmp_path / "nope.jsonl"), env=env)
-    assert result.returncode == 2 and "catalogue file not found" in result.stdout
+    assert result.returncode == 2 and "error: catalogue file not found" in result.stderr
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "title": "A"}\n{"id": "a", "title": "B"}\n')
     result = recagent("catalogue", "check", str(bad), env=env)
     assert result.returncode == 1 and "duplicate id" in result.stdout
     result = recagent("index", str(bad), "--chroma-url", "http://127.0.0.1:9", env=env)
-    assert result.returncode == 2 and "does not answer" in result.stdout
+    assert result.returncode == 2 and "does not answer" in result.stderr
     result = recagent("models", "list", env={"RECAGENT_CACHE_DIR": str(tmp_path / "empty")})
     assert result.returncode == 0 and "not prepared" in result.stdout
     result = recagent(
@@ -136,3 +136,61 @@ def test_chat_and_recommend_without_an_llm(
     assert not set(session["recommended"][:3]) & {r["id"] for r in data["recommendations"]}
     empty = recagent("recommend", "--no-serve", "--store", str(tmp_path / "none"), env=env)
     assert empty.returncode == 2 and "is empty" in empty.stderr
+
+
+def test_domain_errors_exit_with_their_code(tmp_path: Path) -> None:
+    """Every RecagentError becomes `error: MESSAGE` on stderr and its exit code, no traceback."""
+    env = {"RECAGENT_DATA_DIR": str(tmp_path)}
+    cases = [
+        (("models", "list", "--config", str(tmp_path / "none.toml")), "config file not found"),
+        (("eval", "rank", "--dataset", "nope"), "unknown dataset 'nope': only ml-100k"),
+        (("eval", "simulate", "--dataset", "nope"), "unknown dataset 'nope': use ml-100k or demo"),
+        (("bench", "eval", "--dataset", "nope"), "unknown dataset 'nope': use ml-100k or demo"),
+        (("catalogue", "install", "nope"), "unknown catalogue 'nope'"),
+        (("catalogue", "check", str(tmp_path / "none.jsonl")), "catalogue file not found"),
+    ]
+    for args, message in cases:
+        result = recagent(*args, env=env)
+        assert result.returncode == 2, (args, result.stderr)
+        assert f"error: {message}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_untrusted_text_prints_as_written() -> None:
+    """Titles, captions and ids from the catalogue are not read as rich markup."""
+    from rich.console import Console
+
+    from cli.render import print_hits
+    from indexing.records import Hit
+
+    hit = Hit("[red]id", "[bold]Title[/bold]", 0.5, "[dim]", {"caption": "[link=x]c[/link]"})
+    out = Console(record=True, width=200)
+    print_hits([hit], out, title="[b]query")
+    text = out.export_text()
+    for written in ("[red]id", "[bold]Title[/bold]", "[dim]", "[link=x]c[/link]", "[b]query"):
+        assert written in text
+
+
+def test_history_must_name_stored_items(tmp_path: Path) -> None:
+    from agent.conversation import Conversation
+    from agent.history import load_history
+    from agent.profile import UserProfile
+    from indexing.records import StoredItem
+    from tools.errors import InputError
+
+    class Store:
+        def items(self, ids: list[str]) -> dict[str, StoredItem]:
+            return {i: StoredItem(i, f"title {i}", None) for i in ids if i != "x"}
+
+    convo = Conversation("u", UserProfile(user_id="u"))
+    history = tmp_path / "history.json"
+    history.write_text('["a", "b"]')
+    load_history(convo, history, Store())  # type: ignore[arg-type]
+    assert convo.history_ids == ["a", "b"] and convo.history_titles == ["title a", "title b"]
+    for text, message in (('["a", "x"]', "not in the store: x"), ("{", "not valid JSON")):
+        history.write_text(text)
+        try:
+            load_history(convo, history, Store())  # type: ignore[arg-type]
+        except InputError as exc:
+            assert message in str(exc)
+        else:
+            raise AssertionError(f"{text!r} was accepted")

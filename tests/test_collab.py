@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools.collab import CollabModel, discover, ease_weights, standardise, tuned_fusion
+from tools.collaborative import CollabModel, discover, ease_weights, standardise, tuned_fusion
 from tools.sasrec import SASRec, SASRecConfig
 
 SMALL = SASRecConfig(hidden=16, blocks=1, heads=1, max_len=8, dropout=0.0, epochs=60, lr=1e-2)

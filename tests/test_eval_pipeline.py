@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 
 from agent.buffer import CandidateBuffer, Hit
-from agent.fusion import FusionWeights, fuse
+from agent.fusion import fuse
 from agent.llm import Endpoint
 from eval import rerank
 from eval.llm_client import ChatClient, ResponseCache
 from eval.metrics import rank_of
 from eval.pipeline import Inputs, fused_scores, list_ranks, target_ranks, tune
 from eval.rank import apply_order, the_bar
+from tools.config import FusionWeights
 
 
 def test_vectorised_fusion_orders_items_like_the_agent() -> None:

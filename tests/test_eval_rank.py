@@ -127,7 +127,7 @@ def test_eval_rank_command_writes_results(tmp_path: Path, prepared_models: Path)
     md = (out / "results.md").read_text()
     assert "| EASE (lambda 100) |" in md and "Tuned on validation only" in md
     assert (out / "ndcg.png").stat().st_size > 10_000
-    from tools.collab import CollabModel
+    from tools.collaborative import CollabModel
 
     agent_model = CollabModel.load(tmp_path / "collab")  # trained on all interactions
     assert agent_model.alpha == report["tuning"]["alpha"] and len(agent_model.item_ids) == 1349

@@ -8,12 +8,13 @@ import pytest
 
 from indexing.loaders import load_catalogue
 from indexing.pipeline import Indexer
-from indexing.search import Filters, search_image, search_text
+from indexing.records import Filters
 from indexing.store import Store, open_store
 from tests import media
 from tests.conftest import copy_slice
 from tests.tiny_models import tiny_clip
 from tools.config import Settings
+from tools.errors import InputError
 
 
 def _store(settings: Settings) -> tuple[Store, Indexer]:
@@ -43,9 +44,9 @@ def test_index_reindex_change_and_prune(
 
     # Captions and transcripts are stored and findable.
     speaking = next(r for r in rows if r["attributes"]["has_spoken_description"])  # type: ignore[index]
-    stored = store.get_item(str(speaking["id"]))
-    assert stored is not None and stored["transcript"] and stored["caption_source"] == "pixels"
-    assert stored["item"]["title"] == speaking["title"]
+    stored = store.items([str(speaking["id"])])[str(speaking["id"])]
+    assert stored.facts["transcript"] and stored.facts["caption_source"] == "pixels"
+    assert stored.title == speaking["title"]
 
     # An unchanged re-run does no model work.
     again = indexer.run(load_catalogue(catalogue))
@@ -58,7 +59,7 @@ def test_index_reindex_change_and_prune(
     changed = indexer.run(load_catalogue(catalogue))
     assert changed.indexed == [rows[0]["id"]]
     assert changed.times.calls.get("embed_image", 0) == 0
-    assert search_text(store, "volcanoes", k=1)[0].id == rows[0]["id"]
+    assert store.search_text("volcanoes", k=1)[0].id == rows[0]["id"]
 
     # Removing items: kept without --prune, deleted with it.
     _write(catalogue, rows[2:])
@@ -129,22 +130,22 @@ def test_search_filters_and_search_by_image(settings: Settings, demo_slice: Path
     indexer.run(loaded)
     categories = {i.category for i in loaded.items}
     target = "animals" if "animals" in categories else sorted(c for c in categories if c)[0]
-    hits = search_text(store, "an animal", k=10, filters=Filters(category=target))
+    hits = store.search_text("an animal", k=10, filters=Filters(category=target))
     assert hits and all(h.category == target for h in hits)
-    hits = search_text(store, "a sound", k=10, filters=Filters(has_audio=True))
-    assert hits and all(h.metadata["has_audio"] for h in hits)
+    hits = store.search_text("a sound", k=10, filters=Filters(has_audio=True))
+    assert hits and all(h.facts["has_audio"] for h in hits)
     assert all(
-        h.metadata["has_audio"] is False
-        for h in search_text(store, "a sound", k=5, filters=Filters(has_audio=False))
+        h.facts["has_audio"] is False
+        for h in store.search_text("a sound", k=5, filters=Filters(has_audio=False))
     )
     # Chroma's multimodal path: query by an item's own picture finds that item first,
     # through our image loader (query_uris) and through decoded pixels alike.
     item = next(i for i in loaded.items if i.image is not None and i.image.suffix == ".png")
-    assert search_image(store, item.image, k=3)[0].id == item.id  # type: ignore[arg-type]
+    assert store.search_image(item.image, k=3)[0].id == item.id  # type: ignore[arg-type]
     by_uri = store.images.query(query_uris=[str(item.image)], n_results=1)
     assert by_uri["ids"][0][0] == item.id
-    with pytest.raises(ValueError, match="empty"):
-        search_text(store, "  ")
+    with pytest.raises(InputError, match="empty"):
+        store.search_text("  ")
 
 
 def test_switching_image_embedder_reindexes_images(

@@ -30,7 +30,7 @@ def test_mypy_strict() -> None:
 def test_importing_packages_has_no_side_effects() -> None:
     """Importing must not load models, read config or touch the disk (in a fresh process)."""
     code = (
-        "import sys, agent.cli, agent.commands, indexing.pipeline, indexing.store, "
+        "import sys, cli.app, indexing.pipeline, indexing.store, "
         "indexing.bench, tools.factory, tools.transcribe, tools.caption;"
         "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers', 'faster_whisper',"
         " 'whisper') if m in sys.modules]; print(heavy)"

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from agent import llm_server
+from agent.conversation import Conversation
 from agent.grounding import item_fields
-from agent.llm import chat_model
+from agent.llm import EndpointChat
 from agent.profile import UserProfile
-from agent.recommender import Conversation, Recommender
+from agent.recommender import Recommender
 from indexing.loaders import load_catalogue
 from indexing.pipeline import Indexer
 from indexing.store import Store, open_store
@@ -48,7 +49,7 @@ def served(
         store_dir=folder / "s",
         llm={"port": free_port()},
     )
-    from tools import models as registry
+    from tools import provisioning as registry
 
     registry.prepare(registry.SHIPPED[settings.models.llm], settings.models_dir)
     rows = [*pick_slice(demo_catalogue, size=40), INJECTION]
@@ -67,16 +68,13 @@ def served(
 def _recommender(served: tuple[Settings, Store, Any]) -> Recommender:
     settings, store, models = served
 
-    def chat(streaming: bool, budget: int) -> Any:
-        return chat_model(settings, streaming=streaming, max_tokens=budget)
-
-    return Recommender(settings, store, models, chat)
+    return Recommender(settings, store, models, EndpointChat(settings))
 
 
 def _assert_grounded(served: tuple[Settings, Store, Any], result: Any) -> None:
     store = served[1]
     ids = [r.item_id for r in result.recommendations]
-    assert ids and len(store.text.get(ids=ids)["ids"]) == len(ids)  # all exist
+    assert ids and len(store.items(ids)) == len(ids)  # all exist
     for rec in result.recommendations:
         fields = item_fields(rec.facts)
         assert rec.cited_fields and set(rec.cited_fields) <= set(fields)

@@ -15,7 +15,7 @@ from tools.caption import PixelCaptioner, TransformersCaptioner, make_captioner
 from tools.config import DEFAULT_TEXT_EMBEDDER, DEFAULT_WHISPER
 from tools.embed_image import ClipEmbedder, PixelEmbedder, make_image_embedder
 from tools.embed_text import TextEmbedder
-from tools.models import resolve
+from tools.provisioning import resolve
 from tools.transcribe import FasterWhisperTranscriber, OpenAIWhisperTranscriber
 
 SENTENCE = (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import models
+from tools import provisioning as models
 from tools.config import DEFAULT_LLM, DEFAULT_TEXT_EMBEDDER, DEFAULT_WHISPER
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.media import MediaError, check_file
+from tools.errors import MediaError
+from tools.media import check_file
 
 SAMPLE_RATE = 16_000
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -103,8 +103,12 @@ class LLMSettings(BaseModel):
     temperature: float = Field(0.0, ge=0, le=2)
 
 
-class FusionSettings(BaseModel):
-    """How retrieved candidates are fused: ``rrf * RRF + sum(kind weight * best similarity)``."""
+class FusionWeights(BaseModel):
+    """How retrieved candidates are fused: ``rrf * RRF + sum(kind weight * best similarity)``
+    (the formula is in :mod:`agent.fusion`). The one weights type: configuration, the agent and
+    ``eval rank``'s tuning all use it."""
+
+    model_config = ConfigDict(frozen=True)
 
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     rrf: float = Field(1.0, ge=0, description="Weight of the RRF score.")
@@ -114,6 +118,9 @@ class FusionSettings(BaseModel):
     collab: float = Field(
         0.0, ge=0, description="Weight of the RRF of collaborative retrievals (by rank)."
     )
+
+    def of(self, kind: str) -> float:
+        return float(getattr(self, kind))
 
 
 class Settings(BaseSettings):
@@ -146,7 +153,7 @@ class Settings(BaseSettings):
     models: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
     index: IndexSettings = Field(default_factory=IndexSettings)  # type: ignore[arg-type]
     llm: LLMSettings = Field(default_factory=LLMSettings)  # type: ignore[arg-type]
-    fusion: FusionSettings = Field(default_factory=FusionSettings)  # type: ignore[arg-type]
+    fusion: FusionWeights = Field(default_factory=FusionWeights)  # type: ignore[arg-type]
 
     @field_validator("collection")
     @classmethod

@@ -8,7 +8,7 @@ from tools.caption import Captioner, make_captioner
 from tools.config import Settings
 from tools.embed_image import ImageEmbedder, make_image_embedder
 from tools.embed_text import TextEmbedder
-from tools.models import resolve
+from tools.provisioning import resolve
 from tools.transcribe import Transcriber, make_transcriber
 
 

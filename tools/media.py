@@ -15,12 +15,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from tools.errors import MediaError
+
 SVG_SUFFIXES = {".svg", ".svgz"}
 WORKING_SIZE = 384  # longest side kept after decoding; captioners and embedders downscale anyway
-
-
-class MediaError(ValueError):
-    """A media file is missing, too large, empty, corrupt or in an unreadable format."""
 
 
 def check_file(path: Path, max_bytes: int, kind: str) -> int:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-
-class MissingPackage(FileNotFoundError):
-    """A package that carries models or data is not installed; the message says how to get it."""
+from tools.errors import MissingPackage
 
 
 def package_dir(package: str, install_hint: str) -> Path:

@@ -1,8 +1,10 @@
-"""Terminal front ends: a one-shot recommendation and the multi-turn chat (REPL).
+"""Terminal front ends of the agent: a one-shot turn and the multi-turn chat (REPL).
 
 Chat commands: ``/profile`` shows the profile, ``/why N`` the score breakdown and grounding of
 recommendation N, ``/image PATH`` and ``/audio PATH`` attach a picture or a voice query to the
 next message, ``/reset`` forgets the session, ``/quit`` leaves.
+
+Everything the catalogue or the LLM wrote (titles, explanations, notices) prints with markup off.
 """
 
 from __future__ import annotations
@@ -10,11 +12,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from agent.recommender import Conversation, Recommender, TurnResult
+if TYPE_CHECKING:
+    from agent.conversation import Conversation, TurnResult
+    from agent.recommender import Recommender
 
 HELP = (
     "commands: /profile, /why N, /image PATH, /audio PATH, /reset, /quit "
@@ -24,17 +30,17 @@ HELP = (
 
 def print_turn(result: TurnResult, console: Console, streamed: bool) -> None:
     if not streamed:
-        console.print(f"[bold]recagent:[/bold] {result.intro}")
+        console.print(f"[bold]recagent:[/bold] {escape(result.intro)}")
     for notice in result.notices:
-        console.print(f"[yellow]notice:[/yellow] {notice}")
+        console.print(f"[yellow]notice:[/yellow] {escape(notice)}")
     for number, rec in enumerate(result.recommendations, start=1):
         console.print(
-            f"  [bold]{number}. {rec.title}[/bold] [dim]({rec.item_id}, "
+            f"  [bold]{number}. {escape(rec.title)}[/bold] [dim]({escape(rec.item_id)}, "
             f"score {rec.score:.4f})[/dim]"
         )
         console.print(
-            f"     {rec.explanation} [dim]— from {', '.join(rec.cited_fields)}; "
-            f"{rec.explanation_source}[/dim]"
+            f"     {escape(rec.explanation)} [dim]— from {escape(', '.join(rec.cited_fields))}; "
+            f"{escape(rec.explanation_source)}[/dim]"
         )
 
 
@@ -43,16 +49,16 @@ def why(result: TurnResult | None, number: int, console: Console) -> None:
         console.print("no such recommendation")
         return
     rec = result.recommendations[number - 1]
-    table = Table(title=f"why {rec.title} ({rec.item_id})")
+    table = Table(title=escape(f"why {rec.title} ({rec.item_id})"))
     table.add_column("signal")
     table.add_column("value")
     for key, value in rec.breakdown.items():
-        table.add_row(key, f"{value:.4f}")
+        table.add_row(escape(key), f"{value:.4f}")
     console.print(table)
-    console.print(f"explanation ({rec.explanation_source}): {rec.explanation}")
-    console.print(f"cited fields: {', '.join(rec.cited_fields)}")
+    console.print(f"explanation ({rec.explanation_source}): {rec.explanation}", markup=False)
+    console.print(f"cited fields: {', '.join(rec.cited_fields)}", markup=False)
     if rec.problems:
-        console.print(f"grounding checker removed: {'; '.join(rec.problems)}")
+        console.print(f"grounding checker removed: {'; '.join(rec.problems)}", markup=False)
     facts = {k: v for k, v in rec.facts.items() if v not in (None, "", [], {})}
     console.print_json(json.dumps(facts, ensure_ascii=False, default=str))
 
@@ -79,10 +85,10 @@ def run_turn(
         if "".join(streamed).strip().strip('"') != result.intro:
             console.print(
                 f"[dim](withdrawn: that sentence named items that are not among the "
-                f"recommendations)[/dim] {result.intro}"
+                f"recommendations)[/dim] {escape(result.intro)}"
             )
     else:
-        console.print(result.intro)
+        console.print(result.intro, markup=False)
     print_turn(result, console, streamed=True)
     return result
 
@@ -94,9 +100,9 @@ def repl(
     k: int,
     save: Callable[[Conversation], None],
     lines: Iterable[str] | None = None,
-) -> int:
+) -> None:
     """The chat loop; ``lines`` replaces the keyboard (scripted conversations, tests)."""
-    console.print(f"chatting as [bold]{convo.user_id}[/bold]; {HELP}")
+    console.print(f"chatting as [bold]{escape(convo.user_id)}[/bold]; {HELP}")
     attachments: dict[str, Path] = {}
     last: TurnResult | None = None
     source = iter(lines) if lines is not None else None
@@ -106,7 +112,7 @@ def repl(
         except (EOFError, StopIteration):
             break
         if source is not None:
-            console.print(f"[bold]you:[/bold] {line}")
+            console.print(f"[bold]you:[/bold] {escape(line)}")
         line = line.strip()
         if not line:
             continue
@@ -120,10 +126,10 @@ def repl(
         elif line.startswith(("/image ", "/audio ")):
             path = Path(line.split(maxsplit=1)[1]).expanduser()
             if not path.is_file():
-                console.print(f"no such file: {path}")
+                console.print(f"no such file: {path}", markup=False)
             else:
                 attachments[path.name] = path
-                console.print(f"attached {path.name} to the next message")
+                console.print(f"attached {path.name} to the next message", markup=False)
         elif line == "/reset":
             convo.messages.clear()
             convo.recommended.clear()
@@ -134,4 +140,3 @@ def repl(
             last = run_turn(recommender, convo, line, k, attachments, console)
             attachments = {}
             save(convo)
-    return 0

@@ -17,16 +17,16 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
+from agent.conversation import Conversation
 from agent.llm import endpoint
 from agent.profile import UserProfile
-from agent.recommender import Conversation, Recommender
-from indexing.search import Filters, search_text
+from agent.recommender import Recommender
+from indexing.records import Filters
 
 CONVERSATIONS = [
     [
@@ -91,7 +91,11 @@ def _counting_usage() -> Any:
     return Counting()
 
 
-def run_chat_bench(recommender: Recommender, out: Path, console: Console) -> dict[str, Any]:
+def run_chat_bench(
+    recommender: Recommender, out: Path, log: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Run the benchmark, write its figures to ``out`` as JSON and return them; ``log`` hears
+    one line per turn."""
     turns: list[dict[str, Any]] = []
     for number, script in enumerate(CONVERSATIONS):
         convo = Conversation(f"bench{number}", UserProfile(user_id=f"bench{number}"))
@@ -116,10 +120,11 @@ def run_chat_bench(recommender: Recommender, out: Path, console: Console) -> dic
                     "llm_calls": usage.calls,
                 }
             )
-            console.print(
-                f"turn {len(turns)}: {result.timings['total']:.1f} s "
-                f"(LLM {result.timings['llm']:.1f} s), {tokens['output']} tokens out"
-            )
+            if log is not None:
+                log(
+                    f"turn {len(turns)}: {result.timings['total']:.1f} s "
+                    f"(LLM {result.timings['llm']:.1f} s), {tokens['output']} tokens out"
+                )
     llm_calls = sum(t["llm_calls"] for t in turns)
     out_tokens = sum(t["tokens"]["output"] for t in turns)
     in_tokens = sum(t["tokens"]["input"] for t in turns)
@@ -164,13 +169,14 @@ def run_chat_bench(recommender: Recommender, out: Path, console: Console) -> dic
 def _retrieval_latency(recommender: Recommender) -> dict[str, dict[str, float]]:
     plain: list[float] = []
     filtered: list[float] = []
+    store = recommender.store
     for repeat in range(13):
         for query in RETRIEVAL_QUERIES:
             start = time.perf_counter()
-            search_text(recommender.store, f"{query} {repeat}", k=20)
+            store.search_text(f"{query} {repeat}", k=20)
             plain.append((time.perf_counter() - start) * 1000)
             start = time.perf_counter()
-            search_text(recommender.store, query, k=20, filters=Filters(category="animals"))
+            store.search_text(query, k=20, filters=Filters(category="animals"))
             filtered.append((time.perf_counter() - start) * 1000)
     return {
         "all": _summary(plain + filtered),

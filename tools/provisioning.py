@@ -21,16 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.config import DEFAULT_LLM, DEFAULT_TEXT_EMBEDDER, DEFAULT_WHISPER
-from tools.packages import MissingPackage, package_dir
+from tools.errors import MissingPackage, ModelError
+from tools.packages import package_dir
 
 READY_MARKER = ".recagent-ready.json"
 
 LLM_GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 LLM_GGUF_BYTES = 491_400_064
-
-
-class ModelError(RuntimeError):
-    """A model could not be found, verified or loaded; the message says what to do."""
 
 
 @dataclass(frozen=True)

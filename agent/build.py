@@ -1,0 +1,37 @@
+"""Builds the recommender a front end uses, from the configuration alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from agent.llm import EndpointChat, endpoint
+from agent.recommender import Recommender
+from indexing.store import open_store
+from tools.config import Settings
+from tools.errors import EmptyStore, LLMUnavailable
+
+
+def build_recommender(
+    settings: Settings,
+    on_notice: Callable[[str], None] | None = None,
+    start_llm: Callable[[], None] | None = None,
+) -> Recommender:
+    """A Recommender on the configured store. Without a reachable LLM it still works (embedding
+    ranking and template explanations); ``on_notice`` hears why. Raises :class:`EmptyStore` when
+    nothing is indexed; ``start_llm`` (a front end starting the local server) runs only after
+    that check, so an empty store fails at once."""
+    store, models = open_store(settings)
+    if store.count()[0] == 0:
+        raise EmptyStore(
+            f"the store {settings.chroma_url or settings.resolved_store_dir} is "
+            "empty: index a catalogue first (`recagent index …` or `recagent demo`)"
+        )
+    if start_llm is not None:
+        start_llm()
+    try:
+        endpoint(settings)
+    except LLMUnavailable as exc:
+        if on_notice is not None:
+            on_notice(f"{exc}; answering without the LLM")
+        return Recommender(settings, store, models, None)
+    return Recommender(settings, store, models, EndpointChat(settings))

@@ -1,0 +1,188 @@
+"""The turn's LLM steps: profile update, tool phase, explanations and the reply's intro.
+
+Each step raises :class:`~agent.steps.LLMFailure` when the model cannot be used for it; the
+turn's :class:`~agent.steps.StepRunner` decides what that costs. The model writes the profile
+update and the explanations through JSON-schema structured output, and plans retrievals as tool
+calls (LangChain ``create_agent``); ids never come from its text.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+import prompts
+from agent.conversation import Conversation
+from agent.explainer import checked, explain_prompt, explanation_schema
+from agent.fusion import Scored
+from agent.grounding import Checked
+from agent.llm import ChatFactory
+from agent.profile import (
+    MAX_PHRASES,
+    SUMMARY_CHARS,
+    ProfileUpdate,
+    UserProfile,
+    grounded,
+    merge,
+)
+from agent.steps import LLMFailure, as_failure, llm_errors
+from agent.toolkit import TurnContext, build_tools
+from tools.config import LLMSettings
+
+# Output budgets per step: a small model left unbounded can ramble until the context is full.
+MAX_TOKENS = {"profile": 200, "tools": 160, "explain": 600, "intro": 60}
+
+Clock = dict[str, float]
+
+
+def _spent(clock: Clock, start: float, excluded: float = 0.0) -> None:
+    clock["llm"] = clock.get("llm", 0.0) + time.perf_counter() - start - excluded
+
+
+@dataclass(frozen=True)
+class LLMSteps:
+    """The LLM steps of a turn, bound to one chat model factory and the catalogue's vocabulary
+    (category names, every title: what the checker and the intro guard compare against)."""
+
+    chat: ChatFactory
+    llm: LLMSettings
+    categories: list[str]
+    catalogue_titles: list[str]
+
+    def structured(self, schema: type[BaseModel], prompt: str, clock: Clock, budget: int) -> Any:
+        start = time.perf_counter()
+        try:
+            model = self.chat(streaming=False, max_tokens=budget)
+            result = model.with_structured_output(schema, method="json_schema").invoke(prompt)
+        except llm_errors() as exc:
+            raise as_failure(exc) from exc
+        finally:
+            _spent(clock, start)
+        if isinstance(result, dict):
+            result = schema.model_validate(result)
+        if not isinstance(result, schema):
+            raise LLMFailure(f"expected {schema.__name__}, got {type(result).__name__}", False)
+        return result
+
+    def update_profile(self, convo: Conversation, message: str, clock: Clock) -> UserProfile:
+        prompt = prompts.render(
+            "profile",
+            profile_json=convo.profile.model_dump_json(exclude={"user_id", "turns"}),
+            history="; ".join(convo.history_titles[-15:]) or "(none)",
+            conversation=convo.transcript(),
+            message=message,
+            categories=", ".join(self.categories) or "(none)",
+            max_phrases=MAX_PHRASES,
+            summary_chars=SUMMARY_CHARS,
+        )
+        update: ProfileUpdate = self.structured(ProfileUpdate, prompt, clock, MAX_TOKENS["profile"])
+        known = {c.lower(): c for c in self.categories}
+        for field_name in ("categories", "exclude_categories"):  # a category the catalogue lacks
+            values = getattr(update.constraints, field_name)  # would filter everything out
+            setattr(
+                update.constraints,
+                field_name,
+                [known[v.lower()] for v in values if v.lower() in known],
+            )
+        return merge(convo.profile, grounded(update, message))
+
+    def use_tools(self, ctx: TurnContext, message: str, clock: Clock) -> None:
+        """Let the model plan retrievals; what they find lands in ``ctx.buffer``."""
+        from langchain.agents import create_agent
+        from langchain.agents.middleware import ModelCallLimitMiddleware
+
+        from agent.middleware import TolerantToolCalls, ToolChoicePolicy
+
+        usable = [t for t in build_tools(ctx) if _usable(t.name, ctx)]
+        attached = (" Attached files: " + ", ".join(ctx.attachments)) if ctx.attachments else ""
+        start = time.perf_counter()
+        tools_before = ctx.seconds["tools"]
+        try:
+            agent = create_agent(
+                self.chat(streaming=False, max_tokens=MAX_TOKENS["tools"]),
+                usable,
+                system_prompt=prompts.render("agent_system", today_hint=""),
+                middleware=[
+                    ModelCallLimitMiddleware(  # type: ignore[list-item]
+                        run_limit=self.llm.max_steps, exit_behavior="end"
+                    ),
+                    ToolChoicePolicy(self.llm.tool_choice),
+                    TolerantToolCalls(),
+                ],
+            )
+            agent.invoke(
+                {"messages": [{"role": "user", "content": message + attached}]},
+                {"recursion_limit": 4 * self.llm.max_steps + 4},
+            )
+        except llm_errors() as exc:
+            raise as_failure(exc) from exc
+        finally:  # tool time is the agent's own, not the LLM's
+            _spent(clock, start, ctx.seconds["tools"] - tools_before)
+
+    def explain(
+        self, chosen: list[Scored], profile: UserProfile, message: str, clock: Clock
+    ) -> dict[str, Checked]:
+        schema = explanation_schema([s.candidate.id for s in chosen])
+        prompt = explain_prompt(
+            [(s.candidate.id, s.candidate.facts) for s in chosen], profile.summary, message
+        )
+        result = self.structured(schema, prompt, clock, MAX_TOKENS["explain"] * len(chosen) // 3)
+        facts = {s.candidate.id: {**s.candidate.facts} for s in chosen}
+        return checked(result.explanations, facts, self.catalogue_titles)
+
+    def intro(
+        self,
+        message: str,
+        profile: UserProfile,
+        chosen_titles: list[str],
+        on_token: Callable[[str], None] | None,
+        clock: Clock,
+    ) -> str:
+        """The reply's first sentence, streamed; replaced by a template when it names an item
+        that is not among the recommendations."""
+        prompt = prompts.render(
+            "reply_intro",
+            request=message,
+            profile_summary=profile.summary or "(unknown)",
+            count=len(chosen_titles),
+        )
+        start = time.perf_counter()
+        parts: list[str] = []
+        try:
+            for chunk in self.chat(streaming=True, max_tokens=MAX_TOKENS["intro"]).stream(prompt):
+                text = str(chunk.content)
+                if text:
+                    if not parts:
+                        clock["first_token_at"] = time.perf_counter()
+                    parts.append(text)
+                    if on_token:
+                        on_token(text)
+        except llm_errors() as exc:
+            raise as_failure(exc) from exc
+        finally:
+            _spent(clock, start)
+        text = "".join(parts).strip().strip('"').split("\n")[0]
+        allowed = {t.lower() for t in chosen_titles}
+        named = [
+            t
+            for t in self.catalogue_titles
+            if len(t) >= 3
+            and t.lower() not in allowed
+            and re.search(rf"\b{re.escape(t.lower())}s?\b", text.lower())
+        ]
+        if named:  # the intro may not name items the user is not being recommended
+            return f"Here are {len(chosen_titles)} picks for you."
+        return text
+
+
+def _usable(name: str, ctx: TurnContext) -> bool:
+    if name in {"search_by_image", "caption_image", "transcribe_audio"}:
+        return bool(ctx.attachments)
+    if name == "user_history":
+        return bool(ctx.history_titles)
+    return True

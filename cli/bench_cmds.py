@@ -1,0 +1,105 @@
+"""``recagent bench``: throughput and latency figures, written as JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from cli import render
+from cli.agent_cmds import open_recommender
+from cli.eval_cmds import llm_endpoint, setup_simulation
+from cli.options import ConfigOpt, FiguresOpt, ServeOpt, StoreOpt, UrlOpt, settings
+from cli.render import console
+from tools.errors import InputError
+
+bench_app = typer.Typer(help="Benchmarks that write their figures as JSON.", no_args_is_help=True)
+
+
+def print_figures(figures: dict[str, object], out: Path) -> None:
+    render.print_json(console, figures["bars"])
+    console.print(f"figures written to [bold]{escape(str(out))}[/bold]")
+
+
+@bench_app.command("index")
+def bench_index(
+    ctx: typer.Context,
+    catalogue: Annotated[
+        Path | None, typer.Option(help="Catalogue to index (default: the demo).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Use the first N items.")] = None,
+    out: FiguresOpt = Path("bench/index.json"),
+    config: ConfigOpt = None,
+) -> None:
+    """Items/s per stage vs each model alone, batched vs one-at-a-time, and an unchanged re-run."""
+    from indexing.bench import run_bench
+
+    figures = run_bench(settings(ctx, config), catalogue, limit, out, render.printer(console))
+    print_figures(figures, out)
+
+
+@bench_app.command("chat")
+def bench_chat(
+    ctx: typer.Context,
+    out: FiguresOpt = Path("bench/chat.json"),
+    serve: ServeOpt = True,
+    store: StoreOpt = None,
+    chroma_url: UrlOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Per-turn latency split (LLM, tools, retrieval), tokens/s, and raw vLLM in the same run."""
+    from eval.bench_chat import run_chat_bench
+
+    cfg = settings(ctx, config, store_dir=store, chroma_url=chroma_url)
+    recommender = open_recommender(cfg, serve, console)
+    if recommender.chat is None:
+        raise InputError("bench chat needs a running LLM")
+    figures = run_chat_bench(recommender, out, render.printer(console))
+    print_figures(figures, out)
+
+
+@bench_app.command("eval")
+def bench_eval(
+    ctx: typer.Context,
+    out: FiguresOpt = Path("bench/eval.json"),
+    judge_cases: Annotated[int, typer.Option(help="Judge cases per mode.", min=1)] = 16,
+    episodes: Annotated[int, typer.Option(help="Simulator episodes per mode.", min=1)] = 8,
+    max_turns: Annotated[int, typer.Option(help="Turns per episode.", min=1)] = 2,
+    concurrency: Annotated[int, typer.Option(help="Requests / episodes in flight.", min=2)] = 8,
+    dataset: Annotated[str, typer.Option(help="Simulator dataset: demo or ml-100k.")] = "demo",
+    seed: Annotated[int, typer.Option(help="Seed; the concurrent mode uses seed + 1.")] = 2026,
+    config: ConfigOpt = None,
+) -> None:
+    """Judge and simulator throughput with concurrent requests against sequential ones, on the
+    same server in one run (bar: 3x)."""
+    from eval.bench import run_eval_bench
+    from eval.setup import load_ml100k, simulation_dataset
+
+    simulation_dataset(dataset)
+    cfg = settings(ctx, config)
+    target = llm_endpoint(cfg)
+    data = load_ml100k()
+    judged = {
+        "sequential": data.cases(judge_cases, seed),
+        "concurrent": data.cases(judge_cases, seed + 1),
+    }
+    sim = setup_simulation(cfg, dataset)
+    simulated = {
+        "sequential": sim.cases(episodes, seed),
+        "concurrent": sim.cases(episodes, seed + 1),
+    }
+    figures = run_eval_bench(
+        target,
+        sim.recommender,
+        judged,
+        simulated,
+        data.catalogue_titles,
+        sim.catalogue,
+        out,
+        concurrency,
+        max_turns,
+        sim.kind,
+    )
+    print_figures(figures, out)

@@ -1,0 +1,143 @@
+"""``recagent index`` and ``recagent search``: build the store from a catalogue, query it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cli import render
+from cli.options import ConfigOpt, StoreOpt, UrlOpt, settings
+from cli.render import console
+from indexing.records import Filters
+from tools.config import Settings
+from tools.errors import InputError
+
+
+def index(
+    ctx: typer.Context,
+    catalogue: Annotated[Path, typer.Argument(help="A .jsonl or .csv catalogue (see README).")],
+    store: StoreOpt = None,
+    chroma_url: UrlOpt = None,
+    collection: Annotated[
+        str | None, typer.Option(help="Collection prefix (default: catalog).")
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option(help="Remove stored items that left the catalogue.")
+    ] = False,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Items per model batch / store write.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Index only the first N items.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the run report as JSON here.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Build or update the Chroma collections for a catalogue (incremental, resumable)."""
+    cfg = settings(
+        ctx,
+        config,
+        store_dir=store,
+        chroma_url=chroma_url,
+        collection=collection,
+        index={"batch_size": batch_size},
+    )
+    index_catalogue(cfg, catalogue, console, prune=prune, limit=limit, report_path=report)
+
+
+def index_catalogue(
+    settings: Settings,
+    catalogue: Path,
+    out: Console,
+    prune: bool = False,
+    limit: int | None = None,
+    report_path: Path | None = None,
+) -> None:
+    """Index ``catalogue`` into the configured store: a bar on a terminal, one line per written
+    chunk in logs and pipes; then the report (also written to ``report_path`` as JSON)."""
+    from indexing.loaders import load_catalogue
+    from indexing.pipeline import Indexer
+    from indexing.store import open_store
+
+    loaded = load_catalogue(catalogue)
+    if limit is not None:
+        loaded.items = loaded.items[:limit]
+    target = settings.chroma_url or str(settings.resolved_store_dir)
+    out.print(
+        f"indexing {len(loaded.items)} items from {catalogue} into {target} "
+        f"(collections {settings.collection}_text / {settings.collection}_image)",
+        markup=False,
+    )
+    store, models = open_store(settings)
+    indexer = Indexer(store, models, settings.index)
+    if out.is_terminal:
+        with render.progress(out, "indexing") as report_progress:
+            report = indexer.run(loaded, prune=prune, progress=report_progress)
+    else:  # logs and pipes: one plain line per written chunk
+        report = indexer.run(
+            loaded,
+            prune=prune,
+            progress=lambda done, total: out.print(f"progress: {done}/{total} items written"),
+        )
+    render.print_report(report.as_dict(), out)
+    if report_path:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(json.dumps(report.as_dict(), indent=2))
+    text_count, image_count = store.count()
+    out.print(f"store now holds {text_count} items ({image_count} with pictures)")
+
+
+def search(
+    ctx: typer.Context,
+    query: Annotated[str | None, typer.Argument(help="What to look for, in words.")] = None,
+    image: Annotated[
+        Path | None, typer.Option(help="Find items whose picture looks like this file.")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=200, help="How many items.")] = 5,
+    category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
+    min_price: Annotated[float | None, typer.Option(help="Minimum price.")] = None,
+    max_price: Annotated[float | None, typer.Option(help="Maximum price.")] = None,
+    has_image: Annotated[
+        bool | None, typer.Option("--has-image/--no-image", help="Items with/without a picture.")
+    ] = None,
+    has_audio: Annotated[
+        bool | None, typer.Option("--has-audio/--no-audio", help="Items with/without audio.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    store: StoreOpt = None,
+    chroma_url: UrlOpt = None,
+    collection: Annotated[str | None, typer.Option(help="Collection prefix.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Search the indexed catalogue by text or by picture, with filters."""
+    if (query is None) == (image is None):
+        raise InputError("give either a text QUERY or --image FILE")
+    cfg = settings(ctx, config, store_dir=store, chroma_url=chroma_url, collection=collection)
+    filters = Filters(category, min_price, max_price, has_image, has_audio)
+    search_store(cfg, console, query=query, image=image, k=k, filters=filters, as_json=as_json)
+
+
+def search_store(
+    settings: Settings,
+    out: Console,
+    query: str | None,
+    image: Path | None,
+    k: int,
+    filters: Filters,
+    as_json: bool = False,
+) -> None:
+    """Search by ``image`` if given, else by ``query``; print a table or JSON."""
+    from indexing.store import open_store
+
+    store, _ = open_store(settings)
+    if image is not None:
+        hits = store.search_image(image, k, filters)
+    else:
+        assert query is not None
+        hits = store.search_text(query, k, filters)
+    if as_json:
+        render.print_json(out, [render.hit_json(h) for h in hits])
+    else:
+        render.print_hits(hits, out, title=f"image {image}" if image else repr(query))

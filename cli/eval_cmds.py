@@ -1,0 +1,229 @@
+"""``recagent eval``: ranking, explanation and conversation evaluations on fixed data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from cli import render
+from cli.options import ConcurrencyOpt, ConfigOpt, ResultsOpt, settings
+from cli.render import console
+from tools.config import Settings
+from tools.errors import InputError, LLMRequestError, LLMUnavailable
+
+if TYPE_CHECKING:
+    from agent.llm import Endpoint
+    from eval.setup import Simulation
+
+eval_app = typer.Typer(help="Offline evaluation.", no_args_is_help=True)
+
+
+def llm_endpoint(settings: Settings, hint: str = "") -> Endpoint:
+    """The configured LLM endpoint; :class:`LLMUnavailable` (with ``hint``) when none runs."""
+    from agent.llm import endpoint
+
+    try:
+        return endpoint(settings)
+    except LLMUnavailable as exc:
+        if not hint:
+            raise
+        raise LLMUnavailable(f"{exc}{hint}") from exc
+
+
+@contextmanager
+def resumable(kept: str) -> Iterator[None]:
+    """An LLM that stops answering ends the run; the message says what was ``kept``."""
+    try:
+        yield
+    except LLMRequestError as exc:
+        raise LLMRequestError(f"{exc}; {kept}") from exc
+
+
+def print_results(out: Path, files: str) -> None:
+    console.print((out / "results.md").read_text(), markup=False)
+    console.print(f"results written to [bold]{escape(str(out))}[/bold] ({files})")
+
+
+@eval_app.command("rank")
+def eval_rank(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Option(help="Only ml-100k for now.")] = "ml-100k",
+    out: ResultsOpt = Path("results/rank-ml-100k"),
+    limit: Annotated[
+        int | None,
+        typer.Option(help="Evaluate only the first N users (models still train on all)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the sampled negatives and SASRec.")] = 2026,
+    epochs: Annotated[int, typer.Option(help="SASRec training epochs.", min=1)] = 100,
+    rerank: Annotated[
+        bool, typer.Option(help="LLM rerank of the top 20 (needs the LLM server).")
+    ] = True,
+    rerank_tune_users: Annotated[
+        int, typer.Option(help="Validation users the rerank weight is tuned on.", min=1)
+    ] = 200,
+    concurrency: ConcurrencyOpt = 8,
+    save_collab: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the agent's collaborative model and tuned fusion weights go "
+            "(trained on all interactions). Default: DATA_DIR/collab/ml-100k."
+        ),
+    ] = None,
+    save: Annotated[
+        bool | None,
+        typer.Option(
+            help="Train and save the agent's collaborative model (default: only on a full run, "
+            "so a quick --limit run never replaces it)."
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """HR/NDCG/Recall@K, MRR and coverage on ML-100K for every system in one run: popularity,
+    item-kNN, EASE, SASRec, embedding-only and recagent's pipeline with and without the LLM
+    rerank, tuned on validation and evaluated on test. Writes results.json, results.md, ndcg.png
+    and the LLM response cache (re-runs reuse it)."""
+    from dataclasses import replace
+
+    from eval.llm_client import ChatClient, ResponseCache
+    from eval.rank import RankConfig, run
+    from eval.setup import load_ml100k, rank_dataset
+    from tools.factory import build_models
+
+    rank_dataset(dataset)
+    cfg = settings(ctx, config)
+    client = None
+    if rerank:
+        target = llm_endpoint(cfg, "; or pass --no-rerank")
+        cache = ResponseCache(out / "llm-cache.jsonl")
+        client = ChatClient(target, cache, concurrency, cfg.llm.request_timeout)
+    data = load_ml100k()
+    embedder = build_models(cfg).text_embedder
+    rank_config = RankConfig(seed=seed, limit=limit, rerank_tune_users=rerank_tune_users)
+    rank_config = replace(rank_config, sasrec=replace(rank_config.sasrec, epochs=epochs, seed=seed))
+    if save is None:
+        save = limit is None
+    target_dir = (save_collab or cfg.data_dir / "collab" / "ml-100k") if save else None
+    with resumable("answers so far are cached, a re-run resumes"):
+        report = run(
+            out,
+            rank_config,
+            data.split,
+            data.texts,
+            data.titles,
+            embedder.embed,
+            {"text_embedder": embedder.model_id},
+            client,
+            target_dir,
+        )
+    print_results(out, "results.json, results.md, ndcg.png")
+    if target_dir is not None:
+        console.print(
+            f"collaborative model and tuned fusion weights saved to {target_dir}", markup=False
+        )
+    if not report["bar"]["beats_every_baseline"]:
+        console.print("[yellow]the complete pipeline did not beat every baseline[/yellow]")
+
+
+def judge_endpoint(own: Endpoint, url: str | None, model: str | None, key: str | None) -> Endpoint:
+    """The judge: the recommender's endpoint ``own`` (another model name allowed) or another
+    server."""
+    from agent.llm import Endpoint
+
+    if url is None:
+        return Endpoint(own.base_url, model or own.model, key or own.api_key)
+    if model is None:
+        raise InputError("--judge-url needs --judge-model (the model name that server serves)")
+    return Endpoint(url.rstrip("/"), model, key or "EMPTY")
+
+
+@eval_app.command("judge")
+def eval_judge(
+    ctx: typer.Context,
+    out: ResultsOpt = Path("results/judge-ml-100k"),
+    limit: Annotated[int, typer.Option(help="Cases (ML-100K users, seeded sample).", min=1)] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the user sample.")] = 2026,
+    concurrency: ConcurrencyOpt = 8,
+    judge_url: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible URL of the judge (default: the recommender's LLM)."),
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option(help="The judge's model name.")] = None,
+    judge_api_key: Annotated[str | None, typer.Option(help="The judge's API key.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Judge explanations: recagent's explainer against a plain-prompt baseline, scored 1-5 on
+    faithfulness, relevance, informativeness and persuasiveness, compared pairwise in both
+    orders, with grounding metrics. Resumable: responses are cached in OUT/llm-cache.jsonl."""
+    from eval import judge
+    from eval.llm_client import ChatClient, ResponseCache
+    from eval.setup import load_ml100k
+
+    cfg = settings(ctx, config)
+    own = llm_endpoint(cfg)
+    judge_target = judge_endpoint(own, judge_url, judge_model, judge_api_key)
+    cache = ResponseCache(out / "llm-cache.jsonl")
+    timeout = cfg.llm.request_timeout
+    explainer = ChatClient(own, cache, concurrency, timeout)
+    judge_client = (
+        explainer if judge_target == own else ChatClient(judge_target, cache, concurrency, timeout)
+    )
+    data = load_ml100k()
+    cases = data.cases(limit, seed)
+    judge_config = judge.JudgeConfig(limit=limit, seed=seed, concurrency=concurrency)
+    with resumable("answers so far are cached, a re-run resumes"):
+        judge.run(cases, explainer, judge_client, data.catalogue_titles, out, judge_config)
+    print_results(out, "results.json, results.md, cases.jsonl")
+
+
+@eval_app.command("simulate")
+def eval_simulate(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Option(help="ml-100k (real users) or demo (the store).")] = (
+        "ml-100k"
+    ),
+    out: Annotated[
+        Path | None, typer.Option(help="Results folder (default: results/simulate-DATASET).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Episodes.", min=1)] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the user / target sample.")] = 2026,
+    concurrency: Annotated[int, typer.Option(help="Episodes in flight.", min=1)] = 4,
+    max_turns: Annotated[int, typer.Option(help="Turns per episode.", min=1, max=10)] = 5,
+    config: ConfigOpt = None,
+) -> None:
+    """Simulated users with a hidden target: an LLM describes an item without naming it (a leak
+    voids the episode), the agent recommends 10 per turn. Hit@1/5/10 by turn, turns to a hit,
+    and the rates of ids outside the catalogue, duplicates and already-seen items. On ml-100k
+    the movies are indexed once into DATA_DIR/eval-stores/ml-100k. Resumable."""
+    from eval import simulate
+    from eval.llm_client import ChatClient, ResponseCache
+    from eval.setup import simulation_dataset
+
+    simulation_dataset(dataset)
+    cfg = settings(ctx, config)
+    out = out or Path(f"results/simulate-{dataset}")
+    target = llm_endpoint(cfg)
+    sim = setup_simulation(cfg, dataset)
+    cases = sim.cases(limit, seed)
+    simulator = ChatClient(target, ResponseCache(out / "llm-cache.jsonl"), concurrency)
+    sim_config = simulate.SimConfig(dataset, limit, seed, concurrency, max_turns)
+    used = {"llm": target.model, "collab": "yes" if sim.recommender.collab else "no"}
+    with resumable(f"finished episodes are kept in {out}/episodes.jsonl"):
+        simulate.run(
+            cases, sim.recommender, simulator, sim.catalogue, out, sim_config, sim.kind, models=used
+        )
+    print_results(out, "results.json, results.md, episodes.jsonl")
+
+
+def setup_simulation(cfg: Settings, dataset: str) -> Simulation:
+    """:func:`eval.setup.simulation_setup` with its progress and notices on the terminal."""
+    from eval.setup import simulation_setup
+
+    with render.progress(console, "indexing movies", lazy=True) as report:
+        return simulation_setup(
+            cfg, dataset, report, render.printer(console), render.notice_printer(console)
+        )
