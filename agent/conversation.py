@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.profile import UserProfile
+from agent.request import Applied, TurnMemory
 
 
 @dataclass
@@ -19,6 +20,7 @@ class Recommendation:
     explanation_source: str
     facts: dict[str, Any]
     problems: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # why it was chosen (computed, not written)
 
 
 @dataclass
@@ -29,6 +31,7 @@ class TurnResult:
     notices: list[str] = field(default_factory=list)
     tool_calls: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    applied: list[Applied] = field(default_factory=list)  # constraints of this turn, and why
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of ``recommend --json`` (and of the HTTP API)."""
@@ -43,6 +46,7 @@ class TurnResult:
                     "explanation": r.explanation,
                     "cited_fields": r.cited_fields,
                     "explanation_source": r.explanation_source,
+                    "reasons": r.reasons,
                 }
                 for r in self.recommendations
             ],
@@ -50,6 +54,7 @@ class TurnResult:
             "notices": self.notices,
             "tool_calls": self.tool_calls,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "constraints": [a.model_dump() for a in self.applied],
         }
 
 
@@ -63,6 +68,7 @@ class Conversation:
     recommended: list[str] = field(default_factory=list)
     history_ids: list[str] = field(default_factory=list)
     history_titles: list[str] = field(default_factory=list)
+    requests: list[TurnMemory] = field(default_factory=list)  # what each turn asked for
 
     def transcript(self, last: int = 8) -> str:
         return "\n".join(f"{role}: {text}" for role, text in self.messages[-last:]) or "(none)"

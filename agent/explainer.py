@@ -56,8 +56,10 @@ def checked(
     explanations: Sequence[Any],
     facts: Mapping[str, Mapping[str, Any]],
     catalogue_titles: Collection[str] = (),
+    asked: Mapping[str, str] | None = None,
 ) -> dict[str, Checked]:
-    """The first explanation per item, each through the grounding check."""
+    """The first explanation per item, each through the grounding check (with ``asked``, item
+    id -> the words of its computed reasons, also the tautology and attribute checks)."""
     out: dict[str, Checked] = {}
     for raw in explanations:
         if raw.item_id in out:
@@ -66,5 +68,6 @@ def checked(
             Explanation(item_id=raw.item_id, text=raw.text, cited_fields=raw.cited_fields),
             facts,
             catalogue_titles,
+            None if asked is None else asked.get(raw.item_id, ""),
         )
     return out

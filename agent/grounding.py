@@ -7,7 +7,10 @@ Checks, per explanation:
 * every cited field exists on the item and is not empty;
 * sentences naming another catalogue item (by title) are removed;
 * sentences with a number, a colour or a sound claim that the item's own facts do not contain
-  are removed.
+  are removed;
+* with the request's words given (the agent's turn): tautologies ("Bull is a bull.") and
+  sentences attributing a word that neither the facts nor the request hold ("Cow is a sweet
+  animal.") are removed.
 
 What survives is kept; if nothing does, a template explanation built only from the item's
 fields replaces it.
@@ -21,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from agent.words import content_words, stem, stems
 
 COLOURS = {
     "black",
@@ -101,7 +106,11 @@ def _supported(sentence: str, corpus: str, has_audio: bool) -> str | None:
     for colour in words & COLOURS:
         if colour not in corpus:
             return f"colour '{colour}' is not in the item's facts"
-    if words & SOUND_WORDS and not has_audio:
+    if (
+        words & SOUND_WORDS
+        and not has_audio
+        and not words & SOUND_WORDS <= set(_WORD.findall(corpus))
+    ):
         return "claims a sound the item does not have"
     return None
 
@@ -203,11 +212,67 @@ def claims(
     return out
 
 
+# Words an explanation may use about any item: how it connects the item to the request.
+CONNECTIVES = frozenset(
+    stem(w)
+    for w in (
+        "picked pick chosen choice because asked ask request requested wanted want match matches "
+        "fits fit name named says mentions mention description caption transcript title kind "
+        "close closer similar sound effect play item one ones also which more here great perfect "
+        "nice lovely enjoy suggest recommend option good fine section"
+    ).split()
+)
+
+
+def tautology(sentence: str, facts: Mapping[str, Any]) -> bool:
+    """A sentence that names its item and says nothing its name does not ("Bull is a
+    bull.")."""
+    title = set(stems(str(facts.get("title") or "")))
+    said = set(stems(sentence)) - CONNECTIVES
+    return bool(title) and title <= set(stems(sentence)) and said <= title
+
+
+def unsupported_words(sentence: str, facts: Mapping[str, Any], asked: str = "") -> list[str]:
+    """Words the sentence attributes to the item that neither its facts nor the request (the
+    computed reasons' words) contain: "sweet" in "Cow is a sweet animal"."""
+    corpus = " ".join(item_fields(facts).values())
+    known = set(stems(corpus)) | set(stems(asked)) | CONNECTIVES
+    return [w for w in content_words(sentence) if len(w) >= 3 and stem(w) not in known]
+
+
+def supported(
+    sentence: str,
+    facts: Mapping[str, Any],
+    asked: str,
+    catalogue_titles: Collection[str] = (),
+) -> str | None:
+    """Why a sentence of an explanation is not backed by the item's facts or the computed
+    reasons (``asked``: the request's words they matched), or None when it is."""
+    found = claims(sentence, facts, catalogue_titles, content_word=False)
+    problem = next((c.problem for c in found if c.problem), None)
+    if problem:
+        return problem
+    if tautology(sentence, facts):
+        return "a tautology: it only repeats the item's name"
+    extra = unsupported_words(sentence, facts, asked)
+    if extra:
+        return f"attributes {', '.join(repr(w) for w in extra[:3])}, which the facts do not say"
+    return None
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE.split(text.strip()) if s]
+
+
 def check(
     explanation: Explanation,
     candidates: Mapping[str, Mapping[str, Any]],
     catalogue_titles: Collection[str] = (),
+    asked: str | None = None,
 ) -> Checked:
+    """The explanation with its unsupported sentences removed (a template when none is left).
+    With ``asked`` (the request's words), tautologies and words the facts do not back are
+    removed too."""
     facts = candidates.get(explanation.item_id)
     if facts is None:
         raise ValueError(f"explanation for {explanation.item_id!r}, which is not a candidate")
@@ -217,6 +282,11 @@ def check(
     ]
     cited = [name for name in explanation.cited_fields if name in fields]
     found = claims(explanation.text, facts, catalogue_titles, content_word=False)
+    if asked is not None:
+        found = [
+            Claim(c.sentence, c.problem or supported(c.sentence, facts, asked, catalogue_titles))
+            for c in found
+        ]
     problems += [c.problem for c in found if c.problem]
     kept = [c.sentence for c in found if c.problem is None]
     if not kept or not cited:

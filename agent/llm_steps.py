@@ -8,13 +8,14 @@ calls (LangChain ``create_agent``); ids never come from its text.
 
 from __future__ import annotations
 
+import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, StringConstraints
 
 import prompts
 from agent.conversation import Conversation
@@ -35,7 +36,16 @@ from agent.toolkit import TurnContext, build_tools
 from tools.config import LLMSettings
 
 # Output budgets per step: a small model left unbounded can ramble until the context is full.
-MAX_TOKENS = {"profile": 200, "tools": 160, "explain": 600, "intro": 60}
+MAX_TOKENS = {"profile": 200, "tools": 160, "explain": 600, "intro": 60, "expand": 60}
+
+
+class Expansions(BaseModel):
+    """Concrete kinds of thing that satisfy a request (the expansion step's output)."""
+
+    kinds: list[Annotated[str, StringConstraints(max_length=30)]] = Field(
+        default_factory=list, max_length=6
+    )
+
 
 Clock = dict[str, float]
 
@@ -54,7 +64,13 @@ class LLMSteps:
     categories: list[str]
     catalogue_titles: list[str]
 
-    def structured(self, schema: type[BaseModel], prompt: str, clock: Clock, budget: int) -> Any:
+    def structured(
+        self,
+        schema: type[BaseModel],
+        prompt: str | list[tuple[str, str]],
+        clock: Clock,
+        budget: int,
+    ) -> Any:
         start = time.perf_counter()
         try:
             model = self.chat(streaming=False, max_tokens=budget)
@@ -91,6 +107,22 @@ class LLMSteps:
             )
         return merge(convo.profile, grounded(update, message))
 
+    def expand(self, request: str, clock: Clock) -> list[str]:
+        """Up to six concrete kinds for ``request`` (extra search queries only: ids and
+        categories never come from here). Asked as a short chat with worked examples
+        (prompts/expand_examples.txt): a 0.5B model copies a single inline example instead."""
+        messages: list[tuple[str, str]] = [("system", prompts.render("expand_system"))]
+        for line in prompts.load_text("expand_examples.txt").splitlines():
+            asked, _, kinds = line.partition("|")
+            if kinds.strip():
+                messages.append(("human", prompts.render("expand", request=asked.strip())))
+                listed = [k.strip() for k in kinds.split(",") if k.strip()]
+                messages.append(("ai", json.dumps({"kinds": listed})))
+        messages.append(("human", prompts.render("expand", request=request)))
+        result: Expansions = self.structured(Expansions, messages, clock, MAX_TOKENS["expand"])
+        cleaned = [" ".join(k.split())[:30] for k in result.kinds]
+        return list(dict.fromkeys(k for k in cleaned if k and k.lower() != request.lower()))
+
     def use_tools(self, ctx: TurnContext, message: str, clock: Clock) -> None:
         """Let the model plan retrievals; what they find lands in ``ctx.buffer``."""
         from langchain.agents import create_agent
@@ -125,15 +157,29 @@ class LLMSteps:
             _spent(clock, start, ctx.seconds["tools"] - tools_before)
 
     def explain(
-        self, chosen: list[Scored], profile: UserProfile, message: str, clock: Clock
+        self,
+        chosen: list[Scored],
+        profile: UserProfile,
+        message: str,
+        clock: Clock,
+        why: Mapping[str, list[str]] | None = None,
+        asked: Mapping[str, str] | None = None,
     ) -> dict[str, Checked]:
+        """Explanations for ``chosen``; ``why`` (item id -> computed reasons) goes into the
+        prompt for the model to phrase, ``asked`` (item id -> its reasons' words) makes the
+        checker also reject tautologies and words neither the facts nor the reasons hold."""
         schema = explanation_schema([s.candidate.id for s in chosen])
-        prompt = explain_prompt(
-            [(s.candidate.id, s.candidate.facts) for s in chosen], profile.summary, message
-        )
+        listed = [
+            (
+                s.candidate.id,
+                {**s.candidate.facts, **({"why_it_fits": why[s.candidate.id]} if why else {})},
+            )
+            for s in chosen
+        ]
+        prompt = explain_prompt(listed, profile.summary, message)
         result = self.structured(schema, prompt, clock, MAX_TOKENS["explain"] * len(chosen) // 3)
         facts = {s.candidate.id: {**s.candidate.facts} for s in chosen}
-        return checked(result.explanations, facts, self.catalogue_titles)
+        return checked(result.explanations, facts, self.catalogue_titles, asked)
 
     def intro(
         self,

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from agent.request import Standing
 from tools.errors import InputError
 
 USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -53,6 +54,9 @@ class UserProfile(BaseModel):
     constraints: Constraints = Field(default_factory=Constraints)
     summary: str = ""
     turns: int = 0
+    standing: list[Standing] = Field(
+        default_factory=list, description="Preferences the user stated as standing."
+    )
 
 
 def _norm(text: str) -> str:
@@ -89,6 +93,7 @@ def merge(profile: UserProfile, update: ProfileUpdate) -> UserProfile:
         constraints=constraints,
         summary=update.summary.strip() or profile.summary,
         turns=profile.turns + 1,
+        standing=profile.standing,
     )
 
 

@@ -1,16 +1,19 @@
-"""One recommendation turn, as its steps: understand → retrieve → use tools → fuse → explain →
+"""One recommendation turn, as its steps: understand → retrieve → use tools → rank → explain →
 remember.
 
-* **understand**: the LLM updates the structured profile; constraints the user states in plain
-  words are applied by rule on top.
-* **retrieve**: retrievals that need no model: the message itself, the collaborative model on
-  the user's history, the profile's likes. A turn has candidates even when the model calls
-  nothing useful.
-* **use tools**: the LLM plans further retrievals as tool calls.
-* **fuse**: one ranking from the candidate buffer, constraints re-checked, seen items dropped.
-  Recommendations only ever come out of the buffer; the model's text cannot add an item.
-* **explain**: the streamed intro and grounded explanations (template ones where the LLM fails).
-* **remember**: the conversation and profile are updated.
+* **understand**: the message becomes a typed :class:`~agent.request.Request` by rule (targets in
+  the catalogue's taxonomy, exclusions, sound, price, references, standing preferences); the
+  profile notes likes and dislikes. With ``turn.understanding`` off (the earlier design, kept
+  as a baseline) the LLM's profile update and its constraints drive the turn instead.
+* **retrieve**: the request's query within its target categories, the LLM's expansions (extra
+  queries, run while the base retrieval runs), neighbours of the items a follow-up refers to,
+  the collaborative model on the user's history.
+* **use tools** (``turn.tools_llm``): the LLM plans further retrievals as tool calls.
+* **rank**: one ranking from the candidate buffer, the request's hard constraints checked on
+  each item, seen items dropped. Recommendations only ever come out of the buffer.
+* **explain**: reasons computed from the request and the item's fields, phrased by a template
+  (or by the LLM with ``turn.explain_llm``, checked against the facts and reasons).
+* **remember**: the conversation, the request (later turns refer back to it) and the profile.
 
 Each LLM step runs through a :class:`~agent.steps.StepRunner`: an unusable answer falls back for
 that step, an unreachable endpoint for the rest of the turn, and the user gets a notice. A
@@ -21,56 +24,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from agent.buffer import Candidate
 from agent.conversation import Conversation, Recommendation, TurnResult
 from agent.fusion import Scored, fuse
 from agent.grounding import Checked, template
 from agent.llm import ChatFactory
 from agent.llm_steps import Clock, LLMSteps
-from agent.profile import Constraints, UserProfile, merge, stated_constraints
+from agent.profile import Constraints, ProfileUpdate, UserProfile, merge, stated_constraints
+from agent.profile_filters import allowed_by, filters_for
+from agent.reasons import Reason, describe, reasons
+from agent.request import Applied, Request
 from agent.steps import StepRunner
 from agent.toolkit import TurnContext, retrieve_collab, retrieve_text
-from indexing.records import Filters
+from agent.understanding import Understanding, seen_titles
+from indexing.records import Filters, Taxonomy
 from indexing.store import Store
 from tools.collaborative import CollabModel, discover, tuned_fusion
 from tools.config import FusionWeights, Settings
 from tools.factory import Models
 
-
-def filters_for(profile: UserProfile) -> Filters:
-    c = profile.constraints
-    return Filters(
-        category=c.categories[0] if len(c.categories) == 1 else None,
-        min_price=c.min_price,
-        max_price=c.max_price,
-        has_image=True if c.modality == "image" else None,
-        has_audio=True if c.modality == "audio" else None,
-    )
-
-
-def allowed_by(profile: UserProfile) -> Callable[[Candidate], bool]:
-    c = profile.constraints
-    wanted = {x.lower() for x in c.categories}
-    banned = {x.lower() for x in c.exclude_categories}
-
-    def allowed(candidate: Candidate) -> bool:
-        category = (candidate.category or "").lower()
-        price = candidate.facts.get("price")
-        if wanted and category not in wanted:
-            return False
-        if category in banned:
-            return False
-        if c.max_price is not None and (price is None or float(price) > c.max_price):
-            return False
-        if c.min_price is not None and (price is None or float(price) < c.min_price):
-            return False
-        if c.modality == "audio" and not candidate.facts.get("has_audio"):
-            return False
-        return not (c.modality == "image" and not candidate.facts.get("has_image"))
-
-    return allowed
+OnRanked = Callable[[list[tuple[str, str]]], None]
+REQUEST_DEPTH = 60  # candidates per retrieval when the request's constraints filter them after
 
 
 def load_collab(
@@ -96,6 +72,7 @@ class Recommender:
         collab: CollabModel | None = None,
     ) -> None:
         self.settings = settings
+        self.turn = settings.turn
         self.store = store
         self.models = models
         self.chat = chat
@@ -114,116 +91,202 @@ class Recommender:
             if chat is not None
             else None
         )
+        self.understanding = (
+            Understanding.of(
+                Taxonomy.of(stored), models.text_embedder.embed, self.turn.synonym_threshold
+            )
+            if self.turn.understanding
+            else None
+        )
         models.text_embedder.load()  # load now, not inside the first turn's timings
 
     # -- the steps ----------------------------------------------------------------------------
     def understand(
         self, convo: Conversation, message: str, runner: StepRunner, clock: Clock
-    ) -> UserProfile:
-        """The profile for this turn: the LLM's update, then what the user said in plain words
-        (which wins)."""
+    ) -> tuple[Request | None, UserProfile]:
+        """The request (None without request understanding) and the profile for this turn."""
         profile = convo.profile
-        if self.steps is not None:
+        if self.steps is not None and self.turn.profile_llm:
             steps = self.steps
             profile = runner.run(
-                "the profile update",
-                lambda: steps.update_profile(convo, message, clock),
-                profile,
+                "the profile update", lambda: steps.update_profile(convo, message, clock), profile
             )
-        stated = stated_constraints(message, self.categories)
-        if stated.constraints != Constraints():
-            profile = merge(profile, stated).model_copy(update={"turns": profile.turns})
-        return profile
+        if self.understanding is None:  # the profile's constraints drive the turn
+            stated = stated_constraints(message, self.categories)
+            if stated.constraints != Constraints():
+                profile = merge(profile, stated).model_copy(update={"turns": profile.turns})
+            return None, profile
+        request = self.understanding.request(convo, message)
+        noted = ProfileUpdate(
+            likes=[a.words for a in request.applied if a.kind == "target" and a.words][:8],
+            dislikes=[
+                a.words
+                for a in request.applied
+                if a.kind == "exclude" and a.source in {"rule", "model"} and a.words
+            ][:8],
+        )
+        profile = merge(profile, noted).model_copy(
+            update={
+                "constraints": Constraints(),  # constraints live in the request, per turn
+                "standing": [*profile.standing, *request.standing],
+                "turns": convo.profile.turns + 1,
+            }
+        )
+        return request, profile
 
     def retrieve(
         self,
         convo: Conversation,
         message: str,
+        request: Request | None,
         profile: UserProfile,
         attachments: dict[str, Path],
+        runner: StepRunner,
+        clock: Clock,
     ) -> TurnContext:
-        """The retrievals that need no model; the returned context holds their candidates."""
+        """The retrievals; the returned context holds their candidates."""
         ctx = TurnContext(
             self.store,
             self.models,
             self.settings.index,
-            filters=filters_for(profile),
+            filters=filters_for(profile) if request is None else Filters(),
             history_titles=convo.history_titles,
             attachments=dict(attachments),
             collab=self.collab,
             history_ids=convo.history_ids,
         )
-        retrieve_text(ctx, message)
-        retrieve_collab(ctx)
-        if profile.likes:
-            retrieve_text(ctx, ", ".join(profile.likes[-5:]), kind="profile", source="profile")
+        if request is None or self.understanding is None:
+            retrieve_text(ctx, message)
+            retrieve_collab(ctx)
+            if profile.likes:
+                retrieve_text(ctx, ", ".join(profile.likes[-5:]), kind="profile", source="profile")
+            return ctx
+        with ctx.timed("retrieval"):
+            probe = self.store.search_text(request.query, 20)
+        request = self.understanding.confirm(request, probe)
+        self.understanding.exclude_similar(request, self.store)
+        filters = self.understanding.filters(request)
+        expand = self.steps is not None and self.turn.expansion_llm and bool(request.residual)
+        with ThreadPoolExecutor(1) as pool:
+            pending = None
+            if expand and self.steps is not None:
+                pending = pool.submit(self.steps.expand, " ".join(request.query.split()), clock)
+            for f in filters:  # the base retrieval runs while the model thinks
+                retrieve_text(
+                    ctx, request.query, filters=f, source=f"text:{f.category}", k=REQUEST_DEPTH
+                )
+            for seed in request.seeds[:5] if not request.residual else []:  # new words lead
+                with ctx.timed("retrieval"):
+                    near = self.store.neighbours(seed, REQUEST_DEPTH // 3, filters[0])
+                ctx.buffer.add(f"similar:{seed}", "text", near.get("text", []))
+            retrieve_collab(ctx)
+            if pending is not None:
+                request.expansions = runner.run("the expansion", pending.result, [])
+                if request.expansions:
+                    request.applied.append(
+                        Applied(
+                            kind="expansion", value=", ".join(request.expansions), source="model"
+                        )
+                    )
+        if request.expansions:  # one list for all kinds: a small model's guesses are noisy
+            kinds = ", ".join(request.expansions)
+            for f in filters:
+                retrieve_text(ctx, kinds, filters=f, source=f"expansion:{f.category}")
         return ctx
 
     def use_tools(self, ctx: TurnContext, message: str, runner: StepRunner, clock: Clock) -> None:
         """The model's own retrievals (tool calls), added to ``ctx.buffer``."""
-        if self.steps is not None:
+        if self.steps is not None and self.turn.tools_llm:
             steps = self.steps
             runner.run("tool calling", lambda: steps.use_tools(ctx, message, clock), None)
 
     def rank(
-        self, ctx: TurnContext, convo: Conversation, profile: UserProfile, k: int
-    ) -> list[Scored]:
-        """The top ``k`` of the fused candidates, constraints re-checked, seen items left out."""
-        exclude = set(convo.history_ids) | set(convo.recommended)
-        ranked = fuse(
-            ctx.buffer.candidates(), self.weights, exclude=exclude, allowed=allowed_by(profile)
-        )
-        return ranked[:k]
-
-    def introduce(
         self,
-        chosen: list[Scored],
-        message: str,
+        ctx: TurnContext,
+        convo: Conversation,
+        request: Request | None,
         profile: UserProfile,
-        runner: StepRunner,
-        clock: Clock,
-        on_token: Callable[[str], None] | None,
-    ) -> str:
-        """The reply's first sentence: streamed from the LLM, or a template."""
-        fallback = (
-            f"Here are {len(chosen)} picks for you."
-            if chosen
-            else "I found nothing that fits; describe it differently or relax a constraint."
-        )
-        if self.steps is None or not chosen:
-            return fallback
-        steps = self.steps
-        titles = [s.candidate.title for s in chosen]
-        text = runner.run(
-            "the reply",
-            lambda: steps.intro(message, profile, titles, on_token, clock),
-            fallback,
-        )
-        return text or fallback
+        k: int,
+    ) -> list[Scored]:
+        """The top ``k`` fused candidates that satisfy the constraints, seen items left out.
+        When the request's targets leave fewer than ``k``, the rest come from outside them
+        (never from an exclusion)."""
+        exclude = set(convo.history_ids) | set(convo.recommended)
+        candidates = ctx.buffer.candidates()
+        if request is None or self.understanding is None:
+            return fuse(candidates, self.weights, exclude=exclude, allowed=allowed_by(profile))[:k]
+        chosen = fuse(
+            candidates, self.weights, exclude=exclude, allowed=self.understanding.allowed(request)
+        )[:k]
+        for relax in (1, 2):  # too few inside the targets: their parents, then anywhere
+            if len(chosen) >= k or not request.targets:
+                break
+            taken = exclude | {s.candidate.id for s in chosen}
+            relaxed = self.understanding.allowed(request, relax)
+            chosen += fuse(candidates, self.weights, exclude=taken, allowed=relaxed)[
+                : k - len(chosen)
+            ]
+        return chosen
 
     def explain(
         self,
         chosen: list[Scored],
+        convo: Conversation,
         message: str,
+        request: Request | None,
         profile: UserProfile,
         runner: StepRunner,
         clock: Clock,
-    ) -> list[Recommendation]:
-        """Each chosen item with its checked explanation (a template where there is none)."""
+        on_token: Callable[[str], None] | None,
+    ) -> tuple[str, list[Recommendation]]:
+        """The reply's first sentence and each chosen item with its explanation. The LLM's
+        intro and explanations (when on) are asked for at once; vLLM batches them."""
+        titles = [s.candidate.title for s in chosen]
+        intro = _template_intro(titles, listed=request is not None)
+        found: dict[str, list[Reason]] = {}
+        if request is not None and self.understanding is not None:
+            like = seen_titles(convo, request.seeds)
+            vocabulary = self.understanding.vocabulary
+            for s in chosen:
+                found[s.candidate.id] = reasons(
+                    request, s.candidate.facts, vocabulary, like, request.seeds
+                )
+        why = {i: [r.phrase() for r in rs] for i, rs in found.items()} or None
+        asked = {i: " ".join(r.words() for r in rs) for i, rs in found.items()} or None
         checked: dict[str, Checked] = {}
-        if self.steps is not None and chosen:
-            steps = self.steps
-            checked = runner.run(
-                "the explanations", lambda: steps.explain(chosen, profile, message, clock), {}
+        steps = self.steps
+        want_intro = steps is not None and bool(chosen) and self.turn.intro_llm
+        want_explain = steps is not None and bool(chosen) and self.turn.explain_llm
+        with ThreadPoolExecutor(2) as pool:
+            pending = (
+                pool.submit(steps.explain, chosen, profile, message, clock, why, asked)
+                if want_explain and steps is not None and runner.available
+                else None
             )
-        recommendations = []
+            if want_intro and steps is not None:
+                intro = (
+                    runner.run(
+                        "the reply",
+                        lambda: steps.intro(message, profile, titles, on_token, clock),
+                        intro,
+                    )
+                    or intro
+                )
+            if pending is not None:
+                checked = runner.run("the explanations", pending.result, {})
+        out = []
         for scored in chosen:
             c = scored.candidate
             got = checked.get(c.id)
-            if got is None:
+            if got is not None and got.source == "template" and c.id in found:
+                got = None  # the checker rejected the model's text: say the reasons instead
+            if got is None and c.id in found:
+                text, used = describe(c.facts, found[c.id])
+                got = Checked(c.id, text, used, "reasons")
+            elif got is None:
                 text, used = template(c.facts)
                 got = Checked(c.id, text, used, "template")
-            recommendations.append(
+            out.append(
                 Recommendation(
                     c.id,
                     c.title,
@@ -234,9 +297,10 @@ class Recommender:
                     got.source,
                     c.facts,
                     got.problems,
+                    [r.phrase() for r in found.get(c.id, [])],
                 )
             )
-        return recommendations
+        return intro, out
 
     @staticmethod
     def remember(
@@ -245,6 +309,7 @@ class Recommender:
         intro: str,
         recommendations: list[Recommendation],
         profile: UserProfile,
+        request: Request | None,
     ) -> None:
         convo.messages.append(("user", message))
         convo.messages.append(
@@ -252,6 +317,14 @@ class Recommender:
         )
         convo.recommended.extend(r.item_id for r in recommendations)
         convo.profile = profile
+        if request is not None:
+            convo.requests.append(
+                request.memory(
+                    [r.item_id for r in recommendations],
+                    [r.title for r in recommendations],
+                    [_price(r.facts.get("price")) for r in recommendations],
+                )
+            )
 
     # -- the turn -----------------------------------------------------------------------------
     def respond(
@@ -262,9 +335,11 @@ class Recommender:
         attachments: dict[str, Path] | None = None,
         on_token: Callable[[str], None] | None = None,
         explain: bool = True,
+        on_ranked: OnRanked | None = None,
     ) -> TurnResult:
-        """One turn. ``explain=False`` skips the LLM's intro and explanations (template ones
-        instead): the simulated-user evaluation judges the recommendations only."""
+        """One turn. ``on_ranked`` hears the ranked (id, title) list as soon as it is known,
+        before any explanation is written. ``explain=False`` skips the LLM's intro and
+        explanations (the simulated-user evaluation judges the recommendations only)."""
         started = time.perf_counter()
         clock: Clock = {}
         runner = StepRunner(available=self.steps is not None)
@@ -272,21 +347,24 @@ class Recommender:
             runner.notices.append(
                 "No LLM configured: embedding ranking with template explanations."
             )
-        profile = self.understand(convo, message, runner, clock)
-        ctx = self.retrieve(convo, message, profile, attachments or {})
+        request, profile = self.understand(convo, message, runner, clock)
+        ctx = self.retrieve(convo, message, request, profile, attachments or {}, runner, clock)
         self.use_tools(ctx, message, runner, clock)
-        chosen = self.rank(ctx, convo, profile, k)
+        chosen = self.rank(ctx, convo, request, profile, k)
         ranked_at = time.perf_counter()
-        if explain:
-            intro = self.introduce(chosen, message, profile, runner, clock, on_token)
-            recommendations = self.explain(chosen, message, profile, runner, clock)
-        else:
-            intro = self.introduce(chosen, message, profile, StepRunner(False), clock, None)
-            recommendations = self.explain(chosen, message, profile, StepRunner(False), clock)
-        self.remember(convo, message, intro, recommendations, profile)
+        if on_ranked is not None:
+            on_ranked([(s.candidate.id, s.candidate.title) for s in chosen])
+        writer = runner if explain else StepRunner(available=False)
+        intro, recommendations = self.explain(
+            chosen, convo, message, request, profile, writer, clock, on_token if explain else None
+        )
+        if writer is not runner:
+            runner.notices += writer.notices
+        self.remember(convo, message, intro, recommendations, profile, request)
         total = time.perf_counter() - started
         timings = {
             "total": total,
+            "ranked": ranked_at - started,
             "llm": clock.get("llm", 0.0),
             "tools": ctx.seconds["tools"],
             "retrieval": ctx.seconds["retrieval"],
@@ -295,4 +373,21 @@ class Recommender:
             ),
         }
         timings["agent_overhead"] = max(0.0, total - timings["llm"])
-        return TurnResult(intro, recommendations, profile, runner.notices, ctx.calls, timings)
+        applied = request.applied if request is not None else []
+        return TurnResult(
+            intro, recommendations, profile, runner.notices, ctx.calls, timings, applied
+        )
+
+
+def _template_intro(titles: list[str], listed: bool) -> str:
+    if not titles:
+        return "I found nothing that fits; describe it differently or relax a constraint."
+    if not listed:
+        return f"Here are {len(titles)} picks for you."
+    if len(titles) == 1:
+        return f"Here is a pick for you: {titles[0]}."
+    return f"Here are {len(titles)} picks for you: {', '.join(titles[:-1])} and {titles[-1]}."
+
+
+def _price(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

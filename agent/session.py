@@ -8,6 +8,7 @@ from pathlib import Path
 
 from agent.conversation import Conversation
 from agent.profile import ProfileStore
+from agent.request import TurnMemory
 
 
 class SessionStore:
@@ -28,6 +29,7 @@ class SessionStore:
             convo.recommended = list(data.get("recommended", []))
             convo.history_ids = list(data.get("history_ids", []))
             convo.history_titles = list(data.get("history_titles", []))
+            convo.requests = [TurnMemory.model_validate(r) for r in data.get("requests", [])]
         return convo
 
     def save(self, convo: Conversation) -> None:
@@ -42,6 +44,7 @@ class SessionStore:
                     "recommended": convo.recommended[-500:],
                     "history_ids": convo.history_ids,
                     "history_titles": convo.history_titles,
+                    "requests": [r.model_dump() for r in convo.requests[-20:]],
                 },
                 indent=1,
             )

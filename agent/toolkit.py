@@ -60,9 +60,10 @@ def retrieve_text(
     kind: str = "text",
     filters: Filters | None = None,
     source: str | None = None,
+    k: int = RETRIEVE_K,
 ) -> list[Candidate]:
     with ctx.timed("retrieval"):
-        hits = ctx.store.search_text(query, RETRIEVE_K, filters or ctx.filters)
+        hits = ctx.store.search_text(query, k, filters or ctx.filters)
     return ctx.buffer.add(source or f"{kind}:{query}", kind, hits)
 
 

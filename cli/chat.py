@@ -1,6 +1,7 @@
 """Terminal front ends of the agent: a one-shot turn and the multi-turn chat (REPL).
 
-Chat commands: ``/profile`` shows the profile, ``/why N`` the score breakdown and grounding of
+Chat commands: ``/profile`` shows the profile (standing preferences included) and the last
+turn's constraints, ``/why N`` the score breakdown, reasons, grounding and constraints of
 recommendation N, ``/image PATH`` and ``/audio PATH`` attach a picture or a voice query to the
 next message, ``/reset`` forgets the session, ``/quit`` leaves.
 
@@ -44,6 +45,19 @@ def print_turn(result: TurnResult, console: Console, streamed: bool) -> None:
         )
 
 
+def print_constraints(result: TurnResult | None, console: Console) -> None:
+    """The constraints that applied in a turn, and where each came from."""
+    if result is None or not result.applied:
+        console.print("no constraints applied this turn")
+        return
+    table = Table(title="constraints this turn")
+    for column in ("kind", "value", "from", "your words"):
+        table.add_column(column, overflow="fold")
+    for a in result.applied:
+        table.add_row(escape(a.kind), escape(a.value), escape(a.source), escape(a.words))
+    console.print(table)
+
+
 def why(result: TurnResult | None, number: int, console: Console) -> None:
     if result is None or not 1 <= number <= len(result.recommendations):
         console.print("no such recommendation")
@@ -57,6 +71,9 @@ def why(result: TurnResult | None, number: int, console: Console) -> None:
     console.print(table)
     console.print(f"explanation ({rec.explanation_source}): {rec.explanation}", markup=False)
     console.print(f"cited fields: {', '.join(rec.cited_fields)}", markup=False)
+    for reason in rec.reasons:
+        console.print(f"reason: {reason}", markup=False)
+    print_constraints(result, console)
     if rec.problems:
         console.print(f"grounding checker removed: {'; '.join(rec.problems)}", markup=False)
     facts = {k: v for k, v in rec.facts.items() if v not in (None, "", [], {})}
@@ -72,14 +89,28 @@ def run_turn(
     console: Console,
     stream: bool = True,
 ) -> TurnResult:
-    console.print("[bold]recagent:[/bold] ", end="")
+    """One turn on the terminal: the ranked titles as soon as they are known, then the reply
+    (streamed when the LLM writes it) and each item with its explanation."""
     streamed: list[str] = []
+    prefixed: list[bool] = []
+
+    def prefix() -> None:
+        if not prefixed:
+            prefixed.append(True)
+            console.print("[bold]recagent:[/bold] ", end="")
 
     def on_token(text: str) -> None:
+        prefix()
         streamed.append(text)
         console.print(text, end="", markup=False, highlight=False)
 
-    result = recommender.respond(convo, message, k, attachments, on_token if stream else None)
+    def on_ranked(ranked: list[tuple[str, str]]) -> None:
+        if ranked:
+            console.print(f"[dim]found: {escape(' · '.join(title for _, title in ranked))}[/dim]")
+
+    result = recommender.respond(
+        convo, message, k, attachments, on_token if stream else None, on_ranked=on_ranked
+    )
     if streamed:
         console.print()
         if "".join(streamed).strip().strip('"') != result.intro:
@@ -88,6 +119,7 @@ def run_turn(
                 f"recommendations)[/dim] {escape(result.intro)}"
             )
     else:
+        prefix()
         console.print(result.intro, markup=False)
     print_turn(result, console, streamed=True)
     return result
@@ -120,6 +152,7 @@ def repl(
             break
         if line == "/profile":
             console.print_json(convo.profile.model_dump_json())
+            print_constraints(last, console)
         elif line.startswith("/why"):
             arg = line.removeprefix("/why").strip()
             why(last, int(arg) if arg.isdigit() else 0, console)
@@ -133,6 +166,7 @@ def repl(
         elif line == "/reset":
             convo.messages.clear()
             convo.recommended.clear()
+            convo.requests.clear()
             console.print("session cleared (the profile is kept; delete it with --reset)")
         elif line.startswith("/"):
             console.print(HELP)

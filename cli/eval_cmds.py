@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from cli import render
-from cli.options import ConcurrencyOpt, ConfigOpt, ResultsOpt, settings
+from cli.options import ConcurrencyOpt, ConfigOpt, ResultsOpt, StoreOpt, settings
 from cli.render import console
 from tools.config import Settings
 from tools.errors import InputError, LLMRequestError, LLMUnavailable
@@ -217,6 +217,51 @@ def eval_simulate(
             cases, sim.recommender, simulator, sim.catalogue, out, sim_config, sim.kind, models=used
         )
     print_results(out, "results.json, results.md, episodes.jsonl")
+
+
+@eval_app.command("conversations")
+def eval_conversations(
+    ctx: typer.Context,
+    half: Annotated[
+        str, typer.Option(help="dev (to look at and tune on), test (to report) or both.")
+    ] = "both",
+    out: ResultsOpt = Path("results/conversations"),
+    limit: Annotated[
+        int | None, typer.Option(help="Only the first N conversations of each half.", min=1)
+    ] = None,
+    system: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only these systems (repeatable); default: all that can run."),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Conversations in flight.", min=1)] = 4,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The labelled conversation set over the demo catalogue (eval/conversations): precision@5
+    by slice (plain, topic shift, negation, modality, world knowledge, references, standing
+    preferences), forbidden items, wrong carry-overs, supported explanation sentences,
+    tautologies and latency, for plain retrieval, the agent before request understanding, the
+    agent, and the agent with each LLM step switched on or off. Without a running LLM only the
+    systems that need none run. Resumable: finished conversations stay in OUT/turns.jsonl."""
+    from eval import conversations
+    from eval.conversation_set import HALVES, load_set
+    from eval.setup import conversation_setup
+
+    halves = list(HALVES) if half == "both" else [half]
+    if any(h not in HALVES for h in halves):
+        raise InputError(f"unknown half {half!r}: use dev, test or both")
+    cfg = settings(ctx, config, store_dir=store)
+    setup = conversation_setup(cfg, render.notice_printer(console))
+    chosen = conversations.systems(with_llm=bool(setup.llm))
+    if system:
+        unknown = sorted(set(system) - {s.name for s in conversations.systems(True)})
+        if unknown:
+            raise InputError(f"unknown system {unknown[0]!r}")
+        chosen = [s for s in chosen if s.name in system]
+    data = {h: load_set(h)[:limit] for h in halves}
+    used = {"llm": setup.llm or "(none)", "text_embedder": cfg.models.text_embedder}
+    conversations.run(data, chosen, setup.make_recommender, setup.store, out, concurrency, used)
+    print_results(out, "results.json, results.md, turns.jsonl")
 
 
 def setup_simulation(cfg: Settings, dataset: str) -> Simulation:

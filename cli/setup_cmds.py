@@ -164,6 +164,8 @@ DEMO_TEXT_QUERIES = [
 DEMO_CONVERSATION = [
     "Hi! I love farm animals, especially ones that make a noise.",
     "Now something sweet to eat, please: fruit would be nice.",
+    "More like that, but no apples.",
+    "Never show me anything military. A vehicle that flies, please.",
     "/why 1",
     "/profile",
 ]

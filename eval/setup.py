@@ -6,6 +6,8 @@
 * :func:`simulation_setup`: the recommender, catalogue and case sampler for simulated users
   (``eval simulate``, ``bench eval``). On ml-100k the movies are indexed once into
   ``DATA_DIR/eval-stores/ml-100k``; on demo the configured store is used.
+* :func:`conversation_setup`: recommenders with different turn settings over one store
+  (``eval conversations``).
 
 Nothing here writes to a terminal: callers pass ``progress(done, total)`` and ``log(line)``.
 Unknown datasets raise :class:`~tools.errors.InputError`.
@@ -26,9 +28,9 @@ from indexing import movielens
 from indexing.loaders import LoadResult
 from indexing.pipeline import Indexer
 from indexing.schema import Item
-from indexing.store import open_store
-from tools.config import Settings
-from tools.errors import InputError
+from indexing.store import Store, open_store
+from tools.config import Settings, TurnSettings
+from tools.errors import EmptyStore, InputError, LLMUnavailable
 
 RANK_DATASETS = ("ml-100k",)
 SIMULATION_DATASETS = ("ml-100k", "demo")
@@ -145,3 +147,39 @@ def _index_once(
     if log is not None:
         log(f"indexing the {len(items)} ML-100K movies for the agent (once)")
     Indexer(store, models, settings.index).run(LoadResult(items), progress=progress)
+
+
+@dataclass
+class ConversationSetup:
+    """What `eval conversations` needs: the store and a recommender per turn setting."""
+
+    store: Store
+    make_recommender: Callable[[TurnSettings], Recommender]
+    llm: str  # the model name, or "" without an LLM
+
+
+def conversation_setup(
+    settings: Settings, on_notice: Callable[[str], None] | None = None
+) -> ConversationSetup:
+    """Recommenders over the configured (demo) store that share its models; without a
+    reachable LLM only the systems that need none can run (``llm`` is then "")."""
+    from agent.llm import EndpointChat, endpoint
+
+    store, models = open_store(settings)
+    if store.count()[0] == 0:
+        raise EmptyStore(
+            f"the store {settings.chroma_url or settings.resolved_store_dir} is empty: index "
+            "the demo catalogue first (`recagent demo --skip-llm` or `recagent index …`)"
+        )
+    try:
+        llm = endpoint(settings).model
+        chat: EndpointChat | None = EndpointChat(settings)
+    except LLMUnavailable as exc:
+        if on_notice is not None:
+            on_notice(f"{exc}; only the systems without an LLM run")
+        llm, chat = "", None
+
+    def make(turn: TurnSettings) -> Recommender:
+        return Recommender(settings.model_copy(update={"turn": turn}), store, models, chat)
+
+    return ConversationSetup(store, make, llm)

@@ -37,7 +37,7 @@ from tools.factory import Models
 from tools.media import check_file, load_image
 from tools.transcribe import Transcript
 
-DOC_VERSION = "doc-v1"  # bump when the document layout or stored metadata changes
+DOC_VERSION = "doc-v2"  # bump when the document layout or stored metadata changes
 
 STAGES = (
     "hash",

@@ -77,10 +77,17 @@ class Item(BaseModel):
         return None if value == "" else value
 
     def text_for_embedding(self, caption: str = "", transcript: str = "") -> str:
-        """The document stored in the text collection: title, description, caption, transcript."""
+        """The document stored in the text collection: title, category, subcategory path,
+        description, caption, transcript."""
         parts = [self.title]
         if self.category:
             parts.append(f"Category: {self.category}.")
+        subcategory = self.attributes.get("subcategory")
+        if isinstance(subcategory, str) and subcategory and subcategory != self.category:
+            # the catalogue's richest signal: "mammals/bovines" reads "Kind: mammals, bovines."
+            kinds = [k for k in re.split(r"[/_-]+", subcategory) if k and k != "cartoon"]
+            if kinds:
+                parts.append(f"Kind: {', '.join(kinds)}.")
         if self.description:
             parts.append(self.description)
         if caption:

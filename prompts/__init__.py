@@ -19,6 +19,12 @@ def load(name: str) -> str:
     return resources.files(__package__).joinpath(f"{name}.md").read_text(encoding="utf-8")
 
 
+@cache
+def load_text(filename: str) -> str:
+    """A data file of the prompts package (worked examples and the like), as text."""
+    return resources.files(__package__).joinpath(filename).read_text(encoding="utf-8")
+
+
 def declared(name: str) -> set[str]:
     match = _VARS.match(load(name))
     return {v.strip() for v in match.group(1).split(",") if v.strip()} if match else set()

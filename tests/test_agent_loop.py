@@ -16,15 +16,20 @@ from agent.recommender import Recommender
 from indexing.store import Store
 from tests.fake_chat import ScriptedChatModel
 from tests.small_store import build_small_store
-from tools.config import Settings
+from tools.config import Settings, TurnSettings
 
 
 @pytest.fixture(scope="module")
 def indexed(
     prepared_models: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Settings, Store, Any]:
-    """The small store (the fast tier): built in seconds, real embedder, real Chroma."""
-    return build_small_store(tmp_path_factory.mktemp("agent-store"), prepared_models)
+    """The small store (the fast tier): built in seconds, real embedder, real Chroma. These
+    tests drive the LLM steps, so every one is on (the sequential design; the request path is
+    tested in test_turn.py)."""
+    settings, store, models = build_small_store(
+        tmp_path_factory.mktemp("agent-store"), prepared_models
+    )
+    return settings.model_copy(update={"turn": TurnSettings.legacy()}), store, models
 
 
 def _call(name: str, **args: Any) -> AIMessage:

@@ -24,7 +24,7 @@ from indexing.loaders import load_catalogue
 from indexing.pipeline import Indexer
 from indexing.store import Store, open_store
 from tests.conftest import free_port, pick_slice
-from tools.config import Settings, load_settings
+from tools.config import Settings, TurnSettings, load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -66,8 +66,10 @@ def served(
 
 
 def _recommender(served: tuple[Settings, Store, Any]) -> Recommender:
+    """Every LLM step on (profile, tools, streamed intro, explanations): these tests drive the
+    model through each of them; the request path's slice is test_eval_conversations_slice."""
     settings, store, models = served
-
+    settings = settings.model_copy(update={"turn": TurnSettings.legacy()})
     return Recommender(settings, store, models, EndpointChat(settings))
 
 

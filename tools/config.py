@@ -123,6 +123,42 @@ class FusionWeights(BaseModel):
         return float(getattr(self, kind))
 
 
+class TurnSettings(BaseModel):
+    """Which steps a conversation turn runs. Each LLM step costs seconds on a small model; the
+    defaults are what `recagent eval conversations` measured to pay for itself with the default
+    0.5B model (see README, "Conversations"). Strong models may turn more on."""
+
+    understanding: bool = Field(
+        True,
+        description="Request understanding by rule (targets, negations, sound, references, "
+        "standing preferences); off: the earlier turn, driven by the LLM's profile.",
+    )
+    profile_llm: bool = Field(False, description="The LLM updates the taste profile each turn.")
+    tools_llm: bool = Field(False, description="The LLM plans extra retrievals as tool calls.")
+    expansion_llm: bool = Field(
+        False, description="The LLM proposes concrete kinds as extra search queries."
+    )
+    explain_llm: bool = Field(
+        False, description="The LLM phrases the computed reasons (else a template does)."
+    )
+    intro_llm: bool = Field(False, description="The LLM writes the reply's first sentence.")
+    synonym_threshold: float = Field(
+        0.75, ge=0, le=1, description="Cosine similarity at which a word names a catalogue node."
+    )
+
+    @classmethod
+    def legacy(cls) -> TurnSettings:
+        """The turn before request understanding: every LLM step on (a baseline)."""
+        return cls(
+            understanding=False,
+            profile_llm=True,
+            tools_llm=True,
+            expansion_llm=False,
+            explain_llm=True,
+            intro_llm=True,
+        )
+
+
 class Settings(BaseSettings):
     """Everything recagent needs to know about where things live and which models to use."""
 
@@ -154,6 +190,7 @@ class Settings(BaseSettings):
     index: IndexSettings = Field(default_factory=IndexSettings)  # type: ignore[arg-type]
     llm: LLMSettings = Field(default_factory=LLMSettings)  # type: ignore[arg-type]
     fusion: FusionWeights = Field(default_factory=FusionWeights)  # type: ignore[arg-type]
+    turn: TurnSettings = Field(default_factory=TurnSettings)  # type: ignore[arg-type]
 
     @field_validator("collection")
     @classmethod

@@ -1,0 +1,443 @@
+"""Request understanding: each message, with the turns before it, becomes a typed
+:class:`Request` by rule.
+
+What the rules read (English):
+
+* **targets**: the taxonomy nodes the message names ("a bird" → ``animals/birds``), matched
+  against the catalogue's own vocabulary by stem or embedding (:mod:`agent.vocabulary`); the
+  head of the request wins ("an insect that pollinates flowers" targets insects, not flowers).
+* **exclusions** from negations: "no …", "not …", "without …", "anything but …", "except …",
+  "other than …", "never show me …", "allergic to …", "scared of …": the nodes they name and the
+  head word, so "a pet, but not a cat" drops cats and anything titled or described as a cat.
+* **modality**: "that makes a noise", "I can hear", "with a sound effect" → has a sound effect.
+* **price bounds**: "under 20", "at least 5", "cheaper" (than what was shown).
+* **references** to earlier turns: "more like that", "the second one", "same again",
+  "go back to …", "something different", "one that …"; a follow-up inherits the referenced
+  turn's target, sound requirement and exclusions, a new topic inherits nothing.
+* **standing preferences**: only what the user states as standing ("never …", "… ever",
+  "always", "I'm allergic to …", "I'm vegetarian"); they stay in the profile for later turns.
+
+The LLM may add expansions (concrete kinds for "an animal that hibernates"), used only as extra
+search queries; nothing here takes an id or a category name from the model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from agent.vocabulary import NodeMatch, Vocabulary
+from agent.words import STOP, content_words, stem, stems
+
+NEGATION = re.compile(
+    r"\b(?:anything but|everything but|nothing but|except(?: for)?|other than|apart from|"
+    r"excluding|without|never show me|never|allergic to|scared of|afraid of|i hate|"
+    r"(?:do not|don't|dont) (?:want|like|show me|need)|no more|stop with(?: the)?|enough|"
+    r"nothing|not|no)\b"
+)
+BOUNDARY = re.compile(
+    r"[.;:!?,()]|\b(?:but|just|only|so|instead|because|then|please|rather|i'd|i want|show me|"
+    r"give me|ever|now|this time|any more|anymore)\b"
+)
+STANDING_CUE = re.compile(
+    r"\b(?:never|ever|always|from now on|allergic|vegetarian|vegan|keep (?:that|this|it) in "
+    r"mind|scared of|afraid of|i hate|remember)\b"
+)
+STANDING_NEGATION = ("never", "allergic", "scared", "afraid", "i hate")
+SOUND = re.compile(
+    r"\b(?:hear|hearing|heard|noise|noises|noisy|sound|sounds|listen|listening|loud|audio|"
+    r"audible)\b"
+)
+HEAD_END = re.compile(
+    r"\b(?:that|which|who|whose|where|from|with|for|to|in|on|at|of|when|because|like|but|you|"
+    r"i|would|could|can|is|are)\b"
+)
+LIKE = re.compile(
+    r"\b(?:more like|like that|like those|like this|like these|like the|like it|like them|"
+    r"same again|same kind|similar|one like|ones like|another one|more of (?:those|these|that|"
+    r"them|the same))\b"
+)
+BACK = re.compile(r"\b(?:go back to|going back to|back to|return to)\b(?P<what>[^.;!?]*)")
+DIFFERENT = re.compile(
+    r"\b(?:something|anything) (?:else|different)\b|\bdifferent from\b|\bsomething new\b"
+)
+PRONOUN_FOLLOW_UP = re.compile(r"\b(?:one|ones)\b|^(?:still|also|and)\b")
+ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1}
+ORDINAL = re.compile(r"\b(first|second|third|fourth|fifth|last)(?: one)?\b|\bnumber (\d)\b")
+MAX_PRICE = re.compile(
+    r"\b(?:under|below|less than|cheaper than|at most|up to|max(?:imum)?|no more than)\s*"
+    r"[$€£]?\s*(\d+(?:\.\d+)?)"
+)
+MIN_PRICE = re.compile(
+    r"\b(?:over|above|more than|at least|min(?:imum)?)\s*[$€£]?\s*(\d+(?:\.\d+)?)"
+)
+CHEAPER = re.compile(r"\b(?:cheaper|less expensive|lower price)\b")
+REFERENCE_WORDS = frozenset(
+    "like same similar different earlier previous before back go ones one another again "
+    "still also those these them that kind sort".split()
+)
+SOUND_WORDS = frozenset(
+    stem(w) for w in ("hear", "noise", "sound", "listen", "loud", "audio", "effect", "make")
+)
+
+# Diets are standing exclusions that need a little world knowledge; they apply to food only.
+DIETS = {
+    "vegetarian": "meat beef pork ham bacon sausage salami pepperoni chicken turkey steak lamb "
+    "fish shrimp prawn lobster crab burger hamburger hotdog hot-dog drumstick tuna salmon",
+    "vegan": "meat beef pork ham bacon sausage salami pepperoni chicken turkey steak lamb "
+    "fish shrimp prawn lobster crab burger hamburger hotdog hot-dog drumstick tuna salmon "
+    "egg eggs milk cheese butter honey cream yogurt icecream ice-cream",
+}
+FOOD_WORDS = frozenset(
+    stem(w) for w in ("food", "eat", "dessert", "meal", "snack", "dish", "bake", "cook")
+)
+
+Source = str  # "rule", "embedding (…)", "model", "earlier turn N", "standing (turn N)"
+
+
+class Applied(BaseModel):
+    """A constraint that shaped this turn, and where it came from (shown by /why, /profile)."""
+
+    kind: Literal[
+        "target", "exclude", "sound", "min_price", "max_price", "reference", "diet", "expansion"
+    ]
+    value: str
+    source: Source
+    words: str = ""
+
+
+class Standing(BaseModel):
+    """A preference the user stated as standing; it applies to every later turn."""
+
+    kind: Literal["exclude_path", "exclude_term", "diet"]
+    value: str
+    words: str = ""
+    turn: int = 0
+
+
+class TurnMemory(BaseModel):
+    """What a turn asked for, kept so later turns can refer back to it."""
+
+    message: str
+    query: str = ""
+    targets: list[str] = Field(default_factory=list)
+    exclude_paths: list[str] = Field(default_factory=list)
+    exclude_terms: list[str] = Field(default_factory=list)
+    exclude_phrases: list[str] = Field(default_factory=list)
+    needs_sound: bool = False
+    recommended: list[str] = Field(default_factory=list)
+    titles: list[str] = Field(default_factory=list)
+    prices: list[float | None] = Field(default_factory=list)
+
+
+class Request(BaseModel):
+    """One message, understood."""
+
+    message: str
+    query: str
+    targets: list[str] = Field(default_factory=list)
+    exclude_paths: list[str] = Field(default_factory=list)
+    exclude_terms: list[str] = Field(default_factory=list)
+    diet_terms: list[str] = Field(default_factory=list)
+    exclude_phrases: list[str] = Field(default_factory=list)  # what each negation named
+    exclude_ids: list[str] = Field(default_factory=list)  # items nearest those phrases
+    needs_sound: bool = False
+    min_price: float | None = None
+    max_price: float | None = None
+    seeds: list[str] = Field(default_factory=list)
+    follow_up: bool = False
+    residual: list[str] = Field(default_factory=list)  # content words no rule accounted for
+    standing: list[Standing] = Field(default_factory=list)  # stated in this message
+    expansions: list[str] = Field(default_factory=list)
+    applied: list[Applied] = Field(default_factory=list)
+
+    def memory(
+        self,
+        recommended: Sequence[str],
+        titles: Sequence[str],
+        prices: Sequence[float | None] = (),
+    ) -> TurnMemory:
+        own = {a.value for a in self.applied if a.kind == "exclude" and "standing" not in a.source}
+        return TurnMemory(
+            message=self.message,
+            query=self.query,
+            targets=self.targets,
+            exclude_paths=[p for p in self.exclude_paths if p in own],
+            exclude_terms=[t for t in self.exclude_terms if t in own],
+            exclude_phrases=[
+                p for p in self.exclude_phrases if p not in {s.words for s in self.standing}
+            ],
+            needs_sound=self.needs_sound,
+            recommended=list(recommended),
+            titles=list(titles),
+            prices=list(prices),
+        )
+
+
+def _negations(text: str) -> list[tuple[str, str, int, int]]:
+    """(cue, phrase, start, end) for each negation; the phrase runs to the next boundary."""
+    found = []
+    for match in NEGATION.finditer(text):
+        rest = text[match.end() :]
+        stop = BOUNDARY.search(rest)
+        phrase = rest[: stop.start()] if stop else rest
+        if not content_words(phrase):
+            continue
+        found.append((match.group(0), phrase.strip(), match.start(), match.end() + len(phrase)))
+    kept: list[tuple[str, str, int, int]] = []
+    for item in found:  # "never show me" and "no" inside one span: keep the outer one
+        if not any(k[2] <= item[2] < k[3] for k in kept):
+            kept.append(item)
+    return kept
+
+
+def _parts(phrase: str) -> list[str]:
+    return [p for p in re.split(r"\bor\b|\band\b|,|/|\bnor\b", phrase) if content_words(p)]
+
+
+def _head(words: list[str]) -> str:
+    return words[-1] if words else ""
+
+
+def _phrases(text: str) -> list[str]:
+    """``text`` cut before each marker that starts a new phrase ("that", "for", "but" …)."""
+    cuts = [m.start() for m in HEAD_END.finditer(text)]
+    bounds = [0, *cuts, len(text)]
+    return [text[a:b] for a, b in pairwise(bounds) if text[a:b].strip()]
+
+
+def _targets(positive: str, vocabulary: Vocabulary, pronoun: bool) -> list[NodeMatch]:
+    """Nodes named by the request. Its head phrase decides, by its last word that names a node
+    (the head noun: "a farm animal" → animals, not farming); when the head has no noun at all,
+    the first later phrase that names a node ("something for Christmas"); a pronoun head ("one
+    that lives where it is cold") names the kind of the turn referred to. A node's ancestors are
+    dropped when the node itself was named."""
+    phrases = [p for p in re.split(r"[.;!?,:]", positive) if p.strip()] or [positive]
+    found: list[NodeMatch] = []
+    for sentence in phrases:
+        parts = _phrases(sentence)
+        if not parts:
+            continue
+        # later phrases only when the head has no noun of its own ("something for Christmas",
+        # not "a person who helps in emergencies")
+        later = not pronoun and not content_words(parts[0])
+        order = [(parts[0], True)] + ([(p, False) for p in parts[1:]] if later else [])
+        for phrase, is_head in order:
+            words = content_words(phrase)
+            for word in reversed(words) if is_head or len(words) <= 2 else words:
+                found = vocabulary.match(word)
+                if found:
+                    break
+            if found:
+                break
+        if found:
+            break
+    paths = {m.node.path for m in found}
+    return [m for m in found if not any(p.startswith(m.node.path + "/") for p in paths)]
+
+
+def _referenced_turn(text: str, history: Sequence[TurnMemory]) -> TurnMemory | None:
+    if not history:
+        return None
+    back = BACK.search(text)
+    if back is None:
+        return history[-1]
+    wanted = set(stems(back.group("what")))
+    for turn in reversed(history[:-1] or history):
+        mentioned = set(stems(turn.message)) | {
+            stem(w) for p in turn.targets for w in re.split(r"[/_-]", p)
+        }
+        if wanted & mentioned:
+            return turn
+    return history[-2] if len(history) > 1 else history[-1]
+
+
+def parse(
+    message: str,
+    vocabulary: Vocabulary,
+    history: Sequence[TurnMemory] = (),
+    standing: Sequence[Standing] = (),
+    turn: int = 1,
+) -> Request:
+    """Understand ``message`` given the earlier turns of the conversation (oldest first) and
+    the standing preferences stated before."""
+    text = " ".join(message.lower().replace("’", "'").split())
+    applied: list[Applied] = []
+    exclude_paths: list[str] = []
+    exclude_terms: list[str] = []
+    exclude_phrases: list[str] = []
+    new_standing: list[Standing] = []
+    clauses = [c for c in re.split(r"[.;!?]", text) if c.strip()]
+    standing_clauses = [c for c in clauses if STANDING_CUE.search(c)]
+
+    # Negations: what they name is excluded, and removed from what is searched for.
+    positive = text
+    for cue, phrase, start, end in _negations(text):
+        lasting = cue.startswith(STANDING_NEGATION) or any(
+            phrase in c and text[start:end] in c for c in standing_clauses
+        )
+        for part in _parts(phrase):
+            words = content_words(part)
+            head = _head(words)
+            for m in vocabulary.resolve([head], synonyms=False):
+                exclude_paths.append(m.node.path)
+                applied.append(
+                    Applied(kind="exclude", value=m.node.path, source=m.how, words=part.strip())
+                )
+                if lasting:
+                    new_standing.append(
+                        Standing(
+                            kind="exclude_path", value=m.node.path, words=part.strip(), turn=turn
+                        )
+                    )
+            term = stem(head)
+            exclude_terms.append(term)
+            exclude_phrases.append(" ".join(words))
+            applied.append(Applied(kind="exclude", value=term, source="rule", words=part.strip()))
+            if lasting:
+                new_standing.append(
+                    Standing(kind="exclude_term", value=term, words=part.strip(), turn=turn)
+                )
+        positive = positive.replace(text[start:end], " ")
+    for diet in DIETS:
+        if re.search(rf"\b{diet}\b", text):
+            new_standing.append(Standing(kind="diet", value=diet, words=diet, turn=turn))
+
+    # References to earlier turns.
+    reference = _referenced_turn(text, history)
+    likes = bool(LIKE.search(positive)) or bool(ORDINAL.search(positive))
+    back = bool(BACK.search(text))
+    different = bool(DIFFERENT.search(text))
+    seeds: list[str] = []
+    if reference is not None and likes and not different:
+        seeds = list(reference.recommended)
+        ordinal = ORDINAL.search(positive)
+        if ordinal and reference.recommended:
+            index = ORDINALS[ordinal.group(1)] if ordinal.group(1) else int(ordinal.group(2)) - 1
+            if -len(seeds) <= index < len(seeds):
+                seeds = [seeds[index]]
+        for item_id, title in zip(reference.recommended, reference.titles, strict=False):
+            named = re.compile(r"\s*".join(re.escape(c) for c in title.lower() if c != " "))
+            hit = named.search(positive) if len(title) > 3 else None
+            if hit is not None:  # "more like the sports car": that one, and its name is no target
+                seeds = [item_id]
+                positive = positive[: hit.start()] + " " + positive[hit.end() :]
+                break
+        if seeds:
+            applied.append(
+                Applied(
+                    kind="reference",
+                    value=", ".join(seeds),
+                    source=f"earlier turn {history.index(reference) + 1}",
+                    words="like that",
+                )
+            )
+    pronoun = bool(PRONOUN_FOLLOW_UP.search(positive.strip()))
+    matches = _targets(positive, vocabulary, pronoun and reference is not None)
+    own_words = [
+        w
+        for w in content_words(positive)
+        if w not in REFERENCE_WORDS and stem(w) not in SOUND_WORDS
+    ]
+    follow_up = reference is not None and (
+        likes or back or (not matches and (not own_words or pronoun)) or (different and not matches)
+    )
+
+    # Targets: named now, else inherited by a follow-up; a new topic inherits nothing.
+    targets = [m.node.path for m in matches]
+    for m in matches:
+        applied.append(Applied(kind="target", value=m.node.path, source=m.how, words=m.word))
+    earlier = f"earlier turn {history.index(reference) + 1}" if reference is not None else ""
+    if not targets and follow_up and reference is not None:
+        targets = list(reference.targets)
+        applied += [Applied(kind="target", value=t, source=earlier) for t in targets]
+
+    heard = SOUND.search(positive)
+    needs_sound = heard is not None
+    if heard is not None:
+        applied.append(
+            Applied(kind="sound", value="has a sound effect", source="rule", words=heard.group(0))
+        )
+    elif follow_up and reference is not None and reference.needs_sound and not different:
+        needs_sound = True
+        applied.append(Applied(kind="sound", value="has a sound effect", source=earlier))
+    if follow_up and reference is not None and not different:
+        for path in reference.exclude_paths:
+            exclude_paths.append(path)
+            applied.append(Applied(kind="exclude", value=path, source=earlier))
+        for term in reference.exclude_terms:
+            exclude_terms.append(term)
+            applied.append(Applied(kind="exclude", value=term, source=earlier))
+        exclude_phrases += reference.exclude_phrases
+
+    # Standing preferences from earlier turns (and this one).
+    diet_terms: list[str] = []
+    for rule in [*standing, *new_standing]:
+        source = f"standing (turn {rule.turn})"
+        if rule.kind == "exclude_path" and rule.value not in exclude_paths:
+            exclude_paths.append(rule.value)
+            applied.append(
+                Applied(kind="exclude", value=rule.value, source=source, words=rule.words)
+            )
+        elif rule.kind == "exclude_term" and rule.value not in exclude_terms:
+            exclude_phrases.append(" ".join(content_words(rule.words)))
+            exclude_terms.append(rule.value)
+            applied.append(
+                Applied(kind="exclude", value=rule.value, source=source, words=rule.words)
+            )
+        elif rule.kind == "diet":
+            diet_terms += [stem(w) for w in DIETS[rule.value].split()]
+            applied.append(Applied(kind="diet", value=rule.value, source=source, words=rule.words))
+
+    # Price bounds.
+    max_price = _number(MAX_PRICE, positive)
+    min_price = _number(MIN_PRICE, positive)
+    for kind, value in (("max_price", max_price), ("min_price", min_price)):
+        if value is not None:
+            applied.append(Applied(kind=kind, value=f"{value:g}", source="rule"))  # type: ignore[arg-type]
+
+    # What is searched for: this message's own words, else the referenced turn's query.
+    query = " ".join(positive.split())
+    if not own_words and follow_up and reference is not None:
+        query = f"{reference.query} {query}".strip()
+    target_words = {stem(w) for m in matches for w in m.node.words} | {
+        stem(m.word) for m in matches
+    }
+    residual = [w for w in own_words if stem(w) not in target_words and w not in STOP]
+    return Request(
+        message=message,
+        query=query or message,
+        targets=list(dict.fromkeys(targets)),
+        exclude_paths=list(dict.fromkeys(exclude_paths)),
+        exclude_terms=list(dict.fromkeys(t for t in exclude_terms if t)),
+        diet_terms=list(dict.fromkeys(diet_terms)),
+        exclude_phrases=list(dict.fromkeys(p for p in exclude_phrases if p)),
+        needs_sound=needs_sound,
+        min_price=min_price,
+        max_price=max_price,
+        seeds=seeds,
+        follow_up=follow_up,
+        residual=residual,
+        standing=new_standing,
+        applied=applied,
+    )
+
+
+def _number(pattern: re.Pattern[str], text: str) -> float | None:
+    match = pattern.search(text)
+    return float(match.group(1)) if match else None
+
+
+def cheaper_than(request: Request, text: str, prices: Sequence[float]) -> Request:
+    """ "cheaper": a price bound below the cheapest item shown before."""
+    if CHEAPER.search(text.lower()) and prices and request.max_price is None:
+        bound = min(prices) - 0.01
+        request.max_price = bound
+        request.applied.append(
+            Applied(kind="max_price", value=f"{bound:g}", source="rule", words="cheaper")
+        )
+    return request

@@ -1,0 +1,160 @@
+"""Request understanding bound to one catalogue: its vocabulary, the parse of a message in its
+conversation, and what the parsed request allows (targets, exclusions, sound, price, diet)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+
+from agent.buffer import Candidate
+from agent.conversation import Conversation
+from agent.reasons import has_sound_effect
+from agent.request import FOOD_WORDS, Applied, Request, cheaper_than, parse
+from agent.vocabulary import Embed, Vocabulary, item_path
+from agent.words import name_words, stem, stems
+from indexing.records import Filters, Hit, Taxonomy
+from indexing.store import Store
+
+PROBE_DEPTH = 10  # nearest items that vote on an uncertain target
+SIMILAR_FLOOR = 0.45  # an item this similar to an excluded phrase is excluded too …
+SIMILAR_SHARE = 0.85  # … when it is also this close to the phrase's nearest item
+
+
+def _item_stems(candidate: Candidate) -> set[str]:
+    facts = candidate.facts
+    words = set(stems(str(facts.get("title") or "")))
+    words |= set(stems(str(facts.get("description") or "")))
+    words |= {stem(w) for w in name_words(item_path(facts))}
+    return words
+
+
+@dataclass
+class Understanding:
+    vocabulary: Vocabulary
+
+    @classmethod
+    def of(cls, taxonomy: Taxonomy, embed: Embed | None, threshold: float) -> Understanding:
+        return cls(Vocabulary(taxonomy, embed, threshold))
+
+    def request(self, convo: Conversation, message: str) -> Request:
+        """``message`` understood in its conversation (earlier turns, standing preferences)."""
+        request = parse(
+            message,
+            self.vocabulary,
+            convo.requests,
+            convo.profile.standing,
+            turn=len(convo.requests) + 1,
+        )
+        if convo.requests:
+            shown = [p for p in convo.requests[-1].prices if p is not None]
+            request = cheaper_than(request, message, shown)
+        return request
+
+    def confirm(self, request: Request, probe: Sequence[Hit]) -> Request:
+        """Keep a target named by a synonym, or by a word several nodes share ("music": the
+        instruments or the notes), only where the query's nearest items (``probe``, an
+        unfiltered search) actually sit; a synonym with no such evidence filters nothing."""
+        paths = [item_path(h.facts) for h in probe[:PROBE_DEPTH]]
+        groups: dict[str, list[Applied]] = {}
+        for a in request.applied:
+            if a.kind == "target" and (a.source == "rule" or a.source.startswith("embedding")):
+                groups.setdefault(a.words, []).append(a)
+        dropped: set[str] = set()
+        for group in groups.values():
+            synonym = any(a.source.startswith("embedding") for a in group)
+            if len(group) == 1 and not synonym:
+                continue
+            counts = {
+                a.value: sum(n.contains(p) for p in paths)
+                for a in group
+                if (n := self.vocabulary.node(a.value)) is not None
+            }
+            best = max(counts.values(), default=0)
+            for a in group:
+                weak = counts.get(a.value, 0) < max(1.0, best / 2)
+                if weak and (synonym or best > 0):
+                    dropped.add(a.value)
+        if dropped:
+            request.targets = [t for t in request.targets if t not in dropped]
+            request.applied = [
+                a for a in request.applied if not (a.kind == "target" and a.value in dropped)
+            ]
+        return request
+
+    def exclude_similar(self, request: Request, store: Store) -> Request:
+        """What a negation names, by meaning too: the items nearest each excluded phrase
+        ("trucks" → the lorries and the tow truck), at least ``SIMILAR_FLOOR`` similar and
+        within ``SIMILAR_SHARE`` of the nearest one."""
+        for phrase in request.exclude_phrases:
+            hits = store.search_text(phrase, 30)
+            if not hits:
+                continue
+            floor = max(SIMILAR_FLOOR, SIMILAR_SHARE * hits[0].score)
+            near = [h.id for h in hits if h.score >= floor]
+            request.exclude_ids = list(dict.fromkeys([*request.exclude_ids, *near]))
+            if near:
+                request.applied.append(
+                    Applied(
+                        kind="exclude",
+                        value=f"{len(near)} items like “{phrase}”",
+                        source="embedding",
+                        words=phrase,
+                    )
+                )
+        return request
+
+    def filters(self, request: Request) -> list[Filters]:
+        """Store filters for the retrievals: one per target category (a subcategory is checked
+        afterwards, the store filters on categories only), or one without a category."""
+        categories = list(dict.fromkeys(t.split("/")[0] for t in request.targets))
+        audio = True if request.needs_sound and not self.vocabulary.has_sound_attribute else None
+        base = Filters(None, request.min_price, request.max_price, None, audio)
+        if not categories:
+            return [base]
+        return [Filters(c, request.min_price, request.max_price, None, audio) for c in categories]
+
+    def allowed(self, request: Request, relax: int = 0) -> Callable[[Candidate], bool]:
+        """Whether a candidate satisfies the request's hard constraints. ``relax`` widens the
+        targets: 1 to their parent nodes, 2 drops them; an exclusion is never relaxed."""
+        paths = request.targets
+        if relax == 1:
+            paths = list(dict.fromkeys(t.rsplit("/", 1)[0] for t in request.targets))
+        with_targets = relax < 2
+        targets = [n for t in paths if (n := self.vocabulary.node(t))]
+        excluded_ids = set(request.exclude_ids)
+        excluded = [n for p in request.exclude_paths if (n := self.vocabulary.node(p))]
+        terms = set(request.exclude_terms)
+        diet = set(request.diet_terms)
+        by_attribute = self.vocabulary.has_sound_attribute
+
+        def allowed(candidate: Candidate) -> bool:
+            path = item_path(candidate.facts)
+            if candidate.id in excluded_ids:
+                return False
+            if with_targets and targets and not any(n.contains(path) for n in targets):
+                return False
+            if any(n.contains(path) for n in excluded):
+                return False
+            words = _item_stems(candidate)
+            if terms & words:
+                return False
+            if diet & words and words & FOOD_WORDS:  # a diet rules out food, not animals
+                return False
+            if request.needs_sound and not has_sound_effect(candidate.facts, by_attribute):
+                return False
+            price = candidate.facts.get("price")
+            if request.max_price is not None and (price is None or price > request.max_price):
+                return False
+            return not (
+                request.min_price is not None and (price is None or price < request.min_price)
+            )
+
+        return allowed
+
+
+def seen_titles(convo: Conversation, ids: Collection[str]) -> dict[str, str]:
+    """Titles of earlier recommendations, by id (for "more like that" reasons)."""
+    out: dict[str, str] = {}
+    for turn in convo.requests:
+        out.update(zip(turn.recommended, turn.titles, strict=False))
+    return {i: out[i] for i in ids if i in out}

@@ -1,0 +1,154 @@
+"""The request parser (rules only, no model): targets in the catalogue's taxonomy, negations,
+modality, price, scoping across turns, references and standing preferences; and the
+explanation checker (tautologies, words the facts do not back)."""
+
+from __future__ import annotations
+
+from agent.grounding import supported, tautology, unsupported_words
+from agent.reasons import describe, reasons
+from agent.request import Request, TurnMemory, parse
+from agent.vocabulary import Vocabulary, item_path
+from indexing.records import Taxonomy
+
+TAXONOMY = Taxonomy(
+    categories={"animals": 40, "food": 30, "vehicles": 20, "hobbies": 10, "seasonal": 10},
+    subcategories={
+        "animals": {"birds": 10, "mammals/cats": 5, "mammals/bovines": 8, "insects": 6},
+        "food": {"fruit": 12, "dessert": 4, "nuts": 3},
+        "vehicles": {"auto": 6, "flight": 4, "race": 3},
+        "hobbies": {"music/string": 5, "music/percussion": 3},
+        "seasonal": {"christmas": 6, "halloween": 4},
+    },
+    attributes={"subcategory": 120, "has_sound_effect": 120},
+)
+
+
+def vocab() -> Vocabulary:
+    return Vocabulary(TAXONOMY)
+
+
+def _kinds(request: Request, kind: str) -> list[str]:
+    return [a.value for a in request.applied if a.kind == kind]
+
+
+def test_targets_come_from_the_taxonomy_and_the_head_wins() -> None:
+    assert parse("Show me a bird", vocab()).targets == ["animals/birds"]
+    assert parse("Now some fruit would be nice", vocab()).targets == ["food/fruit"]
+    # "an insect that ... flowers": the head (insect) decides, not a later word
+    assert parse("An insect that likes fruit", vocab()).targets == ["animals/insects"]
+    # "something for Christmas": no node in the head, so the rest decides
+    assert parse("Something for Christmas", vocab()).targets == ["seasonal/christmas"]
+    assert parse("a musical instrument with strings", vocab()).targets[0].startswith("hobbies")
+    assert parse("Surprise me", vocab()).targets == []
+
+
+def test_negations_exclude_nodes_and_words_and_leave_the_query() -> None:
+    request = parse("Show me any vehicle except trucks.", vocab())
+    assert request.targets == ["vehicles"] and "truck" in request.exclude_terms
+    assert "truck" not in request.query
+    pet = parse("A pet, but not a cat.", vocab())
+    assert "animals/mammals/cats" in pet.exclude_paths and "cat" in pet.exclude_terms
+    none = parse("No animals please, just something fun to play with.", vocab())
+    assert "animals" in none.exclude_paths and none.targets == []
+    both = parse("Okay, now any animal except birds and fish.", vocab())
+    assert both.targets == ["animals"] and "animals/birds" in both.exclude_paths
+    assert {"bird", "fish"} <= set(both.exclude_terms)
+    assert parse("Anything but vehicles", vocab()).exclude_paths == ["vehicles"]
+    assert "drum" in parse("Not a drum, something with strings.", vocab()).exclude_terms
+
+
+def test_modality_and_price() -> None:
+    assert parse("An animal that makes a noise, I want to hear it.", vocab()).needs_sound
+    assert parse("a vehicle I can hear", vocab()).needs_sound
+    assert not parse("a quiet vehicle", vocab()).needs_sound
+    assert not parse("a bird without sound", vocab()).needs_sound
+    priced = parse("a dessert under 20 dollars, at least 5", vocab())
+    assert priced.max_price == 20 and priced.min_price == 5
+
+
+def _memory(request: Request, ids: list[str]) -> TurnMemory:
+    return request.memory(ids, [i.rsplit("/", 1)[-1].title() for i in ids])
+
+
+def test_a_new_topic_replaces_the_old_target_and_carries_nothing() -> None:
+    first = parse("I love farm animals that make a noise", vocab())
+    assert first.targets == ["animals"] and first.needs_sound
+    second = parse(
+        "Now something sweet to eat, please: fruit would be nice.",
+        vocab(),
+        [_memory(first, ["animals/mammals/bovines/cow"])],
+    )
+    assert second.targets == ["food/fruit"]
+    assert not second.needs_sound and not second.follow_up
+    assert all("earlier" not in a.source for a in second.applied)
+
+
+def test_follow_ups_inherit_from_the_turn_they_refer_to() -> None:
+    first = parse("An animal that makes a noise", vocab())
+    memory = [_memory(first, ["animals/birds/owl", "animals/mammals/cats/lion"])]
+    more = parse("More like that, but a bird.", vocab(), memory)
+    assert more.targets == ["animals/birds"] and more.needs_sound and more.follow_up
+    assert more.seeds == ["animals/birds/owl", "animals/mammals/cats/lion"]
+    second = parse("I like the second one", vocab(), memory)
+    assert second.seeds == ["animals/mammals/cats/lion"]
+    still = parse("Still with a sound, but no big cats.", vocab(), memory)
+    assert still.targets == ["animals"] and "animals/mammals/cats" in still.exclude_paths
+    assert any(a.source == "earlier turn 1" for a in still.applied if a.kind == "target")
+    # "one that ...": the same kind of thing, new words
+    cold = parse("Now one that lives where it is cold", vocab(), memory)
+    assert cold.targets == ["animals"] and cold.follow_up
+
+
+def test_go_back_to_an_earlier_turn() -> None:
+    christmas = parse("Something for Christmas.", vocab())
+    easter = parse("More like that, but for Halloween instead.", vocab(), [_memory(christmas, [])])
+    assert easter.targets == ["seasonal/halloween"]
+    history = [_memory(christmas, ["seasonal/christmas/tree"]), _memory(easter, [])]
+    back = parse("Go back to the christmas ones", vocab(), history)
+    assert back.targets == ["seasonal/christmas"] and back.follow_up
+
+
+def test_standing_preferences_are_only_those_stated_as_standing() -> None:
+    stated = parse("Never show me insects, they give me the creeps. A flower.", vocab())
+    assert [s.value for s in stated.standing if s.kind == "exclude_path"] == ["animals/insects"]
+    later = parse("Now show me some animals.", vocab(), [_memory(stated, [])], stated.standing)
+    assert later.targets == ["animals"] and "animals/insects" in later.exclude_paths
+    assert any(a.source.startswith("standing") for a in later.applied)
+    once = parse("A pet, but not a cat.", vocab())
+    assert once.standing == []
+    allergy = parse("I'm allergic to nuts, keep that in mind. A snack.", vocab())
+    assert any(s.value == "food/nuts" for s in allergy.standing)
+    diet = parse("I'm vegetarian. Something to eat?", vocab())
+    assert [s.value for s in diet.standing] == ["vegetarian"] and "sausag" in parse(
+        "dinner", vocab(), standing=diet.standing
+    ).diet_terms
+
+
+def test_reasons_and_template_say_why_without_tautology() -> None:
+    request = parse("An animal that makes a noise, from the farm", vocab())
+    facts = {
+        "title": "Cow",
+        "description": "Cow.",
+        "category": "animals",
+        "attributes": {"subcategory": "mammals/bovines", "has_sound_effect": True},
+        "has_audio": True,
+    }
+    assert item_path(facts) == "animals/mammals/bovines"
+    found = reasons(request, facts, vocab())
+    assert [r.field for r in found] == ["kind", "sound"]
+    text, cited = describe(facts, found)
+    assert not text.startswith("Cow: Cow")  # a description that repeats the name is left out
+    assert "sound effect" in text and "attributes.subcategory" in cited
+    asked = " ".join(f"{r.asked} {r.value}" for r in found)
+    assert all(supported(s, facts, asked) is None for s in text.split(". ") if s)
+
+
+def test_checker_rejects_tautologies_and_invented_attributes() -> None:
+    cow = {"title": "Cow", "description": "A cow says moo.", "category": "animals"}
+    assert tautology("Bull is a bull.", {"title": "Bull"})
+    assert not tautology("Cow says moo.", cow)
+    assert unsupported_words("Cow is a sweet animal.", cow) == ["sweet"]
+    # only the item's computed reasons may add words: none of the cow's says "sweet"
+    assert "sweet" in str(supported("Cow is a sweet animal.", cow, "farm animal"))
+    assert supported("Cow is a sweet animal.", cow, "sweet") is None
+    assert supported("Bull is a bull.", {"title": "Bull"}, "") is not None

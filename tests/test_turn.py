@@ -1,0 +1,126 @@
+"""The turn with request understanding (the default) on the small store: scoped targets,
+negations, sound, references, standing preferences that persist, the ranked list before the
+explanations, explanations from computed reasons, and the LLM steps only when switched on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.conversation import Conversation
+from agent.grounding import sentences, supported, tautology
+from agent.profile import UserProfile
+from agent.recommender import Recommender
+from agent.session import SessionStore
+from indexing.store import Store
+from tests.fake_chat import ScriptedChatModel
+from tests.small_store import build_small_store
+from tools.config import Settings, TurnSettings
+
+
+@pytest.fixture(scope="module")
+def small(prepared_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return build_small_store(tmp_path_factory.mktemp("turn-store"), prepared_models)
+
+
+def _recommender(
+    small: tuple[Settings, Store, Any], model: ScriptedChatModel | None = None, **turn: Any
+) -> Recommender:
+    settings, store, models = small
+    settings = settings.model_copy(update={"turn": TurnSettings(**turn)})
+    chat = (lambda *, streaming, max_tokens: model) if model is not None else None
+    return Recommender(settings, store, models, chat)
+
+
+def _convo(user: str = "u") -> Conversation:
+    return Conversation(user, UserProfile(user_id=user))
+
+
+def test_a_new_topic_replaces_the_old_target(small: Any) -> None:
+    recommender = _recommender(small)
+    convo = _convo()
+    first = recommender.respond(convo, "I love farm animals that make a noise", k=3)
+    assert {r.item_id for r in first.recommendations} <= {
+        "animals/farm/cow",
+        "animals/farm/pig",
+        "animals/birds/owl",
+    }
+    second = recommender.respond(convo, "Now something sweet to eat: fruit would be nice", k=2)
+    assert {r.item_id for r in second.recommendations} == {"food/fruit/apple", "food/fruit/banana"}
+    assert not any("earlier" in a.source for a in second.applied)
+
+
+def test_negations_and_sound(small: Any) -> None:
+    recommender = _recommender(small)
+    anything = recommender.respond(_convo(), "anything but vehicles or food", k=6)
+    assert not any(r.item_id.startswith(("vehicles/", "food/")) for r in anything.recommendations)
+    heard = recommender.respond(_convo(), "an animal I can hear, but not a bird", k=3)
+    assert [r.item_id for r in heard.recommendations] in (
+        ["animals/farm/cow", "animals/farm/pig"],
+        ["animals/farm/pig", "animals/farm/cow"],
+    )
+
+
+def test_follow_up_inherits_and_more_like_that_uses_the_last_picks(small: Any) -> None:
+    recommender = _recommender(small)
+    convo = _convo()
+    first = recommender.respond(convo, "Show me a bird", k=1)
+    more = recommender.respond(convo, "More like that", k=2)
+    ids = [r.item_id for r in more.recommendations]
+    assert all(i.startswith("animals/birds/") for i in ids)
+    assert first.recommendations[0].item_id not in ids
+    assert any(a.kind == "reference" for a in more.applied)
+    assert any(a.kind == "target" and a.source == "earlier turn 1" for a in more.applied)
+
+
+def test_standing_preferences_persist_across_sessions(small: Any, tmp_path: Path) -> None:
+    recommender = _recommender(small)
+    sessions = SessionStore(tmp_path)
+    convo = sessions.load("standing")
+    recommender.respond(convo, "Never show me birds, ever. An animal please.", k=1)
+    sessions.save(convo)
+    again = sessions.load("standing")
+    assert [s.value for s in again.profile.standing if s.kind == "exclude_path"] == [
+        "animals/birds"
+    ]
+    later = recommender.respond(again, "Show me some animals", k=5)
+    assert later.recommendations
+    assert not any(r.item_id.startswith("animals/birds/") for r in later.recommendations)
+    assert any(a.source == "standing (turn 1)" for a in later.applied)
+
+
+def test_ranked_list_first_and_explanations_from_reasons_without_the_llm(small: Any) -> None:
+    model = ScriptedChatModel()  # nothing scripted: any call to it fails the test
+    recommender = _recommender(small, model)
+    events: list[str] = []
+
+    def on_ranked(ranked: list[tuple[str, str]]) -> None:
+        events.append("ranked:" + ",".join(i for i, _ in ranked))
+
+    result = recommender.respond(_convo(), "a farm animal I can hear", k=2, on_ranked=on_ranked)
+    model.assert_all_used()
+    assert events == ["ranked:" + ",".join(r.item_id for r in result.recommendations)]
+    assert result.intro.startswith("Here are 2 picks for you: ")
+    assert result.timings["ranked"] <= result.timings["total"]
+    for rec in result.recommendations:
+        assert rec.explanation_source == "reasons" and rec.reasons
+        assert "sound effect" in rec.explanation
+        for sentence in sentences(rec.explanation):
+            assert supported(sentence, rec.facts, " ".join(rec.reasons)) is None, sentence
+            assert not tautology(sentence, rec.facts)
+
+
+def test_expansion_step_adds_queries_and_falls_back_alone(small: Any) -> None:
+    model = ScriptedChatModel()
+    model.script_structured({"kinds": ["robin"]}, ValueError("cut off"))
+    recommender = _recommender(small, model, expansion_llm=True)
+    used = recommender.respond(_convo(), "a bird that sings in spring", k=2)
+    assert [a.value for a in used.applied if a.kind == "expansion"] == ["robin"]
+    assert used.recommendations[0].item_id == "animals/birds/robin"
+    assert used.notices == []
+    failed = recommender.respond(_convo(), "a vehicle for a long journey", k=2)
+    model.assert_all_used()
+    assert len(failed.recommendations) == 2
+    assert len(failed.notices) == 1 and "expansion" in failed.notices[0]
