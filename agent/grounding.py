@@ -224,12 +224,16 @@ CONNECTIVES = frozenset(
 )
 
 
+_COPULA = re.compile(r"\b(?:is|are|was|were|be|means)\b|:")
+
+
 def tautology(sentence: str, facts: Mapping[str, Any]) -> bool:
-    """A sentence that names its item and says nothing its name does not ("Bull is a
-    bull.")."""
+    """A sentence that names its item and defines it by nothing but its name ("Bull is a
+    bull.", "Cow: A cow.")."""
     title = set(stems(str(facts.get("title") or "")))
     said = set(stems(sentence)) - CONNECTIVES
-    return bool(title) and title <= set(stems(sentence)) and said <= title
+    copula = _COPULA.search(sentence.lower()) is not None
+    return bool(title) and copula and title <= set(stems(sentence)) and said <= title
 
 
 def unsupported_words(sentence: str, facts: Mapping[str, Any], asked: str = "") -> list[str]:

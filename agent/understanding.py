@@ -16,7 +16,7 @@ from indexing.records import Filters, Hit, Taxonomy
 from indexing.store import Store
 
 PROBE_DEPTH = 10  # nearest items that vote on an uncertain target
-SIMILAR_FLOOR = 0.45  # an item this similar to an excluded phrase is excluded too …
+SIMILAR_FLOOR = 0.40  # an item this similar to an excluded phrase is excluded too …
 SIMILAR_SHARE = 0.85  # … when it is also this close to the phrase's nearest item
 
 

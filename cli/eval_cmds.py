@@ -231,7 +231,10 @@ def eval_conversations(
     ] = None,
     system: Annotated[
         list[str] | None,
-        typer.Option(help="Run only these systems (repeatable); default: all that can run."),
+        typer.Option(
+            help="Run only these systems (repeatable); default: all but the slow ones (the "
+            "LLM's explanations, and every LLM step of the sequential design)."
+        ),
     ] = None,
     concurrency: Annotated[int, typer.Option(help="Conversations in flight.", min=1)] = 4,
     store: StoreOpt = None,
@@ -252,12 +255,17 @@ def eval_conversations(
         raise InputError(f"unknown half {half!r}: use dev, test or both")
     cfg = settings(ctx, config, store_dir=store)
     setup = conversation_setup(cfg, render.notice_printer(console))
-    chosen = conversations.systems(with_llm=bool(setup.llm))
+    known = conversations.systems()
+    unknown = sorted(set(system or []) - {s.name for s in known})
+    if unknown:
+        names = "; ".join(s.name for s in known)
+        raise InputError(f"unknown system {unknown[0]!r}: choose from {names}")
     if system:
-        unknown = sorted(set(system) - {s.name for s in conversations.systems(True)})
-        if unknown:
-            raise InputError(f"unknown system {unknown[0]!r}")
-        chosen = [s for s in chosen if s.name in system]
+        chosen = [s for s in known if s.name in system]
+    else:
+        chosen = [s for s in known if s.by_default]
+    if not setup.llm:
+        chosen = [s for s in chosen if not s.needs_llm]
     data = {h: load_set(h)[:limit] for h in halves}
     used = {"llm": setup.llm or "(none)", "text_embedder": cfg.models.text_embedder}
     conversations.run(data, chosen, setup.make_recommender, setup.store, out, concurrency, used)

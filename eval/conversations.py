@@ -51,28 +51,45 @@ class System:
     name: str
     turn: TurnSettings | None  # None: plain retrieval
     needs_llm: bool = True
-
-
-def systems(with_llm: bool) -> list[System]:
-    """The systems of one run: the two baselines, the agent as configured by default, and the
-    agent with each LLM step switched on in turn (the ablation that chose the defaults)."""
-    agent = TurnSettings()
-    steps = {
-        "agent + LLM expansion": {"expansion_llm": True},
-        "agent + LLM profile": {"profile_llm": True},
-        "agent + LLM tool phase": {"tools_llm": True},
-        "agent + LLM explanations and intro": {"explain_llm": True, "intro_llm": True},
-    }
-    out = [
-        System("plain retrieval", None, needs_llm=False),
-        System("agent before request understanding", TurnSettings.legacy()),
-        System("agent", agent, needs_llm=any(getattr(agent, f) for f in LLM_STEPS)),
-    ]
-    out += [System(name, agent.model_copy(update=changes)) for name, changes in steps.items()]
-    return [s for s in out if with_llm or not s.needs_llm]
+    by_default: bool = True  # False: slow, run only when named (``--system``)
 
 
 LLM_STEPS = ("profile_llm", "tools_llm", "expansion_llm", "explain_llm", "intro_llm")
+
+
+def systems() -> list[System]:
+    """Every system: the baselines, the agent as configured by default, the agent with each
+    LLM step switched on in turn (the ablation that chose the defaults), and the sequential
+    design before request understanding with every LLM step on (slow: only when named)."""
+    agent = TurnSettings()
+    uses_llm = any(getattr(agent, f) for f in LLM_STEPS)
+    steps = {
+        "agent + LLM expansion": ({"expansion_llm": True}, True),
+        "agent + LLM profile": ({"profile_llm": True}, True),
+        "agent + LLM tool phase": ({"tools_llm": True}, True),
+        "agent + LLM explanations and intro": ({"explain_llm": True, "intro_llm": True}, False),
+    }
+    out = [
+        System("plain retrieval", None, needs_llm=False),
+        System(
+            "agent without request understanding",
+            agent.model_copy(update={"understanding": False}),
+            needs_llm=uses_llm,
+        ),
+        System("agent", agent, needs_llm=uses_llm),
+    ]
+    out += [
+        System(name, agent.model_copy(update=changes), by_default=default)
+        for name, (changes, default) in steps.items()
+    ]
+    out.append(
+        System(
+            "agent before request understanding, every LLM step",
+            TurnSettings.legacy(),
+            by_default=False,
+        )
+    )
+    return out
 
 
 def _relevant(turn: LabelledTurn, item: StoredItem | None, sound_by_attribute: bool) -> bool:
@@ -293,10 +310,14 @@ def run(
             bar.update()
     records = journal.load()
     results: dict[str, Any] = {"k": K, "models": models or {}, "halves": {}}
+    names = [s.name for s in systems()]
+    present = sorted(
+        {r["system"] for r in records}, key=lambda n: names.index(n) if n in names else len(names)
+    )
     for half in halves:
         per_system = {
-            s.name: summarise(r for r in records if r["half"] == half and r["system"] == s.name)
-            for s in chosen
+            name: summarise(r for r in records if r["half"] == half and r["system"] == name)
+            for name in present
         }
         plain = per_system.get("plain retrieval", {})
         results["halves"][half] = {
@@ -313,10 +334,10 @@ def markdown(results: dict[str, Any]) -> str:
     for half, data in results["halves"].items():
         per_system = {k: v for k, v in data["systems"].items() if v}
         lines += [f"## {half} half", "", "Precision@5 by slice:", ""]
-        header = ["system", "overall", *SLICES]
+        header = ["system", "turns", "overall", *SLICES]
         lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
         for name, summary in per_system.items():
-            cells = [name] + [
+            cells = [name, str(summary["overall"]["turns"])] + [
                 f"{summary[s]['precision_at_5']:.3f}" if s in summary else "-"
                 for s in ["overall", *SLICES]
             ]

@@ -224,3 +224,35 @@ def test_llm_killed_mid_conversation_falls_back(served: tuple[Settings, Store, A
     assert after.notices and "falling back" in after.notices[0]
     assert all(r.explanation_source == "template" for r in after.recommendations)
     _assert_grounded(served, after)
+
+
+def test_eval_conversations_slice(served: tuple[Settings, Store, Any]) -> None:
+    """The labelled conversations end to end on the served store: plain retrieval, the default
+    agent and the agent with the LLM's expansions against the real server; then a re-run that
+    plays nothing again."""
+    from tests.conftest import recagent
+
+    settings = served[0]
+    out = settings.data_dir / "conversations"
+    systems = ("plain retrieval", "agent", "agent + LLM expansion")
+    args = ["eval", "conversations", "--half", "dev", "--limit", "2", "--out", str(out)]
+    for name in systems:
+        args += ["--system", name]
+    first = recagent(*args, env=_cli_env(settings))
+    assert first.returncode == 0, first.stdout + first.stderr
+    report = json.loads((out / "results.json").read_text())
+    assert report["models"]["llm"] != "(none)"
+    dev = report["halves"]["dev"]["systems"]
+    assert set(dev) == set(systems)
+    turns = dev["agent"]["overall"]["turns"]
+    assert turns >= 2 and all(dev[s]["overall"]["turns"] == turns for s in systems)
+    for name in ("agent", "agent + LLM expansion"):
+        overall = dev[name]["overall"]
+        assert 0 <= overall["precision_at_5"] <= 1 and overall["supported_share"] is not None
+        assert overall["ranked_p50_s"] <= overall["turn_p50_s"]
+    rows = [json.loads(line) for line in (out / "turns.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 * turns
+    assert "Precision@5 by slice" in (out / "results.md").read_text()
+    again = recagent(*args, env=_cli_env(settings))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len((out / "turns.jsonl").read_text().splitlines()) == 3 * turns
