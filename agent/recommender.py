@@ -257,6 +257,7 @@ class Recommender:
         steps = self.steps
         want_intro = steps is not None and bool(chosen) and self.turn.intro_llm
         want_explain = steps is not None and bool(chosen) and self.turn.explain_llm
+        llm_before, started = clock.get("llm", 0.0), time.perf_counter()
         with ThreadPoolExecutor(2) as pool:
             pending = (
                 pool.submit(steps.explain, chosen, profile, message, clock, why, asked)
@@ -274,6 +275,8 @@ class Recommender:
                 )
             if pending is not None:
                 checked = runner.run("the explanations", pending.result, {})
+        if want_intro and pending is not None:  # two calls at once: count the wall time once
+            clock["llm"] = llm_before + time.perf_counter() - started
         out = []
         for scored in chosen:
             c = scored.candidate

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from indexing.schema import Item
-from tools.errors import CatalogueError
+from tools.errors import CatalogueError, InputError
 
 CSV_LIST_SEPARATOR = ";"
 
@@ -67,7 +67,7 @@ def load_catalogue(path: Path) -> LoadResult:
         try:
             _resolve_media(row, root)
             item = Item.model_validate(row)
-        except (ValidationError, ValueError) as exc:
+        except (ValidationError, InputError) as exc:
             result.errors.append(ItemError(where, _explain(exc), item_id))
             continue
         if item.id in first_seen:
@@ -93,7 +93,7 @@ def confine(value: str | Path, root: Path) -> Path:
     raw = Path(value).expanduser()
     candidate = (raw if raw.is_absolute() else root / raw).resolve()
     if not candidate.is_relative_to(root):
-        raise ValueError(f"path {str(value)!r} leaves the catalogue folder {root}")
+        raise InputError(f"path {str(value)!r} leaves the catalogue folder {root}")
     return candidate
 
 
@@ -101,13 +101,13 @@ def _resolve_media(row: dict[str, Any], root: Path) -> None:
     image = row.get("image")
     if image not in (None, ""):
         if not isinstance(image, str):
-            raise ValueError("image: must be a path string")
+            raise InputError("image: must be a path string")
         row["image"] = confine(image, root)
     audio = row.get("audio")
     if audio not in (None, "", []):
         paths = [audio] if isinstance(audio, str) else audio
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-            raise ValueError("audio: must be a path string or a list of path strings")
+            raise InputError("audio: must be a path string or a list of path strings")
         row["audio"] = [confine(p, root) for p in paths]
 
 
@@ -167,7 +167,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | ItemError]]:
             continue
         try:
             yield where, _csv_row(dict(zip(header, values, strict=True)))
-        except ValueError as exc:
+        except InputError as exc:
             yield where, ItemError(where, str(exc), values[header.index("id")] or None)
 
 
@@ -183,7 +183,7 @@ def _csv_row(cells: dict[str, str]) -> dict[str, Any]:
                 try:
                     row[key] = json.loads(value)
                 except json.JSONDecodeError as exc:
-                    raise ValueError(f"{key}: not a JSON object ({exc.msg})") from exc
+                    raise InputError(f"{key}: not a JSON object ({exc.msg})") from exc
         elif key == "audio":
             row[key] = [p.strip() for p in value.split(CSV_LIST_SEPARATOR) if p.strip()]
         elif key == "price":
