@@ -15,17 +15,21 @@ def build_recommender(
     settings: Settings,
     on_notice: Callable[[str], None] | None = None,
     start_llm: Callable[[], None] | None = None,
+    need_llm: bool = False,
 ) -> Recommender:
     """A Recommender on the configured store. Without a reachable LLM it still works (embedding
     ranking and template explanations); ``on_notice`` hears why. Raises :class:`EmptyStore` when
     nothing is indexed; ``start_llm`` (a front end starting the local server) runs only after
-    that check, so an empty store fails at once."""
+    that check, so an empty store fails at once, and only when a step of the turn uses the
+    LLM (``turn.*_llm``) or the caller ``need_llm`` (a benchmark of the LLM's steps)."""
     store, models = open_store(settings)
     if store.count()[0] == 0:
         raise EmptyStore(
             f"the store {settings.chroma_url or settings.resolved_store_dir} is "
             "empty: index a catalogue first (`recagent index …` or `recagent demo`)"
         )
+    if not (settings.turn.uses_llm or need_llm):  # no step asks the LLM: none is needed
+        return Recommender(settings, store, models, None)
     if start_llm is not None:
         start_llm()
     try:

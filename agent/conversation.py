@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.profile import UserProfile
-from agent.request import Applied, TurnMemory
+from agent.request_types import Applied, TurnMemory
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from agent.request import Standing
+from agent.request_types import Standing
 from tools.errors import InputError
 
 USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.grounding import tautology
-from agent.request import Request
+from agent.request_types import Request
 from agent.vocabulary import GENERIC, Vocabulary, item_path
 from agent.words import content_words, name_words, stem, stems
 

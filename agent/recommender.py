@@ -35,7 +35,7 @@ from agent.llm_steps import Clock, LLMSteps
 from agent.profile import Constraints, ProfileUpdate, UserProfile, merge, stated_constraints
 from agent.profile_filters import allowed_by, filters_for
 from agent.reasons import Reason, describe, reasons
-from agent.request import Applied, Request
+from agent.request_types import Applied, Request
 from agent.steps import StepRunner
 from agent.toolkit import TurnContext, retrieve_collab, retrieve_text
 from agent.understanding import Understanding, seen_titles
@@ -346,7 +346,7 @@ class Recommender:
         started = time.perf_counter()
         clock: Clock = {}
         runner = StepRunner(available=self.steps is not None)
-        if self.steps is None:
+        if self.steps is None and self.turn.uses_llm:
             runner.notices.append(
                 "No LLM configured: embedding ranking with template explanations."
             )

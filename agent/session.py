@@ -8,7 +8,7 @@ from pathlib import Path
 
 from agent.conversation import Conversation
 from agent.profile import ProfileStore
-from agent.request import TurnMemory
+from agent.request_types import TurnMemory
 
 
 class SessionStore:

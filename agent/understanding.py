@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from agent.buffer import Candidate
 from agent.conversation import Conversation
 from agent.reasons import has_sound_effect
-from agent.request import FOOD_WORDS, Applied, Request, cheaper_than, parse
+from agent.request import FOOD_WORDS, cheaper_than, parse
+from agent.request_types import Applied, Request
 from agent.vocabulary import Embed, Vocabulary, item_path
 from agent.words import name_words, stem, stems
 from indexing.records import Filters, Hit, Taxonomy

@@ -90,7 +90,9 @@ def llm_stop(ctx: typer.Context, config: ConfigOpt = None) -> None:
 
 
 # -- the agent ---------------------------------------------------------------------------------
-def open_recommender(settings: Settings, serve: bool, out: Console) -> Recommender:
+def open_recommender(
+    settings: Settings, serve: bool, out: Console, need_llm: bool = False
+) -> Recommender:
     """The recommender on the configured store. ``serve`` first starts the local vLLM unless a
     remote endpoint is configured; a failed start is reported and the recommender then answers
     without the LLM (its notice says so), as it does when no server runs."""
@@ -103,7 +105,8 @@ def open_recommender(settings: Settings, serve: bool, out: Console) -> Recommend
             out.print(f"[red]error:[/red] {escape(exc.message)}")
 
     wanted = serve and not settings.llm.base_url
-    return build_recommender(settings, render.notice_printer(out), start_llm if wanted else None)
+    notices = render.notice_printer(out)
+    return build_recommender(settings, notices, start_llm if wanted else None, need_llm)
 
 
 def recommend(

@@ -53,7 +53,7 @@ def bench_chat(
     from eval.bench_chat import run_chat_bench
 
     cfg = settings(ctx, config, store_dir=store, chroma_url=chroma_url)
-    recommender = open_recommender(cfg, serve, console)
+    recommender = open_recommender(cfg, serve, console, need_llm=True)
     if recommender.chat is None:
         raise InputError("bench chat needs a running LLM")
     figures = run_chat_bench(recommender, out, render.printer(console))

@@ -213,11 +213,20 @@ def demo(
     if skip_llm:
         return
     console.rule("5. the LLM (vLLM, OpenAI-compatible)")
-    serve_llm(cfg, console)
+    if cfg.turn.uses_llm:
+        serve_llm(cfg, console)
+    else:
+        console.print(
+            "not started: no step of the turn uses the LLM by default with the small model "
+            "(README, Conversations); switch steps on under [turn] in recagent.toml"
+        )
     console.rule("6. a conversation (type the same into `recagent chat`)")
     recommender = build_recommender(cfg, render.notice_printer(console))
     sessions = SessionStore(cfg.data_dir)
     sessions.reset("demo")
     convo = sessions.load("demo")
     repl(recommender, convo, console, 3, sessions.save, DEMO_CONVERSATION)
-    console.print("the server keeps running for `recagent chat`; stop it with `recagent llm stop`")
+    if cfg.turn.uses_llm:
+        console.print(
+            "the server keeps running for `recagent chat`; stop it with `recagent llm stop`"
+        )

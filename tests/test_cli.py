@@ -111,9 +111,25 @@ def test_chat_and_recommend_without_an_llm(
         "chat", "--user", "cli", "--no-serve", "--store", store, "--script", str(script), env=env
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "answering without the LLM" in result.stdout
-    assert "1. " in result.stdout and "template" in result.stdout
+    # no step of the default turn uses the LLM: no server needed, no notice, reasons explained
+    assert "without the LLM" not in result.stdout
+    assert "found: " in result.stdout and "1. " in result.stdout and "reasons" in result.stdout
     assert "why " in result.stdout and '"user_id": "cli"' in result.stdout
+    assert "constraints this turn" in result.stdout
+    with_llm = {**env, "RECAGENT_TURN__EXPANSION_LLM": "true"}  # a step that needs the LLM
+    result = recagent(
+        "chat",
+        "--user",
+        "cli2",
+        "--no-serve",
+        "--store",
+        store,
+        "--script",
+        str(script),
+        env=with_llm,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "answering without the LLM" in result.stdout
     result = recagent(
         "recommend",
         "--user",
@@ -136,6 +152,18 @@ def test_chat_and_recommend_without_an_llm(
     assert not set(session["recommended"][:3]) & {r["id"] for r in data["recommendations"]}
     empty = recagent("recommend", "--no-serve", "--store", str(tmp_path / "none"), env=env)
     assert empty.returncode == 2 and "is empty" in empty.stderr
+    # The conversation benchmark runs what needs no LLM, and says so.
+    out = tmp_path / "conversations"
+    args = ("eval", "conversations", "--half", "dev", "--limit", "1", "--store", store)
+    result = recagent(*args, "--out", str(out), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "results.json").read_text())
+    assert list(report["halves"]["dev"]["systems"]) == [
+        "plain retrieval",
+        "agent without request understanding",
+        "agent",
+    ]
+    assert "only the systems without an LLM run" in result.stdout
 
 
 def test_domain_errors_exit_with_their_code(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from agent.grounding import supported, tautology, unsupported_words
 from agent.reasons import describe, reasons
-from agent.request import Request, TurnMemory, parse
+from agent.request import parse
+from agent.request_types import Request, TurnMemory
 from agent.vocabulary import Vocabulary, item_path
 from indexing.records import Taxonomy
 

@@ -146,6 +146,18 @@ class TurnSettings(BaseModel):
         0.75, ge=0, le=1, description="Cosine similarity at which a word names a catalogue node."
     )
 
+    @property
+    def uses_llm(self) -> bool:
+        """Whether any step of the turn asks the LLM."""
+        return (
+            self.profile_llm
+            or self.tools_llm
+            or self.expansion_llm
+            or self.explain_llm
+            or self.intro_llm
+            or not self.understanding  # the earlier turn is driven by the LLM's profile
+        )
+
     @classmethod
     def legacy(cls) -> TurnSettings:
         """The turn before request understanding: every LLM step on (a baseline)."""
