@@ -9,7 +9,9 @@ then match little.
 from __future__ import annotations
 
 import re
-from functools import cache
+import threading
+from functools import lru_cache
+from typing import Any
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
@@ -31,17 +33,22 @@ STOP = frozenset(
 )
 
 
-@cache
-def _stemmer() -> object:
-    import snowballstemmer
-
-    return snowballstemmer.stemmer("english")
+_local = threading.local()  # a Snowball stemmer keeps state while it works: one per thread
 
 
-@cache
+def _stemmer() -> Any:
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        import snowballstemmer
+
+        stemmer = _local.stemmer = snowballstemmer.stemmer("english")
+    return stemmer
+
+
+@lru_cache(maxsize=100_000)
 def stem(word: str) -> str:
-    """The Snowball stem of one lower-case word."""
-    return str(_stemmer().stemWord(word))  # type: ignore[attr-defined]
+    """The Snowball stem of one lower-case word (thread-safe)."""
+    return str(_stemmer().stemWord(word))
 
 
 def tokens(text: str) -> list[str]:

@@ -207,25 +207,6 @@ def test_eval_simulate_slice(served: tuple[Settings, Store, Any], dataset: str) 
     )
 
 
-def test_llm_killed_mid_conversation_falls_back(served: tuple[Settings, Store, Any]) -> None:
-    settings = served[0]
-    recommender = _recommender(served)
-    convo = Conversation("crash", UserProfile(user_id="crash"))
-    before = recommender.respond(convo, "I like birds.", k=2)
-    assert before.notices == []
-    state = llm_server.read_state(settings)
-    assert state is not None
-    os.killpg(state.pid, signal.SIGKILL)
-    deadline = time.time() + 30
-    while llm_server.ready(state.base_url) and time.time() < deadline:
-        time.sleep(0.5)
-    after = recommender.respond(convo, "Now show me some food.", k=3)
-    assert len(after.recommendations) == 3
-    assert after.notices and "falling back" in after.notices[0]
-    assert all(r.explanation_source == "template" for r in after.recommendations)
-    _assert_grounded(served, after)
-
-
 def test_eval_conversations_slice(served: tuple[Settings, Store, Any]) -> None:
     """The labelled conversations end to end on the served store: plain retrieval, the default
     agent and the agent with the LLM's expansions against the real server; then a re-run that
@@ -256,3 +237,22 @@ def test_eval_conversations_slice(served: tuple[Settings, Store, Any]) -> None:
     again = recagent(*args, env=_cli_env(settings))
     assert again.returncode == 0, again.stdout + again.stderr
     assert len((out / "turns.jsonl").read_text().splitlines()) == 3 * turns
+
+
+def test_llm_killed_mid_conversation_falls_back(served: tuple[Settings, Store, Any]) -> None:
+    settings = served[0]
+    recommender = _recommender(served)
+    convo = Conversation("crash", UserProfile(user_id="crash"))
+    before = recommender.respond(convo, "I like birds.", k=2)
+    assert before.notices == []
+    state = llm_server.read_state(settings)
+    assert state is not None
+    os.killpg(state.pid, signal.SIGKILL)
+    deadline = time.time() + 30
+    while llm_server.ready(state.base_url) and time.time() < deadline:
+        time.sleep(0.5)
+    after = recommender.respond(convo, "Now show me some food.", k=3)
+    assert len(after.recommendations) == 3
+    assert after.notices and "falling back" in after.notices[0]
+    assert all(r.explanation_source == "template" for r in after.recommendations)
+    _assert_grounded(served, after)

@@ -153,3 +153,16 @@ def test_checker_rejects_tautologies_and_invented_attributes() -> None:
     assert "sweet" in str(supported("Cow is a sweet animal.", cow, "farm animal"))
     assert supported("Cow is a sweet animal.", cow, "sweet") is None
     assert supported("Bull is a bull.", {"title": "Bull"}, "") is not None
+
+
+def test_stemming_is_safe_from_many_threads() -> None:
+    """A Snowball stemmer keeps state while it works; turns served at once must not share
+    one (an IndexError in eval simulate found this)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agent.words import stem
+
+    words = [f"{w}{n}ings" for n in range(2000) for w in ("walk", "sing", "bake")]
+    with ThreadPoolExecutor(8) as pool:
+        stemmed = list(pool.map(stem, words))
+    assert stemmed[:3] == ["walk0", "sing0", "bake0"]
