@@ -244,6 +244,17 @@ def unsupported_words(sentence: str, facts: Mapping[str, Any], asked: str = "") 
     return [w for w in content_words(sentence) if len(w) >= 3 and stem(w) not in known]
 
 
+def _says_more(sentence: str, facts: Mapping[str, Any], asked: str) -> str | None:
+    """Why a sentence that passed :func:`claims` still says nothing, or too much: a tautology,
+    or words neither the facts nor the computed reasons (``asked``) hold."""
+    if tautology(sentence, facts):
+        return "a tautology: it only repeats the item's name"
+    extra = unsupported_words(sentence, facts, asked)
+    if extra:
+        return f"attributes {', '.join(repr(w) for w in extra[:3])}, which the facts do not say"
+    return None
+
+
 def supported(
     sentence: str,
     facts: Mapping[str, Any],
@@ -254,14 +265,7 @@ def supported(
     reasons (``asked``: the request's words they matched), or None when it is."""
     found = claims(sentence, facts, catalogue_titles, content_word=False)
     problem = next((c.problem for c in found if c.problem), None)
-    if problem:
-        return problem
-    if tautology(sentence, facts):
-        return "a tautology: it only repeats the item's name"
-    extra = unsupported_words(sentence, facts, asked)
-    if extra:
-        return f"attributes {', '.join(repr(w) for w in extra[:3])}, which the facts do not say"
-    return None
+    return problem or _says_more(sentence, facts, asked)
 
 
 def sentences(text: str) -> list[str]:
@@ -288,8 +292,7 @@ def check(
     found = claims(explanation.text, facts, catalogue_titles, content_word=False)
     if asked is not None:
         found = [
-            Claim(c.sentence, c.problem or supported(c.sentence, facts, asked, catalogue_titles))
-            for c in found
+            Claim(c.sentence, c.problem or _says_more(c.sentence, facts, asked)) for c in found
         ]
     problems += [c.problem for c in found if c.problem]
     kept = [c.sentence for c in found if c.problem is None]
@@ -308,7 +311,7 @@ def template(facts: Mapping[str, Any], reason: str = "") -> tuple[str, list[str]
     parts = [f"{fields.get('title', 'This item')}"]
     used = ["title"]
     if "description" in fields:
-        first = _SENTENCE.split(fields["description"])[0].rstrip(".")
+        first = sentences(fields["description"])[0].rstrip(".")
         parts.append(f": {first}.")
         used.append("description")
     else:

@@ -33,12 +33,19 @@ def allowed_by(profile: UserProfile) -> Callable[[Candidate], bool]:
             return False
         if category in banned:
             return False
-        if c.max_price is not None and (price is None or float(price) > c.max_price):
-            return False
-        if c.min_price is not None and (price is None or float(price) < c.min_price):
+        if not within_price(price, c.min_price, c.max_price):
             return False
         if c.modality == "audio" and not candidate.facts.get("has_audio"):
             return False
         return not (c.modality == "image" and not candidate.facts.get("has_image"))
 
     return allowed
+
+
+def within_price(price: object, min_price: float | None, max_price: float | None) -> bool:
+    """Whether a price meets the bounds; an item without a price meets none."""
+    if min_price is None and max_price is None:
+        return True
+    if not isinstance(price, int | float):
+        return False
+    return (max_price is None or price <= max_price) and (min_price is None or price >= min_price)

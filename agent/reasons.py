@@ -6,17 +6,15 @@ is then phrased from these reasons, by a template or by the LLM, and checked aga
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.grounding import tautology
+from agent.grounding import sentences, tautology
 from agent.request_types import Request
 from agent.vocabulary import GENERIC, Vocabulary, item_path
 from agent.words import content_words, name_words, stem, stems
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 TEXT_FIELDS = ("title", "description", "transcript", "caption")
 
 
@@ -122,7 +120,7 @@ def describe(facts: Mapping[str, Any], found: Sequence[Reason]) -> tuple[str, li
     repeats its name) and why it was picked. Returns the text and the fields it cites."""
     title = str(facts.get("title") or "This item")
     description = str(facts.get("description") or "").strip()
-    first = _SENTENCE.split(description)[0].rstrip(".") if description else ""
+    first = sentences(description)[0].rstrip(".") if description else ""
     cited = ["title"]
     found = list(found[:3])
     title_stems = set(stems(title))

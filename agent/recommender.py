@@ -32,14 +32,21 @@ from agent.fusion import Scored, fuse
 from agent.grounding import Checked, template
 from agent.llm import ChatFactory
 from agent.llm_steps import Clock, LLMSteps
-from agent.profile import Constraints, ProfileUpdate, UserProfile, merge, stated_constraints
+from agent.profile import (
+    MAX_PHRASES,
+    Constraints,
+    ProfileUpdate,
+    UserProfile,
+    merge,
+    stated_constraints,
+)
 from agent.profile_filters import allowed_by, filters_for
 from agent.reasons import Reason, describe, reasons
 from agent.request_types import Applied, Request
 from agent.steps import StepRunner
 from agent.toolkit import TurnContext, retrieve_collab, retrieve_text
 from agent.understanding import Understanding, seen_titles
-from indexing.records import Filters, Taxonomy
+from indexing.records import Filters, Hit, Taxonomy
 from indexing.store import Store
 from tools.collaborative import CollabModel, discover, tuned_fusion
 from tools.config import FusionWeights, Settings
@@ -118,12 +125,14 @@ class Recommender:
             return None, profile
         request = self.understanding.request(convo, message)
         noted = ProfileUpdate(
-            likes=[a.words for a in request.applied if a.kind == "target" and a.words][:8],
+            likes=[a.words for a in request.applied if a.kind == "target" and a.words][
+                :MAX_PHRASES
+            ],
             dislikes=[
                 a.words
                 for a in request.applied
                 if a.kind == "exclude" and a.source in {"rule", "model"} and a.words
-            ][:8],
+            ][:MAX_PHRASES],
         )
         profile = merge(profile, noted).model_copy(
             update={
@@ -161,8 +170,12 @@ class Recommender:
             if profile.likes:
                 retrieve_text(ctx, ", ".join(profile.likes[-5:]), kind="profile", source="profile")
             return ctx
-        with ctx.timed("retrieval"):
-            probe = self.store.search_text(request.query, 20)
+        query = request.query
+
+        def probe() -> list[Hit]:
+            with ctx.timed("retrieval"):
+                return self.store.search_text(query, 20)
+
         request = self.understanding.confirm(request, probe)
         self.understanding.exclude_similar(request, self.store)
         filters = self.understanding.filters(request)
@@ -251,7 +264,8 @@ class Recommender:
                 found[s.candidate.id] = reasons(
                     request, s.candidate.facts, vocabulary, like, request.seeds
                 )
-        why = {i: [r.phrase() for r in rs] for i, rs in found.items()} or None
+        phrases = {i: [r.phrase() for r in rs] for i, rs in found.items()}
+        why = phrases or None
         asked = {i: " ".join(r.words() for r in rs) for i, rs in found.items()} or None
         checked: dict[str, Checked] = {}
         steps = self.steps
@@ -300,7 +314,7 @@ class Recommender:
                     got.source,
                     c.facts,
                     got.problems,
-                    [r.phrase() for r in found.get(c.id, [])],
+                    phrases.get(c.id, []),
                 )
             )
         return intro, out
@@ -361,8 +375,6 @@ class Recommender:
         intro, recommendations = self.explain(
             chosen, convo, message, request, profile, writer, clock, on_token if explain else None
         )
-        if writer is not runner:
-            runner.notices += writer.notices
         self.remember(convo, message, intro, recommendations, profile, request)
         total = time.perf_counter() - started
         timings = {

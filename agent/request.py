@@ -29,7 +29,7 @@ from itertools import pairwise
 
 from agent.request_types import Applied, Request, Standing, TurnMemory
 from agent.vocabulary import NodeMatch, Vocabulary
-from agent.words import STOP, content_words, stem, stems
+from agent.words import content_words, stem, stems
 
 NEGATION = re.compile(
     r"\b(?:anything but|everything but|nothing but|except(?: for)?|other than|apart from|"
@@ -324,7 +324,7 @@ def parse(
     target_words = {stem(w) for m in matches for w in m.node.words} | {
         stem(m.word) for m in matches
     }
-    residual = [w for w in own_words if stem(w) not in target_words and w not in STOP]
+    residual = [w for w in own_words if stem(w) not in target_words]
     return Request(
         message=message,
         query=query or message,

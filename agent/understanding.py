@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from agent.buffer import Candidate
 from agent.conversation import Conversation
+from agent.profile_filters import within_price
 from agent.reasons import has_sound_effect
 from agent.request import FOOD_WORDS, cheaper_than, parse
 from agent.request_types import Applied, Request
@@ -51,20 +52,26 @@ class Understanding:
             request = cheaper_than(request, message, shown)
         return request
 
-    def confirm(self, request: Request, probe: Sequence[Hit]) -> Request:
+    def confirm(self, request: Request, probe: Callable[[], Sequence[Hit]]) -> Request:
         """Keep a target named by a synonym, or by a word several nodes share ("music": the
-        instruments or the notes), only where the query's nearest items (``probe``, an
-        unfiltered search) actually sit; a synonym with no such evidence filters nothing."""
-        paths = [item_path(h.facts) for h in probe[:PROBE_DEPTH]]
+        instruments or the notes), only where the query's nearest items (``probe``: an
+        unfiltered search, run only when some target is uncertain) actually sit; a synonym with
+        no such evidence filters nothing."""
         groups: dict[str, list[Applied]] = {}
         for a in request.applied:
             if a.kind == "target" and (a.source == "rule" or a.source.startswith("embedding")):
                 groups.setdefault(a.words, []).append(a)
+
+        def by_synonym(group: list[Applied]) -> bool:
+            return any(a.source.startswith("embedding") for a in group)
+
+        uncertain = [g for g in groups.values() if len(g) > 1 or by_synonym(g)]
+        if not uncertain:
+            return request
+        paths = [item_path(h.facts) for h in probe()[:PROBE_DEPTH]]
         dropped: set[str] = set()
-        for group in groups.values():
-            synonym = any(a.source.startswith("embedding") for a in group)
-            if len(group) == 1 and not synonym:
-                continue
+        for group in uncertain:
+            synonym = by_synonym(group)
             counts = {
                 a.value: sum(n.contains(p) for p in paths)
                 for a in group
@@ -144,11 +151,7 @@ class Understanding:
             if request.needs_sound and not has_sound_effect(candidate.facts, by_attribute):
                 return False
             price = candidate.facts.get("price")
-            if request.max_price is not None and (price is None or price > request.max_price):
-                return False
-            return not (
-                request.min_price is not None and (price is None or price < request.min_price)
-            )
+            return within_price(price, request.min_price, request.max_price)
 
         return allowed
 

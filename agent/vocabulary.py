@@ -77,6 +77,7 @@ class Vocabulary:
     threshold: float = 0.75
     nodes: list[Node] = field(default_factory=list)
     _by_stem: dict[str, list[Node]] = field(default_factory=dict)
+    _by_path: dict[str, Node] = field(default_factory=dict)
     _word_vectors: tuple[list[str], np.ndarray] | None = None
     _cache: dict[str, list[NodeMatch]] = field(default_factory=dict)
 
@@ -97,6 +98,7 @@ class Vocabulary:
             words = () if last.lower() in GENERIC else tuple(name_words(last))
             node = Node(path, words, n)
             self.nodes.append(node)
+            self._by_path[path] = node
             for word in words:
                 self._by_stem.setdefault(stem(word), []).append(node)
 
@@ -106,7 +108,7 @@ class Vocabulary:
         return "has_sound_effect" in self.taxonomy.attributes
 
     def node(self, path: str) -> Node | None:
-        return next((n for n in self.nodes if n.path == path), None)
+        return self._by_path.get(path)
 
     def _vectors(self) -> tuple[list[str], np.ndarray] | None:
         if self.embed is None:

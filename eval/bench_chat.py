@@ -29,6 +29,7 @@ from agent.conversation import Conversation
 from agent.llm import endpoint
 from agent.profile import UserProfile
 from agent.recommender import Recommender
+from eval.metrics import percentile
 from indexing.records import Filters
 from tools.config import TurnSettings
 
@@ -56,18 +57,10 @@ RETRIEVAL_QUERIES = [
 ]
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return round(ordered[index], 4)
-
-
 def _summary(values: list[float]) -> dict[str, float]:
     return {
-        "p50": _pct(values, 50),
-        "p95": _pct(values, 95),
+        "p50": round(percentile(values, 50), 4),
+        "p95": round(percentile(values, 95), 4),
         "mean": round(statistics.fmean(values), 4) if values else 0.0,
     }
 

@@ -34,6 +34,7 @@ from agent.profile import UserProfile
 from agent.reasons import has_sound_effect
 from agent.recommender import Recommender
 from eval.conversation_set import SLICES, LabelledConversation, LabelledTurn, matches
+from eval.metrics import percentile
 from indexing.records import StoredItem
 from tools.config import TurnSettings
 
@@ -190,7 +191,7 @@ def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
     def block(chosen: list[dict[str, Any]]) -> dict[str, Any]:
         sentences_ = sum(r["sentences"] for r in chosen)
-        seconds = sorted(r["seconds"] for r in chosen)
+        seconds = [r["seconds"] for r in chosen]
         return {
             "turns": len(chosen),
             "precision_at_5": round(statistics.fmean(r["precision"] for r in chosen), 4),
@@ -200,9 +201,9 @@ def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
             if sentences_
             else None,
             "tautologies": sum(r["tautologies"] for r in chosen),
-            "turn_p50_s": round(_pct(seconds, 0.5), 3),
-            "turn_p95_s": round(_pct(seconds, 0.95), 3),
-            "ranked_p50_s": round(_pct(sorted(r["ranked_seconds"] for r in chosen), 0.5), 3),
+            "turn_p50_s": round(percentile(seconds, 50), 3),
+            "turn_p95_s": round(percentile(seconds, 95), 3),
+            "ranked_p50_s": round(percentile((r["ranked_seconds"] for r in chosen), 50), 3),
         }
 
     out = {"overall": block(rows)}
@@ -211,13 +212,6 @@ def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         if chosen:
             out[name] = block(chosen)
     return out
-
-
-def _pct(values: Sequence[float], q: float) -> float:
-    if not values:
-        return 0.0
-    index = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
-    return float(values[index])
 
 
 def bars(summary: dict[str, dict[str, Any]], plain: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ Coverage@K = distinct items in all top-K lists / catalogue size.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -41,3 +41,12 @@ def metrics_from_ranks(ranks: Sequence[int], ks: Sequence[int] = KS) -> dict[str
 
 def coverage(top_lists: Sequence[Sequence[int]], n_items: int) -> float:
     return len({item for top in top_lists for item in top}) / n_items
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """The nearest-rank ``q``-th percentile (0-100) of ``values``; 0.0 when there are none."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return float(ordered[index])

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
-from agent.build import build_recommender
+from agent.build import build_recommender, open_indexed_store, reachable_endpoint
+from agent.llm import EndpointChat
 from agent.recommender import Recommender
 from eval import simulate
 from eval.cases import Case, ml100k_cases
@@ -30,7 +31,7 @@ from indexing.pipeline import Indexer
 from indexing.schema import Item
 from indexing.store import Store, open_store
 from tools.config import Settings, TurnSettings
-from tools.errors import EmptyStore, InputError, LLMUnavailable
+from tools.errors import InputError
 
 RANK_DATASETS = ("ml-100k",)
 SIMULATION_DATASETS = ("ml-100k", "demo")
@@ -163,21 +164,10 @@ def conversation_setup(
 ) -> ConversationSetup:
     """Recommenders over the configured (demo) store that share its models; without a
     reachable LLM only the systems that need none can run (``llm`` is then "")."""
-    from agent.llm import EndpointChat, endpoint
-
-    store, models = open_store(settings)
-    if store.count()[0] == 0:
-        raise EmptyStore(
-            f"the store {settings.chroma_url or settings.resolved_store_dir} is empty: index "
-            "the demo catalogue first (`recagent demo --skip-llm` or `recagent index …`)"
-        )
-    try:
-        llm = endpoint(settings).model
-        chat: EndpointChat | None = EndpointChat(settings)
-    except LLMUnavailable as exc:
-        if on_notice is not None:
-            on_notice(f"{exc}; only the systems without an LLM run")
-        llm, chat = "", None
+    store, models = open_indexed_store(settings)
+    target = reachable_endpoint(settings, on_notice, "only the systems without an LLM run")
+    chat = EndpointChat(settings) if target is not None else None
+    llm = target.model if target is not None else ""
 
     def make(turn: TurnSettings) -> Recommender:
         return Recommender(settings.model_copy(update={"turn": turn}), store, models, chat)
