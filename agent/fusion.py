@@ -1,7 +1,8 @@
 """Fusing candidates from several retrievals into one ranking, with a score breakdown per item.
 
 ``total = rrf * RRF(content sources) + collab * RRF(collaborative sources)
-+ sum(w_kind * best similarity of that kind)`` for the kinds text, image and profile, where
++ sum(w_kind * best similarity of that kind)`` for the kinds text, image and profile (or, for
+profile, the preference term: similarity to the likes minus similarity to the dislikes), where
 ``RRF(sources) = sum over those sources of 1 / (k + rank)``. Collaborative scores are not
 similarities (they have no common scale), so they enter by rank only. ``eval rank`` tunes these
 weights on ML-100K's validation split with the same formula (``eval/pipeline.py``).
@@ -13,7 +14,7 @@ an excluded item in).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from agent.buffer import Candidate
@@ -44,8 +45,12 @@ def fuse(
     weights: FusionWeights,
     exclude: Collection[str] = (),
     allowed: Callable[[Candidate], bool] | None = None,
+    preference: Mapping[str, float] | None = None,
 ) -> list[Scored]:
-    """Rank ``candidates``; ties break by title, then id, so the order is deterministic."""
+    """Rank ``candidates``; ties break by title, then id, so the order is deterministic.
+    ``preference`` (item id → similarity to the user's likes minus their dislikes, from
+    :mod:`agent.preferences`) enters as the ``profile`` term for items without a profile
+    retrieval of their own."""
     scored: list[Scored] = []
     for candidate in candidates:
         if candidate.id in exclude or (allowed is not None and not allowed(candidate)):
@@ -61,6 +66,9 @@ def fuse(
             if values:
                 breakdown[kind] = round(max(values), 6)
                 total += weights.of(kind) * breakdown[kind]
+        if preference and candidate.id in preference and "profile" not in breakdown:
+            breakdown["profile"] = preference[candidate.id]
+            total += weights.profile * breakdown["profile"]
         breakdown["total"] = round(total, 6)
         scored.append(Scored(candidate, total, breakdown))
     return sorted(scored, key=lambda s: (-s.total, s.candidate.title, s.candidate.id))

@@ -32,6 +32,7 @@ from agent.fusion import Scored, fuse
 from agent.grounding import Checked, template
 from agent.llm import ChatFactory
 from agent.llm_steps import Clock, LLMSteps
+from agent.preferences import preference_scores
 from agent.profile import (
     MAX_PHRASES,
     Constraints,
@@ -228,17 +229,26 @@ class Recommender:
         candidates = ctx.buffer.candidates()
         if request is None or self.understanding is None:
             return fuse(candidates, self.weights, exclude=exclude, allowed=allowed_by(profile))[:k]
-        chosen = fuse(
-            candidates, self.weights, exclude=exclude, allowed=self.understanding.allowed(request)
-        )[:k]
-        for relax in (1, 2):  # too few inside the targets: their parents, then anywhere
+        vectors = (
+            self.store.text_vectors([c.id for c in candidates]) if profile_signals(profile) else {}
+        )
+        preference = preference_scores(
+            vectors, self.models.text_embedder.embed, profile.likes, profile.dislikes
+        )
+
+        def ranked(taken: set[str], relax: int = 0) -> list[Scored]:
+            allowed = self.understanding.allowed(request, relax)  # type: ignore[union-attr]
+            return fuse(candidates, self.weights, taken, allowed, preference)
+
+        chosen = ranked(exclude)[:k]
+        # Too few inside the targets: what fits that was shown before (the constraint matters
+        # more than novelty, unless the user asked for something different), then the
+        # targets' parents, then anywhere.
+        passes = [(set(convo.history_ids), 0)] if not request.different else []
+        for taken, relax in [*passes, (exclude, 1), (exclude, 2)]:
             if len(chosen) >= k or not request.targets:
                 break
-            taken = exclude | {s.candidate.id for s in chosen}
-            relaxed = self.understanding.allowed(request, relax)
-            chosen += fuse(candidates, self.weights, exclude=taken, allowed=relaxed)[
-                : k - len(chosen)
-            ]
+            chosen += ranked(taken | {s.candidate.id for s in chosen}, relax)[: k - len(chosen)]
         return chosen
 
     def explain(
@@ -392,6 +402,11 @@ class Recommender:
         return TurnResult(
             intro, recommendations, profile, runner.notices, ctx.calls, timings, applied
         )
+
+
+def profile_signals(profile: UserProfile) -> bool:
+    """Whether the profile has likes or dislikes to weigh."""
+    return bool(profile.likes or profile.dislikes)
 
 
 def _template_intro(titles: list[str], listed: bool) -> str:

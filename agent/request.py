@@ -135,7 +135,9 @@ def _targets(positive: str, vocabulary: Vocabulary, pronoun: bool) -> list[NodeM
     dropped when the node itself was named."""
     phrases = [p for p in re.split(r"[.;!?,:]", positive) if p.strip()] or [positive]
     found: list[NodeMatch] = []
-    for sentence in phrases:
+    used = len(phrases)
+    for index, sentence in enumerate(phrases):
+        used = index + 1
         parts = _phrases(sentence)
         if not parts:
             continue
@@ -153,8 +155,24 @@ def _targets(positive: str, vocabulary: Vocabulary, pronoun: bool) -> list[NodeM
                 break
         if found:
             break
+    found = _narrowed(found, phrases[used:], vocabulary)
     paths = {m.node.path for m in found}
     return [m for m in found if not any(p.startswith(m.node.path + "/") for p in paths)]
+
+
+def _narrowed(
+    found: list[NodeMatch], clauses: Sequence[str], vocabulary: Vocabulary
+) -> list[NodeMatch]:
+    """A later clause that names a kind inside the target narrows it ("a vehicle for her, she
+    loved planes" → planes). Only a separate clause: "an animal that eats fish" stays animals."""
+    if not found:
+        return found
+    inner: list[NodeMatch] = []
+    for clause in clauses:
+        for m in vocabulary.resolve(content_words(clause)):
+            if any(m.node.path.startswith(f.node.path + "/") for f in found):
+                inner.append(m)
+    return inner or found
 
 
 def _referenced_turn(text: str, history: Sequence[TurnMemory]) -> TurnMemory | None:
@@ -338,6 +356,7 @@ def parse(
         max_price=max_price,
         seeds=seeds,
         follow_up=follow_up,
+        different=different,
         residual=residual,
         standing=new_standing,
         applied=applied,

@@ -22,6 +22,13 @@ class Applied(BaseModel):
     source: Source
     words: str = ""
 
+    def shown(self) -> str:
+        """The value as a person reads it: an excluded word is matched by its stem ("appl"),
+        which is shown as what it matches."""
+        if self.kind == "exclude" and "/" not in self.value and " " not in self.value:
+            return f"titles and descriptions with “{self.value}…”"
+        return self.value
+
 
 class Standing(BaseModel):
     """A preference the user stated as standing; it applies to every later turn."""
@@ -63,6 +70,7 @@ class Request(BaseModel):
     max_price: float | None = None
     seeds: list[str] = Field(default_factory=list)
     follow_up: bool = False
+    different: bool = False  # "something else": nothing shown before comes back
     residual: list[str] = Field(default_factory=list)  # content words no rule accounted for
     standing: list[Standing] = Field(default_factory=list)  # stated in this message
     expansions: list[str] = Field(default_factory=list)

@@ -54,7 +54,7 @@ def print_constraints(result: TurnResult | None, console: Console) -> None:
     for column in ("kind", "value", "from", "your words"):
         table.add_column(column, overflow="fold")
     for a in result.applied:
-        table.add_row(escape(a.kind), escape(a.value), escape(a.source), escape(a.words))
+        table.add_row(escape(a.kind), escape(a.shown()), escape(a.source), escape(a.words))
     console.print(table)
 
 

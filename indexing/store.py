@@ -233,6 +233,16 @@ class Store:
         )
         return self._hits(result, "image")
 
+    def text_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored text embeddings of ``ids`` (unknown ids are left out)."""
+        found: dict[str, np.ndarray] = {}
+        chosen = list(dict.fromkeys(ids))
+        for start in range(0, len(chosen), GET_CHUNK):
+            got = self.text.get(ids=chosen[start : start + GET_CHUNK], include=["embeddings"])
+            for item_id, vector in zip(got["ids"], got["embeddings"], strict=True):
+                found[item_id] = np.asarray(vector, dtype=np.float32)
+        return found
+
     def neighbours(
         self, item_id: str, k: int, filters: Filters | None = None
     ) -> dict[str, list[Hit]]:

@@ -41,6 +41,10 @@ def test_targets_come_from_the_taxonomy_and_the_head_wins() -> None:
     assert parse("Something for Christmas", vocab()).targets == ["seasonal/christmas"]
     assert parse("a musical instrument with strings", vocab()).targets[0].startswith("hobbies")
     assert parse("Surprise me", vocab()).targets == []
+    # a later clause naming a kind inside the target narrows it; the same clause does not
+    assert parse("A vehicle for her, she loved flight", vocab()).targets == ["vehicles/flight"]
+    assert parse("An animal that eats birds", vocab()).targets == ["animals"]
+    assert parse("A vehicle for her, she loved fruit", vocab()).targets == ["vehicles"]
 
 
 def test_negations_exclude_nodes_and_words_and_leave_the_query() -> None:
@@ -166,3 +170,20 @@ def test_stemming_is_safe_from_many_threads() -> None:
     with ThreadPoolExecutor(8) as pool:
         stemmed = list(pool.map(stem, words))
     assert stemmed[:3] == ["walk0", "sing0", "bake0"]
+
+
+def test_preference_scores_are_likes_minus_dislikes() -> None:
+    import numpy as np
+
+    from agent.preferences import preference_scores
+
+    table = {"red": [1.0, 0.0], "blue": [0.0, 1.0]}
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return np.asarray([table[t] for t in texts], dtype=np.float32)
+
+    vectors = {"a": np.asarray([2.0, 0.0]), "b": np.asarray([0.0, 3.0])}
+    scores = preference_scores(vectors, embed, ["red"], ["blue"])
+    assert scores == {"a": 1.0, "b": -1.0}
+    assert preference_scores(vectors, embed, [], []) == {}
+    assert preference_scores(vectors, embed, ["red"], []) == {"a": 1.0, "b": 0.0}

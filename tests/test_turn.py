@@ -124,3 +124,33 @@ def test_expansion_step_adds_queries_and_falls_back_alone(small: Any) -> None:
     model.assert_all_used()
     assert len(failed.recommendations) == 2
     assert len(failed.notices) == 1 and "expansion" in failed.notices[0]
+
+
+def test_the_target_beats_novelty_unless_something_different_is_asked(small: Any) -> None:
+    recommender = _recommender(small)
+    convo = _convo()
+    first = recommender.respond(convo, "Show me a bird", k=2)
+    # one bird is left unseen: the fourth pick is a bird shown before, not a cow
+    again = recommender.respond(convo, "Another bird please", k=2)
+    shown = {r.item_id for r in first.recommendations}
+    ids = [r.item_id for r in again.recommendations]
+    assert all(i.startswith("animals/birds/") for i in ids)
+    assert ids[0] not in shown and ids[1] in shown
+    fresh = _convo("f")
+    recommender.respond(fresh, "Show me a bird", k=2)
+    other = recommender.respond(fresh, "Something different", k=3)
+    assert not {r.item_id for r in other.recommendations} & set(fresh.recommended[:2])
+
+
+def test_likes_and_dislikes_reorder_as_a_soft_signal(small: Any) -> None:
+    recommender = _recommender(small)
+    plain = recommender.respond(_convo("p"), "something for the house", k=2)
+    assert "profile" not in plain.recommendations[0].breakdown  # no likes: no term
+    convo = _convo("d")
+    convo.profile = convo.profile.model_copy(update={"dislikes": ["lamp, light"]})
+    disliked = recommender.respond(convo, "something for the house", k=2)
+    scores = {r.item_id: r.breakdown for r in disliked.recommendations}
+    assert all("profile" in b for b in scores.values())
+    if "household/lamp" in scores and "household/chair" in scores:
+        assert scores["household/lamp"]["profile"] < scores["household/chair"]["profile"]
+    assert disliked.recommendations[0].item_id != "household/lamp"
