@@ -31,6 +31,7 @@ from indexing.chroma import SafeImageLoader, open_client
 from indexing.loaders import load_catalogue
 from indexing.pipeline import MODEL_STAGES, Indexer
 from indexing.store import Store
+from indexing.svg_cost import svg_sandbox_cost
 from tools.audio import load_audio
 from tools.config import Settings
 from tools.errors import MediaError
@@ -132,7 +133,12 @@ def run_bench(
         # 3. batching
         say("batched vs one at a time")
         figures["batching"] = _batching(models, items, settings)
-        # 4. unchanged re-run
+        # 4. the SVG sandbox against resvg in this process, same pictures
+        say("SVG rendering: sandboxed vs in process")
+        figures["svg_sandbox"] = svg_sandbox_cost(
+            [i.image for i in items if i.image is not None], cfg.max_image_bytes
+        )
+        # 5. unchanged re-run
         say("re-run over the unchanged catalogue")
         rerun = Indexer(store, models, cfg).run(loaded)
         figures["rerun"] = {
@@ -157,6 +163,8 @@ def run_bench(
             for k, v in speedups.items()
             if k in {"embed_text", "caption_model", "embed_image_model"}
         ),
+        "svg_sandbox_overhead_share": figures["svg_sandbox"]["sandbox_overhead_share"],
+        "svg_sandbox_ok (<= 0.10)": figures["svg_sandbox"]["overhead_ok (<= 0.10)"],
         "rerun_model_calls": figures["rerun"]["model_calls"],
         "rerun_ok (== 0)": figures["rerun"]["model_calls"] == 0,
     }

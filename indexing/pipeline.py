@@ -34,7 +34,8 @@ from tools.audio import load_audio
 from tools.config import IndexSettings
 from tools.errors import MediaError
 from tools.factory import Models
-from tools.media import check_file, load_image
+from tools.files import read_bounded
+from tools.media import decode_image
 from tools.transcribe import Transcript
 
 DOC_VERSION = "doc-v2"  # bump when the document layout or stored metadata changes
@@ -118,12 +119,9 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+def _file_digest(path: Path, max_bytes: int, kind: str) -> str:
+    """The file's SHA-256, read from one handle without following a link, within the limit."""
+    return hashlib.sha256(read_bounded(path, max_bytes, kind)).hexdigest()
 
 
 @dataclass
@@ -131,6 +129,7 @@ class _Planned:
     item: Item
     text_hash: str
     image_hash: str | None
+    image_digest: str = ""  # SHA-256 of the image file's bytes
     needs_text: bool = False
     needs_image: bool = False
 
@@ -144,16 +143,14 @@ class Indexer:
         self.settings = settings
 
     # -- planning -------------------------------------------------------------------------
-    def _hashes(self, item: Item) -> tuple[str, str | None]:
+    def _hashes(self, item: Item) -> tuple[str, str | None, str]:
         """Content hashes; raises MediaError when a media file is missing or over a limit."""
         image_digest = ""
         if item.image is not None:
-            check_file(item.image, self.settings.max_image_bytes, "image")
-            image_digest = _file_digest(item.image)
-        audio_digests = []
-        for path in item.audio:
-            check_file(path, self.settings.max_audio_bytes, "audio")
-            audio_digests.append(_file_digest(path))
+            image_digest = _file_digest(item.image, self.settings.max_image_bytes, "image")
+        audio_digests = [
+            _file_digest(path, self.settings.max_audio_bytes, "audio") for path in item.audio
+        ]
         fields = item.model_dump(mode="json", exclude={"image", "audio"})
         text_hash = _digest(
             DOC_VERSION,
@@ -167,18 +164,18 @@ class Indexer:
         image_hash = (
             _digest(image_digest, self.models.image_embedder.model_id) if item.image else None
         )
-        return text_hash, image_hash
+        return text_hash, image_hash, image_digest
 
     def plan(self, items: Sequence[Item], report: IndexReport) -> list[_Planned]:
         planned: list[_Planned] = []
         with report.times.stage("hash", len(items)):
             for item in items:
                 try:
-                    text_hash, image_hash = self._hashes(item)
+                    text_hash, image_hash, image_digest = self._hashes(item)
                 except (MediaError, OSError) as exc:
                     report.failed.append(ItemError("media", str(exc), item.id))
                     continue
-                planned.append(_Planned(item, text_hash, image_hash))
+                planned.append(_Planned(item, text_hash, image_hash, image_digest))
             state = self.store.stored_state([p.item.id for p in planned])
         for p in planned:
             p.needs_text = state.text_hash.get(p.item.id) != p.text_hash
@@ -229,9 +226,15 @@ class Indexer:
         with times.stage("decode_image", len(wanted_images)):
             for p in wanted_images:
                 assert p.item.image is not None
-                try:
-                    images[p.item.id] = load_image(
-                        p.item.image, self.settings.max_image_bytes, self.settings.max_image_pixels
+                try:  # decoded from the bytes that are hashed: a file swapped since is refused
+                    data = read_bounded(p.item.image, self.settings.max_image_bytes, "image")
+                    if p.image_digest and hashlib.sha256(data).hexdigest() != p.image_digest:
+                        raise MediaError(f"image changed while it was indexed: {p.item.image}")
+                    images[p.item.id] = decode_image(
+                        data,
+                        p.item.image,
+                        self.settings.max_image_bytes,
+                        self.settings.max_image_pixels,
                     )
                 except MediaError as exc:
                     failed[p.item.id] = str(exc)

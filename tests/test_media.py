@@ -96,3 +96,49 @@ def test_truncated_ogg_is_an_error_or_shorter_audio(tmp_path: Path, demo_catalog
         assert str(cut) in str(exc)
     else:  # libsndfile may decode the pages that survived: never more than the original
         assert 0 < samples.size < load_audio(source, BIG, 60).size
+
+
+def _aac(path: Path, seconds: float) -> Path:
+    """An M4A (AAC) file: a format libsndfile cannot read, so ffmpeg decodes it."""
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        stream.layout = "mono"  # type: ignore[union-attr]
+        samples = np.zeros((1, 1024), dtype=np.float32)
+        for index in range(int(seconds * 16000 / 1024)):
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            frame.pts = index * 1024
+            for packet in stream.encode(frame):  # type: ignore[union-attr]
+                container.mux(packet)
+        for packet in stream.encode(None):  # type: ignore[union-attr]
+            container.mux(packet)
+    return path
+
+
+def test_audio_duration_is_read_from_the_container_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _aac(tmp_path / "long.m4a", 6.0)
+    assert load_audio(path, BIG, 60).shape[0] > 5 * 16000  # ffmpeg reads it
+    import av
+
+    decoded: list[int] = []
+    original = av.container.InputContainer.decode
+
+    def counting(self: object, *args: object, **kwargs: object) -> object:
+        decoded.append(1)
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(av.container.InputContainer, "decode", counting)
+    with pytest.raises(MediaError, match="over the limit of 2 s"):
+        load_audio(path, BIG, 2)
+    assert decoded == []  # refused from the container's duration, nothing decoded
+
+
+def test_media_symlinks_are_not_followed(tmp_path: Path) -> None:
+    wav = media.noise_wav(tmp_path / "n.wav", 1.0)
+    (tmp_path / "link.wav").symlink_to(wav)
+    with pytest.raises(MediaError, match="symbolic link"):
+        load_audio(tmp_path / "link.wav", BIG, 60)

@@ -6,9 +6,7 @@ indexer can report it against the item and move on.
 
 from __future__ import annotations
 
-import gzip
 import io
-import re
 import warnings
 from pathlib import Path
 
@@ -16,37 +14,31 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from tools.errors import MediaError
+from tools.files import read_bounded
+from tools.svg import inflate, output_size, renderer, sanitize, to_px_units
 
 SVG_SUFFIXES = {".svg", ".svgz"}
 WORKING_SIZE = 384  # longest side kept after decoding; captioners and embedders downscale anyway
 
 
-def check_file(path: Path, max_bytes: int, kind: str) -> int:
-    """Existence, type, emptiness and size checks; returns the size in bytes."""
-    if not path.exists():
-        raise MediaError(f"{kind} file not found: {path}")
-    if not path.is_file():
-        raise MediaError(f"{kind} path is not a regular file: {path}")
-    size = path.stat().st_size
-    if size == 0:
-        raise MediaError(f"{kind} file is empty (0 bytes): {path}")
-    if size > max_bytes:
-        raise MediaError(
-            f"{kind} file is {size / 1e6:.1f} MB, over the limit of "
-            f"{max_bytes / 1e6:.1f} MB: {path}"
-        )
-    return size
-
-
 def load_image(
     path: Path, max_bytes: int, max_pixels: int, working_size: int = WORKING_SIZE
 ) -> Image.Image:
-    """Decode an image (raster or SVG) to RGBA, downscaled to ``working_size`` on its long side."""
-    check_file(path, max_bytes, "image")
+    """Decode an image (raster or SVG) to RGBA, downscaled to ``working_size`` on its long side.
+    The file is read once, without following a link; an SVG is rendered by :mod:`tools.svg`."""
+    return decode_image(
+        read_bounded(path, max_bytes, "image"), path, max_bytes, max_pixels, working_size
+    )
+
+
+def decode_image(
+    data: bytes, path: Path, max_bytes: int, max_pixels: int, working_size: int = WORKING_SIZE
+) -> Image.Image:
+    """:func:`load_image` on bytes already read from ``path`` (named in errors)."""
     if path.suffix.lower() in SVG_SUFFIXES:
-        image = _render_svg(path, working_size)
+        image = _render_svg(data, path, max_bytes, working_size)
     else:
-        image = _decode_raster(path, max_pixels)
+        image = _decode_raster(data, path, max_pixels)
     if image.width * image.height > max_pixels:
         raise MediaError(
             f"image is {image.width}x{image.height} pixels, "
@@ -57,11 +49,11 @@ def load_image(
     return image
 
 
-def _decode_raster(path: Path, max_pixels: int) -> Image.Image:
+def _decode_raster(data: bytes, path: Path, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > max_pixels:
                 raise MediaError(
@@ -80,36 +72,16 @@ def _decode_raster(path: Path, max_pixels: int) -> Image.Image:
     return image
 
 
-_UNIT_PX = {"px": 1.0, "pt": 4 / 3, "pc": 16.0, "mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96.0}
-_SIZE_ATTR = re.compile(r'\b(width|height)\s*=\s*"\s*([0-9.]+)\s*(px|pt|pc|mm|cm|in|%)\s*"')
-
-
-def _px_units(svg_text: str) -> str:
-    """Rewrite the root element's width/height in absolute units to pixels (resvg rejects some
-    unit forms as an invalid size); percentages are dropped so the viewBox decides."""
-    match = re.search(r"<svg\b[^>]*>", svg_text)
-    if not match:
-        return svg_text
-
-    def fix(attr: re.Match[str]) -> str:
-        if attr.group(3) == "%":
-            return ""
-        return f'{attr.group(1)}="{float(attr.group(2)) * _UNIT_PX[attr.group(3)]:.2f}"'
-
-    tag = _SIZE_ATTR.sub(fix, match.group(0))
-    return svg_text[: match.start()] + tag + svg_text[match.end() :]
-
-
-def _render_svg(path: Path, size: int) -> Image.Image:
-    import resvg_py
-
+def _render_svg(data: bytes, path: Path, max_bytes: int, size: int) -> Image.Image:
+    if path.suffix.lower() == ".svgz":
+        data = inflate(data, max_bytes, path)
+    text = to_px_units(
+        sanitize(data.decode("utf-8", errors="replace"), path.parent, max_bytes, path)
+    )
+    width, height = output_size(text, size, path)
+    png = renderer().render(text, width, height, path)
     try:
-        raw = path.read_bytes()
-        if path.suffix.lower() == ".svgz":
-            raw = gzip.decompress(raw)
-        text = _px_units(raw.decode("utf-8", errors="replace"))
-        png = resvg_py.svg_to_bytes(svg_string=text, width=size, resources_dir=str(path.parent))
-        image = Image.open(io.BytesIO(bytes(png)))
+        image = Image.open(io.BytesIO(png))
         image.load()
     except (ValueError, OSError, EOFError) as exc:
         raise MediaError(f"SVG could not be rendered ({exc}): {path}") from exc

@@ -1,0 +1,58 @@
+"""What rendering SVGs in the sandbox costs: the same pictures rendered by resvg in this process
+(the raw component) and through :mod:`tools.svg`'s child process, in one run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tools.errors import MediaError
+from tools.files import read_bounded
+from tools.media import SVG_SUFFIXES, WORKING_SIZE
+from tools.svg import inflate, output_size, renderer, sanitize, to_px_units
+
+
+def svg_sandbox_cost(paths: Sequence[Path], max_bytes: int) -> dict[str, float | int | bool]:
+    """Seconds to render ``paths`` in process and in the sandbox, and the sandbox's share."""
+    import resvg_py
+
+    jobs = []
+    for path in paths:
+        if path.suffix.lower() not in SVG_SUFFIXES:
+            continue
+        try:
+            data = read_bounded(path, max_bytes, "image")
+            if path.suffix.lower() == ".svgz":
+                data = inflate(data, max_bytes, path)
+            text = to_px_units(
+                sanitize(data.decode("utf-8", "replace"), path.parent, max_bytes, path)
+            )
+            jobs.append((path, text, *output_size(text, WORKING_SIZE, path)))
+        except MediaError:
+            continue
+    sandbox = renderer()
+    if jobs:  # the child's start is paid once per process: not part of the per-picture cost
+        sandbox.render(jobs[0][1], jobs[0][2], jobs[0][3], jobs[0][0])
+    started = time.perf_counter()
+    for _path, text, width, height in jobs:
+        try:
+            resvg_py.svg_to_bytes(svg_string=text, width=width, height=height)
+        except ValueError:
+            continue
+    direct = time.perf_counter() - started
+    started = time.perf_counter()
+    for path, text, width, height in jobs:
+        try:
+            sandbox.render(text, width, height, path)
+        except MediaError:
+            continue
+    sandboxed = time.perf_counter() - started
+    share = (sandboxed - direct) / direct if direct else 0.0
+    return {
+        "pictures": len(jobs),
+        "in_process_seconds": round(direct, 3),
+        "sandboxed_seconds": round(sandboxed, 3),
+        "sandbox_overhead_share": round(share, 4),
+        "overhead_ok (<= 0.10)": share <= 0.10,
+    }
