@@ -46,6 +46,13 @@ def llm_errors() -> tuple[type[BaseException], ...]:
         # langchain raises plain ValueError for some malformed model answers (e.g. a tool call
         # or structured output it cannot parse): at this boundary that is the model's fault
         ValueError,
+        # an HTTP 200 whose body is not a chat completion (an HTML error page from a proxy,
+        # "choices": null) surfaces from the client's parsing as one of these; the calls this
+        # guards are only the model request and its parsing
+        AttributeError,
+        TypeError,
+        KeyError,
+        IndexError,
     )
 
 

@@ -93,10 +93,14 @@ class ChatClient:
                 response = self._http.post("/chat/completions", json=body)
                 if response.status_code < 500:
                     response.raise_for_status()
-                    data: dict[str, Any] = response.json()
                     self.calls += 1
-                    self.cache.put(key, data)
-                    return data
+                    data, problem = well_formed(response)
+                    if data is not None:
+                        self.cache.put(key, data)  # only a well-formed answer is kept
+                        return data
+                    error = LLMRequestError(f"{self.target.base_url} answered {problem}")
+                    time.sleep(min(2.0**attempt, 10.0))
+                    continue
                 error = httpx.HTTPStatusError(
                     f"{response.status_code}: {response.text[:200]}",
                     request=response.request,
@@ -135,6 +139,21 @@ class ChatClient:
 
     def close(self) -> None:
         self._http.close()
+
+
+def well_formed(response: httpx.Response) -> tuple[dict[str, Any] | None, str]:
+    """The body as a chat completion, or None and what is wrong with it."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None, f"with a body that is not JSON ({response.text[:120]!r})"
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices:
+        return None, f"without choices ({response.text[:120]!r})"
+    first = choices[0]
+    if not isinstance(first, dict) or not isinstance(first.get("message"), dict):
+        return None, f"with a choice that has no message ({response.text[:120]!r})"
+    return data, ""
 
 
 def content(response: dict[str, Any]) -> str:

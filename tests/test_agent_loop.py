@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessage
 from agent.conversation import Conversation
 from agent.profile import UserProfile
 from agent.recommender import Recommender
+from agent.session import SessionStore
 from indexing.store import Store
 from tests.fake_chat import ScriptedChatModel
 from tests.small_store import build_small_store
@@ -393,3 +394,47 @@ def test_one_recommender_serves_concurrent_conversations(
         assert [r.item_id for r in result.recommendations] == alone[user]
         assert convos[user].recommended == alone[user]
         assert [m[1] for m in convos[user].messages if m[0] == "user"] == [requests[user]]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"<html><body>502 Bad Gateway</body></html>", "text/html"),
+        (b'{"choices": null}', "application/json"),
+        (b'{"choices": []}', "application/json"),
+        (b'{"choices": [{"message": null}]}', "application/json"),
+        (b"not json at all", "application/json"),
+    ],
+)
+def test_garbage_from_the_llm_costs_steps_not_the_turn(
+    indexed: tuple[Settings, Store, Any], tmp_path: Path, body: bytes, content_type: str
+) -> None:
+    """An HTTP 200 with a body that is not a chat completion: every LLM step falls back with a
+    notice, the turn answers, and the session is saved."""
+    import httpx
+    from langchain_openai import ChatOpenAI
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": content_type})
+
+    def chat(*, streaming: bool, max_tokens: int) -> Any:
+        return ChatOpenAI(
+            base_url="http://llm.invalid/v1",
+            api_key="x",  # type: ignore[arg-type]
+            model="m",
+            max_retries=0,
+            streaming=streaming,
+            max_tokens=max_tokens,  # type: ignore[call-arg]
+            http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+        )
+
+    settings, store, models = indexed
+    recommender = Recommender(settings, store, models, chat)
+    convo = Conversation("g", UserProfile(user_id="g"))
+    result = recommender.respond(convo, "a bird", k=2)
+    assert len(result.recommendations) == 2
+    assert all(r.explanation_source in {"template", "reasons"} for r in result.recommendations)
+    assert result.notices
+    sessions = SessionStore(tmp_path)
+    sessions.save(convo)
+    assert sessions.load("g").recommended == convo.recommended

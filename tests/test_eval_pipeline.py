@@ -12,11 +12,12 @@ from agent.buffer import CandidateBuffer, Hit
 from agent.fusion import fuse
 from agent.llm import Endpoint
 from eval import rerank
-from eval.llm_client import ChatClient, ResponseCache
+from eval.llm_client import ChatClient, ResponseCache, content
 from eval.metrics import rank_of
 from eval.pipeline import Inputs, fused_scores, list_ranks, target_ranks, tune
 from eval.rank import apply_order, the_bar
 from tools.config import FusionWeights
+from tools.errors import LLMRequestError
 
 
 def test_vectorised_fusion_orders_items_like_the_agent() -> None:
@@ -139,3 +140,28 @@ def test_client_caches_by_request_and_resumes(tmp_path: Path) -> None:
     again = ChatClient(target, ResponseCache(cache_path))
     again._http = client._http
     assert again.many(requests, progress=False) == out and again.calls == 0
+
+
+@pytest.mark.parametrize(
+    "body", [b"<html>bad gateway</html>", b'{"choices": null}', b'{"choices": [{"x": 1}]}']
+)
+def test_malformed_answers_are_errors_and_never_cached(tmp_path: Path, body: bytes) -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) <= 1:
+            return httpx.Response(200, content=body, headers={"content-type": "text/html"})
+        return httpx.Response(200, json={"choices": [{"message": {"content": "ok"}}]})
+
+    cache_path = tmp_path / "cache.jsonl"
+    target = Endpoint("http://llm.invalid/v1", "m", "k")
+    client = ChatClient(target, ResponseCache(cache_path), retries=0)
+    client._http = httpx.Client(base_url=target.base_url, transport=httpx.MockTransport(handler))
+    request = {"messages": [{"role": "user", "content": "q"}]}
+    with pytest.raises(LLMRequestError, match="answered"):
+        client.one(request)
+    assert not cache_path.exists() or not cache_path.read_text().strip()
+    again = ChatClient(target, ResponseCache(cache_path), retries=0)
+    again._http = client._http
+    assert content(again.one(request)) == "ok"  # the re-run asks again, it does not replay
