@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from agent.request_types import Standing
 from tools.errors import InputError
 
-USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+USER_ID = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # used with fullmatch
 
 
 class Constraints(BaseModel):
@@ -104,7 +104,7 @@ class ProfileStore:
         self.folder = folder
 
     def _path(self, user_id: str) -> Path:
-        if not USER_ID.match(user_id):
+        if not USER_ID.fullmatch(user_id):
             raise InputError(f"user id {user_id!r} is not allowed: use 1-64 letters, digits, _.@-")
         return self.folder / f"{user_id}.json"
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from cli.render import safe
 
 if TYPE_CHECKING:
     from agent.conversation import Conversation, TurnResult
@@ -31,17 +32,17 @@ HELP = (
 
 def print_turn(result: TurnResult, console: Console, streamed: bool) -> None:
     if not streamed:
-        console.print(f"[bold]recagent:[/bold] {escape(result.intro)}")
+        console.print(f"[bold]recagent:[/bold] {safe(result.intro)}")
     for notice in result.notices:
-        console.print(f"[yellow]notice:[/yellow] {escape(notice)}")
+        console.print(f"[yellow]notice:[/yellow] {safe(notice)}")
     for number, rec in enumerate(result.recommendations, start=1):
         console.print(
-            f"  [bold]{number}. {escape(rec.title)}[/bold] [dim]({escape(rec.item_id)}, "
+            f"  [bold]{number}. {safe(rec.title)}[/bold] [dim]({safe(rec.item_id)}, "
             f"score {rec.score:.4f})[/dim]"
         )
         console.print(
-            f"     {escape(rec.explanation)} [dim]— from {escape(', '.join(rec.cited_fields))}; "
-            f"{escape(rec.explanation_source)}[/dim]"
+            f"     {safe(rec.explanation)} [dim]— from {safe(', '.join(rec.cited_fields))}; "
+            f"{safe(rec.explanation_source)}[/dim]"
         )
 
 
@@ -54,7 +55,7 @@ def print_constraints(result: TurnResult | None, console: Console) -> None:
     for column in ("kind", "value", "from", "your words"):
         table.add_column(column, overflow="fold")
     for a in result.applied:
-        table.add_row(escape(a.kind), escape(a.shown()), escape(a.source), escape(a.words))
+        table.add_row(safe(a.kind), safe(a.shown()), safe(a.source), safe(a.words))
     console.print(table)
 
 
@@ -63,11 +64,11 @@ def why(result: TurnResult | None, number: int, console: Console) -> None:
         console.print("no such recommendation")
         return
     rec = result.recommendations[number - 1]
-    table = Table(title=escape(f"why {rec.title} ({rec.item_id})"))
+    table = Table(title=safe(f"why {rec.title} ({rec.item_id})"))
     table.add_column("signal")
     table.add_column("value")
     for key, value in rec.breakdown.items():
-        table.add_row(escape(key), f"{value:.4f}")
+        table.add_row(safe(key), f"{value:.4f}")
     console.print(table)
     console.print(f"explanation ({rec.explanation_source}): {rec.explanation}", markup=False)
     console.print(f"cited fields: {', '.join(rec.cited_fields)}", markup=False)
@@ -106,7 +107,7 @@ def run_turn(
 
     def on_ranked(ranked: list[tuple[str, str]]) -> None:
         if ranked:
-            console.print(f"[dim]found: {escape(' · '.join(title for _, title in ranked))}[/dim]")
+            console.print(f"[dim]found: {safe(' · '.join(title for _, title in ranked))}[/dim]")
 
     result = recommender.respond(
         convo, message, k, attachments, on_token if stream else None, on_ranked=on_ranked
@@ -116,7 +117,7 @@ def run_turn(
         if "".join(streamed).strip().strip('"') != result.intro:
             console.print(
                 f"[dim](withdrawn: that sentence named items that are not among the "
-                f"recommendations)[/dim] {escape(result.intro)}"
+                f"recommendations)[/dim] {safe(result.intro)}"
             )
     else:
         prefix()
@@ -134,7 +135,7 @@ def repl(
     lines: Iterable[str] | None = None,
 ) -> None:
     """The chat loop; ``lines`` replaces the keyboard (scripted conversations, tests)."""
-    console.print(f"chatting as [bold]{escape(convo.user_id)}[/bold]; {HELP}")
+    console.print(f"chatting as [bold]{safe(convo.user_id)}[/bold]; {HELP}")
     attachments: dict[str, Path] = {}
     last: TurnResult | None = None
     source = iter(lines) if lines is not None else None
@@ -144,7 +145,7 @@ def repl(
         except (EOFError, StopIteration):
             break
         if source is not None:
-            console.print(f"[bold]you:[/bold] {escape(line)}")
+            console.print(f"[bold]you:[/bold] {safe(line)}")
         line = line.strip()
         if not line:
             continue

@@ -25,11 +25,27 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from tools.text import clean
+
 if TYPE_CHECKING:
     from indexing.records import Hit
 
-console = Console()
-err = Console(stderr=True)
+
+class SafeConsole(Console):
+    """A console that never writes a control or bidirectional-override character it was given
+    as text (a catalogue title or an LLM answer could carry a terminal escape)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(clean(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+def safe(text: str) -> str:
+    """Untrusted ``text`` for a markup string: escaped, control characters removed."""
+    return escape(clean(text))
+
+
+console = SafeConsole()
+err = SafeConsole(stderr=True)
 
 
 def progress_bar(out: Console) -> Progress:
@@ -88,7 +104,7 @@ def notice_printer(out: Console) -> Callable[[str], None]:
     """``on_notice(text)``: a yellow ``notice:`` line."""
 
     def notice(text: str) -> None:
-        out.print(f"[yellow]notice:[/yellow] {escape(text)}")
+        out.print(f"[yellow]notice:[/yellow] {safe(text)}")
 
     return notice
 
@@ -116,22 +132,20 @@ def hit_json(hit: Hit) -> dict[str, object]:
 
 def print_hits(hits: Sequence[Hit], out: Console, title: str) -> None:
     """A ranked table of hits (score, item, category, caption / transcript)."""
-    table = Table(title=f"top {len(hits)} for {escape(title)}")
+    table = Table(title=f"top {len(hits)} for {safe(title)}")
     for column in ("#", "score", "item", "category", "caption / transcript"):
         table.add_column(column, overflow="fold")
     for rank, hit in enumerate(hits, start=1):
         media = []
         if hit.caption:
-            media.append(
-                f"[dim]caption ({escape(hit.caption_source)}):[/dim] {escape(hit.caption)}"
-            )
+            media.append(f"[dim]caption ({safe(hit.caption_source)}):[/dim] {safe(hit.caption)}")
         if hit.transcript:
-            media.append(f"[dim]heard:[/dim] “{escape(hit.transcript)}”")
+            media.append(f"[dim]heard:[/dim] “{safe(hit.transcript)}”")
         table.add_row(
             str(rank),
             f"{hit.score:.3f}",
-            f"{escape(hit.title)}\n[dim]{escape(hit.id)}[/dim]",
-            escape(hit.category or "-"),
+            f"{safe(hit.title)}\n[dim]{safe(hit.id)}[/dim]",
+            safe(hit.category or "-"),
             "\n".join(media) or "-",
         )
     out.print(table)
@@ -156,9 +170,9 @@ def print_report(report: dict[str, object], out: Console) -> None:
         table.add_column("problem", overflow="fold")
         for entry in failed[:50]:
             table.add_row(
-                escape(str(entry["item"] or "-")),
-                escape(str(entry["where"])),
-                escape(str(entry["problem"])),
+                safe(str(entry["item"] or "-")),
+                safe(str(entry["where"])),
+                safe(str(entry["problem"])),
             )
         out.print(table)
         if len(failed) > 50:

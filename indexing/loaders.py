@@ -3,6 +3,8 @@
 A bad row never aborts a load: it becomes an :class:`ItemError` naming the line and the item id
 (when one could be read), and the remaining rows load. Media paths are resolved against the
 catalogue file's folder and must stay inside it (symlinks are followed before the check).
+Bounds: a row is at most ``MAX_LINE_BYTES`` and nests at most ``MAX_DEPTH`` levels; control and
+bidirectional-override characters are removed from every string (:mod:`tools.text`).
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
 from indexing.schema import Item
 from tools.errors import CatalogueError, InputError
+from tools.text import clean_all
 
 CSV_LIST_SEPARATOR = ";"
+MAX_LINE_BYTES = 1_000_000  # one catalogue row
+MAX_DEPTH = 16  # JSON nesting within a row
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ def load_catalogue(path: Path) -> LoadResult:
         raw_id = row.get("id")
         item_id = str(raw_id) if isinstance(raw_id, str | int) else None
         try:
+            row = clean_all(row)  # no terminal escapes or bidi overrides in stored text
             _resolve_media(row, root)
             item = Item.model_validate(row)
         except (ValidationError, InputError) as exc:
@@ -118,10 +124,25 @@ def _decode(raw: bytes, where: str) -> str | ItemError:
         return ItemError(where, f"not valid UTF-8 text ({exc.reason} at byte {exc.start})")
 
 
+def _lines(handle: BinaryIO) -> Iterator[bytes | None]:
+    """The file's lines, each read up to ``MAX_LINE_BYTES``; None for a longer line (the rest of
+    it is skipped without being held in memory)."""
+    while raw := handle.readline(MAX_LINE_BYTES + 1):
+        if len(raw) <= MAX_LINE_BYTES or raw.endswith(b"\n"):
+            yield raw
+            continue
+        while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
+            pass
+        yield None
+
+
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | ItemError]]:
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(_lines(handle), start=1):
             where = f"line {number}"
+            if raw is None:
+                yield where, ItemError(where, f"line is over the limit of {MAX_LINE_BYTES:,} bytes")
+                continue
             line = _decode(raw, where)
             if isinstance(line, ItemError):
                 yield where, line
@@ -133,10 +154,26 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | ItemError]]:
             except json.JSONDecodeError as exc:
                 yield where, ItemError(where, f"malformed JSON: {exc.msg} at column {exc.colno}")
                 continue
+            except RecursionError:
+                yield where, ItemError(where, "JSON nested too deeply")
+                continue
+            if _depth(row) > MAX_DEPTH:
+                yield where, ItemError(where, f"JSON nested deeper than {MAX_DEPTH} levels")
+                continue
             if not isinstance(row, dict):
                 yield where, ItemError(where, "each line must be a JSON object")
                 continue
             yield where, row
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | ItemError]]:
@@ -155,6 +192,9 @@ def _csv_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | ItemError]]:
         raise CatalogueError(f"{path}: the header must name at least 'id' and 'title' columns")
     for number, raw in enumerate(lines[1:], start=2):
         where = f"line {number}"
+        if len(raw) > MAX_LINE_BYTES:
+            yield where, ItemError(where, f"line is over the limit of {MAX_LINE_BYTES:,} bytes")
+            continue
         text = _decode(raw, where)
         if isinstance(text, ItemError):
             yield where, text

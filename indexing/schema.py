@@ -19,14 +19,16 @@ list (e.g. a spoken description and a sound effect).
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}")  # used with fullmatch
 Scalar = str | int | float | bool
+MAX_METADATA_CHARS = 65_536  # an item's metadata, as JSON
 
 
 def _listify(value: Any) -> Any:
@@ -46,7 +48,7 @@ class Item(BaseModel):
     title: str = Field(min_length=1, max_length=500)
     description: str = Field("", max_length=20_000)
     category: str | None = None
-    price: float | None = Field(None, ge=0)
+    price: float | None = Field(None, ge=0, allow_inf_nan=False)
     attributes: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
     image: Path | None = None
     audio: Annotated[list[Path], BeforeValidator(_listify)] = Field(default_factory=list)
@@ -59,10 +61,20 @@ class Item(BaseModel):
             value = str(value)
         if not isinstance(value, str):
             raise ValueError("id must be a string")
-        if not ID_PATTERN.match(value) or ".." in value.split("/") or "//" in value:
+        if not ID_PATTERN.fullmatch(value) or ".." in value.split("/") or "//" in value:
             raise ValueError(
                 f"id {value!r} is not allowed: use 1-200 letters, digits and ._:/- "
                 "without '..' segments"
+            )
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _bounded_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(value, default=str))
+        if size > MAX_METADATA_CHARS:
+            raise ValueError(
+                f"metadata is {size:,} characters as JSON, over the limit of {MAX_METADATA_CHARS:,}"
             )
         return value
 

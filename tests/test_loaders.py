@@ -128,3 +128,46 @@ def test_write_jsonl_round_trip(tmp_path: Path) -> None:
     write_jsonl(items, out)
     assert json.loads(out.read_text())["image"] == "a.png"
     assert load_catalogue(out).items == items
+
+
+def test_rows_over_the_limits_cost_that_row(tmp_path: Path) -> None:
+    from indexing.loaders import MAX_LINE_BYTES
+
+    deep = '{"id": "deep", "title": "x", "metadata": ' + "[" * 1000 + "]" * 1000 + "}"
+    nested = '{"id": "nested", "title": "x", "metadata": {"a": ' + "[" * 40 + "]" * 40 + "}}"
+    long = json.dumps({"id": "long", "title": "x", "description": "y" * (MAX_LINE_BYTES + 10)})
+    rows = [
+        deep,
+        nested,
+        long,
+        json.dumps({"id": "inf", "title": "x", "price": float("inf")}),
+        json.dumps({"id": "meta", "title": "x", "metadata": {"blob": "z" * 70_000}}),
+        json.dumps({"id": "ok\n", "title": "trailing newline in the id"}),
+        json.dumps({"id": "good", "title": "still loads"}),
+    ]
+    path = tmp_path / "items.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    result = load_catalogue(path)
+    assert [i.id for i in result.items] == ["good"]
+    problems = {e.where: e.problem for e in result.errors}
+    assert "nested too deeply" in problems["line 1"]
+    assert "deeper than" in problems["line 2"]
+    assert "over the limit" in problems["line 3"]
+    assert "finite" in problems["line 4"]
+    assert "metadata is" in problems["line 5"]
+    assert "not allowed" in problems["line 6"]
+
+
+def test_control_and_bidi_characters_are_removed_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    row = {
+        "id": "a",
+        "title": "Evil\x1b]0;pwned\x07 \u202etitle\x1b[2J",
+        "description": "line one\nline two\ttab",
+        "attributes": {"colour\x1b[31m": "red\x9b"},
+    }
+    path.write_text(json.dumps(row) + "\n")
+    item = load_catalogue(path).items[0]
+    assert item.title == "Evil]0;pwned title[2J"
+    assert item.description == "line one\nline two\ttab"
+    assert item.attributes == {"colour[31m": "red"}
