@@ -31,7 +31,9 @@ def endpoint(settings: Settings) -> Endpoint:
         )
     if current != "ready":
         raise LLMUnavailable(f"the local LLM server (pid {state.pid}) is still starting")
-    return Endpoint(state.base_url, cfg.model_name or state.served_name, cfg.api_key)
+    return Endpoint(
+        state.base_url, cfg.model_name or state.served_name, state.api_key or cfg.api_key
+    )
 
 
 class ChatFactory(Protocol):

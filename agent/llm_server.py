@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -29,6 +30,8 @@ from tools.errors import ServerError
 from tools.provisioning import resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+MAX_LOG_BYTES = 20_000_000  # a longer log is rotated to server.log.1 when a server starts
 
 TOOL_PARSERS = {
     "qwen": "hermes",
@@ -48,6 +51,8 @@ class ServerState:
     served_name: str
     log: str
     started: float
+    api_key: str = ""  # the bearer token the server requires (made at start, file is 0600)
+    process_start: str = ""  # the kernel's start time of ``pid``: a reused pid differs
 
     @property
     def base_url(self) -> str:
@@ -74,7 +79,7 @@ def build_command(settings: Settings, model_path: str) -> list[str]:
     return [
         str(vllm_python(settings)),
         "-m",
-        "vllm.entrypoints.openai.api_server",
+        SERVER_MODULE,
         "--model",
         model_path,
         "--served-model-name",
@@ -91,6 +96,7 @@ def build_command(settings: Settings, model_path: str) -> list[str]:
         "--generation-config",
         "vllm",
         "--disable-log-stats",
+        "--disable-uvicorn-access-log",  # one line per request would grow the log without bound
     ]
 
 
@@ -113,6 +119,36 @@ def read_state(settings: Settings) -> ServerState | None:
         return None
 
 
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` in clock ticks since boot (/proc), None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _command_line(pid: int) -> str | None:
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return None
+
+
+def _ours(state: ServerState) -> bool:
+    """Whether ``state.pid`` is still the server recagent started: alive, started at the recorded
+    time and running vLLM's API server (a stale file's pid may now belong to anyone)."""
+    if not _alive(state.pid):
+        return False
+    started = _process_start(state.pid)
+    if started is not None and state.process_start and started != state.process_start:
+        return False
+    command = _command_line(state.pid)
+    return command is None or SERVER_MODULE in command
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -126,19 +162,33 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def ready(base_url: str, timeout: float = 2.0) -> bool:
+def ready(base_url: str, timeout: float = 2.0, api_key: str = "") -> bool:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        return httpx.get(f"{base_url}/models", timeout=timeout).status_code == 200
+        return httpx.get(f"{base_url}/models", timeout=timeout, headers=headers).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def answers(base_url: str, timeout: float = 2.0) -> bool:
+    """Whether something answers at ``base_url`` as an OpenAI-compatible server (with or
+    without wanting a key)."""
+    try:
+        return httpx.get(f"{base_url}/models", timeout=timeout).status_code in {200, 401}
     except httpx.HTTPError:
         return False
 
 
 def status(settings: Settings) -> tuple[ServerState | None, str]:
-    """(state, one of "ready", "starting", "stopped")."""
+    """(state, one of "ready", "starting", "stopped"). A state file whose process is gone or is
+    no longer the server recagent started is stale: it is removed and the server is stopped."""
     state = read_state(settings)
-    if state is None or not _alive(state.pid):
+    if state is None:
         return None, "stopped"
-    return state, "ready" if ready(state.base_url) else "starting"
+    if not _ours(state):
+        state_path(settings).unlink(missing_ok=True)
+        return None, "stopped"
+    return state, "ready" if ready(state.base_url, api_key=state.api_key) else "starting"
 
 
 def serve(settings: Settings, on_wait: Callable[[float, str], None] | None = None) -> ServerState:
@@ -154,7 +204,7 @@ def serve(settings: Settings, on_wait: Callable[[float, str], None] | None = Non
             f"no vLLM environment at {python}: run `bash scripts/setup-vllm.sh` "
             "(or set llm.python to an interpreter that has vllm installed)"
         )
-    if ready(f"http://{settings.llm.host}:{settings.llm.port}/v1"):
+    if answers(f"http://{settings.llm.host}:{settings.llm.port}/v1"):
         raise ServerError(
             f"port {settings.llm.port} already answers as an OpenAI-compatible server that "
             "recagent did not start; stop it, or set llm.base_url to use it"
@@ -162,9 +212,12 @@ def serve(settings: Settings, on_wait: Callable[[float, str], None] | None = Non
     model_path = resolve(settings.models.llm, settings.models_dir)
     log = state_path(settings).with_name("server.log")
     log.parent.mkdir(parents=True, exist_ok=True)
+    if log.exists() and log.stat().st_size > MAX_LOG_BYTES:
+        log.replace(log.with_name("server.log.1"))
+    api_key = secrets.token_urlsafe(24)
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            build_command(settings, model_path),
+            [*build_command(settings, model_path), "--api-key", api_key],
             stdout=sink,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -179,8 +232,10 @@ def serve(settings: Settings, on_wait: Callable[[float, str], None] | None = Non
         settings.llm.served_name,
         str(log),
         time.time(),
+        api_key,
+        _process_start(process.pid) or "",
     )
-    state_path(settings).write_text(json.dumps(asdict(state), indent=1))
+    _write_private(state_path(settings), json.dumps(asdict(state), indent=1))
     return _wait(settings, state, on_wait)
 
 
@@ -189,9 +244,9 @@ def _wait(
 ) -> ServerState:
     deadline = state.started + settings.llm.startup_timeout
     while time.time() < deadline:
-        if ready(state.base_url):
+        if ready(state.base_url, api_key=state.api_key):
             return state
-        if not _alive(state.pid):
+        if not _ours(state):
             tail = (
                 Path(state.log).read_text(errors="replace")[-3000:]
                 if Path(state.log).exists()
@@ -217,11 +272,22 @@ def _last_line(log: Path) -> str:
         return ""
 
 
+def _write_private(path: Path, text: str) -> None:
+    """``text`` to ``path``, readable by its owner only (it holds the server's key)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
 def stop(settings: Settings, timeout: float = 30.0) -> bool:
-    """Stop the recorded server (its whole process group); False when none was running."""
+    """Stop the recorded server (its whole process group); False when none was running. A
+    stale record (its pid gone, or reused by another program) is removed and nothing is
+    signalled."""
     state = read_state(settings)
     state_path(settings).unlink(missing_ok=True)
-    if state is None or not _alive(state.pid):
+    if state is None or not _ours(state):
         return False
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
         try:

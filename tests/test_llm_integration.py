@@ -90,6 +90,10 @@ def test_server_reuse_and_status(served: tuple[Settings, Store, Any]) -> None:
     assert current == "ready" and state is not None
     again = llm_server.serve(settings)  # a second serve reuses the running server
     assert again.pid == state.pid
+    # the local server wants its key; the state file that holds it is private
+    assert state.api_key and not llm_server.ready(state.base_url)
+    assert llm_server.ready(state.base_url, api_key=state.api_key)
+    assert llm_server.state_path(settings).stat().st_mode & 0o077 == 0
 
 
 def test_multi_turn_conversation_with_constraints(served: tuple[Settings, Store, Any]) -> None:
@@ -249,7 +253,7 @@ def test_llm_killed_mid_conversation_falls_back(served: tuple[Settings, Store, A
     assert state is not None
     os.killpg(state.pid, signal.SIGKILL)
     deadline = time.time() + 30
-    while llm_server.ready(state.base_url) and time.time() < deadline:
+    while llm_server.answers(state.base_url) and time.time() < deadline:
         time.sleep(0.5)
     after = recommender.respond(convo, "Now show me some food.", k=3)
     assert len(after.recommendations) == 3
