@@ -33,6 +33,13 @@ def index(
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Index only the first N items.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write the run report as JSON here.")] = None,
+    reembed: Annotated[
+        bool,
+        typer.Option(
+            help="When the store was embedded by other models than the configured ones, delete "
+            "its vectors and embed everything again (without it such a store is refused)."
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Build or update the Chroma collections for a catalogue (incremental, resumable)."""
@@ -44,7 +51,9 @@ def index(
         collection=collection,
         index={"batch_size": batch_size},
     )
-    index_catalogue(cfg, catalogue, console, prune=prune, limit=limit, report_path=report)
+    index_catalogue(
+        cfg, catalogue, console, prune=prune, limit=limit, report_path=report, reembed=reembed
+    )
 
 
 def index_catalogue(
@@ -54,6 +63,7 @@ def index_catalogue(
     prune: bool = False,
     limit: int | None = None,
     report_path: Path | None = None,
+    reembed: bool = False,
 ) -> None:
     """Index ``catalogue`` into the configured store: a bar on a terminal, one line per written
     chunk in logs and pipes; then the report (also written to ``report_path`` as JSON)."""
@@ -70,7 +80,7 @@ def index_catalogue(
         f"(collections {settings.collection}_text / {settings.collection}_image)",
         markup=False,
     )
-    store, models = open_store(settings)
+    store, models = open_store(settings, reembed=reembed)
     indexer = Indexer(store, models, settings.index)
     if out.is_terminal:
         with render.progress(out, "indexing") as report_progress:

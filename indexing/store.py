@@ -33,7 +33,7 @@ from indexing.schema import Item
 from tools.config import Settings
 from tools.embed_image import ImageEmbedder
 from tools.embed_text import TextEmbedder
-from tools.errors import InputError
+from tools.errors import InputError, StoreError
 from tools.factory import Models, build_models
 from tools.media import load_image
 
@@ -58,12 +58,18 @@ class Store:
         text_embedder: TextEmbedder,
         image_embedder: ImageEmbedder,
         loader: SafeImageLoader | None = None,
+        reembed: bool = False,
     ) -> None:
+        """``reembed``: when a collection was embedded by another model than the configured
+        one, delete it so the next index run embeds everything again (only ``index`` asks for
+        this); otherwise such a store is refused with both models named."""
         self.client = client
         self.prefix = prefix
+        self.reembed = reembed
         self.text_ef = TextEmbeddingFunction(text_embedder)
         self.image_ef = ImageEmbeddingFunction(image_embedder)
         self.loader = loader or SafeImageLoader()
+        self._check_embedder(f"{prefix}_text", "text_embedder", text_embedder.model_id)
         self.text = client.get_or_create_collection(
             f"{prefix}_text",
             embedding_function=self.text_ef,
@@ -72,22 +78,30 @@ class Store:
         )
         self.images = self._image_collection(image_embedder)
 
+    def _check_embedder(self, name: str, key: str, wanted: str) -> None:
+        """Refuse (or, with ``reembed``, delete) collection ``name`` when its vectors were made
+        by another model than ``wanted``."""
+        if name not in {c.name for c in self.client.list_collections()}:
+            return
+        made_by = (self.client.get_collection(name).metadata or {}).get(key)
+        if made_by in (None, wanted):
+            return
+        if not self.reembed:
+            raise StoreError(
+                f"the store's {key.replace('_', ' ')} is {made_by}, but the configuration names "
+                f"{wanted}; set it back to {made_by}, or run `recagent index --reembed` to "
+                f"embed the catalogue again with {wanted} (the old vectors are deleted)"
+            )
+        log.warning("%s changed from %s to %s: embedding everything again", key, made_by, wanted)
+        self.client.delete_collection(name)
+
     def _image_collection(self, embedder: ImageEmbedder) -> Any:
         name = f"{self.prefix}_image"
-        existing = {c.name for c in self.client.list_collections()}
-        if name in existing:
-            current = self.client.get_collection(
+        self._check_embedder(name, "image_embedder", embedder.model_id)
+        if name in {c.name for c in self.client.list_collections()}:
+            return self.client.get_collection(
                 name, embedding_function=self.image_ef, data_loader=self.loader
             )
-            made_by = (current.metadata or {}).get("image_embedder")
-            if made_by == embedder.model_id:
-                return current
-            log.warning(
-                "image embedder changed from %s to %s: re-indexing all images",
-                made_by,
-                embedder.model_id,
-            )
-            self.client.delete_collection(name)
         return self.client.create_collection(
             name,
             embedding_function=self.image_ef,
@@ -263,10 +277,13 @@ class Store:
         return found
 
 
-def open_store(settings: Settings) -> tuple[Store, Models]:
-    """The configured models and the store they index into (embedded or server)."""
+def open_store(settings: Settings, reembed: bool = False) -> tuple[Store, Models]:
+    """The configured models and the store they index into (embedded or server). A store
+    embedded by other models is refused unless ``reembed`` (see :class:`Store`)."""
     models = build_models(settings)
     client = open_client(settings.resolved_store_dir, settings.chroma_url)
     loader = SafeImageLoader(settings.index.max_image_bytes, settings.index.max_image_pixels)
-    store = Store(client, settings.collection, models.text_embedder, models.image_embedder, loader)
+    store = Store(
+        client, settings.collection, models.text_embedder, models.image_embedder, loader, reembed
+    )
     return store, models

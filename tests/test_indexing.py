@@ -14,11 +14,11 @@ from tests import media
 from tests.conftest import copy_slice
 from tests.tiny_models import tiny_clip
 from tools.config import Settings
-from tools.errors import InputError
+from tools.errors import InputError, StoreError
 
 
-def _store(settings: Settings) -> tuple[Store, Indexer]:
-    store, models = open_store(settings)
+def _store(settings: Settings, reembed: bool = False) -> tuple[Store, Indexer]:
+    store, models = open_store(settings, reembed=reembed)
     return store, Indexer(store, models, settings.index)
 
 
@@ -164,7 +164,12 @@ def test_switching_image_embedder_reindexes_images(
             )
         }
     )
-    clip_store, clip_indexer = _store(clip)
+    # any other command (it opens the store without reembed) refuses, naming both models,
+    # and the stored vectors stay
+    with pytest.raises(StoreError, match=r"pixelstats-v1.*clip:"):
+        open_store(clip)
+    assert _store(settings)[0].images.count() == len([r for r in rows if r.get("image")])
+    clip_store, clip_indexer = _store(clip, reembed=True)  # only index --reembed re-embeds
     report = clip_indexer.run(load_catalogue(catalogue))
     assert clip_store.image_embedder_id.startswith("clip:")
     with_images = [str(r["id"]) for r in rows if r.get("image")]
