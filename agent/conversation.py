@@ -69,6 +69,8 @@ class Conversation:
     history_ids: list[str] = field(default_factory=list)
     history_titles: list[str] = field(default_factory=list)
     requests: list[TurnMemory] = field(default_factory=list)  # what each turn asked for
+    # what the session store loaded or last saved (its saves add only what changed since)
+    base: Any = field(default=None, repr=False, compare=False)
 
     def transcript(self, last: int = 8) -> str:
         return "\n".join(f"{role}: {text}" for role, text in self.messages[-last:]) or "(none)"

@@ -22,7 +22,11 @@ class Endpoint:
 def endpoint(settings: Settings) -> Endpoint:
     cfg = settings.llm
     if cfg.base_url:
-        return Endpoint(cfg.base_url.rstrip("/"), cfg.model_name or cfg.served_name, cfg.api_key)
+        return Endpoint(
+            cfg.base_url.rstrip("/"),
+            cfg.model_name or cfg.served_name,
+            cfg.api_key.get_secret_value(),
+        )
     state, current = llm_server.status(settings)
     if state is None:
         raise LLMUnavailable(
@@ -32,7 +36,9 @@ def endpoint(settings: Settings) -> Endpoint:
     if current != "ready":
         raise LLMUnavailable(f"the local LLM server (pid {state.pid}) is still starting")
     return Endpoint(
-        state.base_url, cfg.model_name or state.served_name, state.api_key or cfg.api_key
+        state.base_url,
+        cfg.model_name or state.served_name,
+        state.api_key or cfg.api_key.get_secret_value(),
     )
 
 

@@ -1,21 +1,18 @@
 """The structured user profile: likes, dislikes, constraints and a short taste summary.
 
 The LLM writes a :class:`ProfileUpdate` for each turn (JSON-schema structured output);
-:func:`merge` folds it into the stored :class:`UserProfile`. Profiles persist as JSON, one file
-per user, and are shown by the chat's ``/profile`` command.
+:func:`merge` folds it into the stored :class:`UserProfile`. Profiles persist in the session
+database (:mod:`agent.session`) and are shown by the chat's ``/profile`` command.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
 from agent.request_types import Standing
-from tools.errors import InputError
 
 USER_ID = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # used with fullmatch
 
@@ -63,7 +60,7 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _union(old: list[str], new: list[str], drop: list[str]) -> list[str]:
+def union(old: list[str], new: list[str], drop: list[str]) -> list[str]:
     dropped = {_norm(d) for d in drop}
     out: list[str] = []
     seen: set[str] = set()
@@ -81,45 +78,20 @@ def merge(profile: UserProfile, update: ProfileUpdate) -> UserProfile:
     old, new = profile.constraints, update.constraints
     constraints = Constraints(
         categories=new.categories or old.categories,
-        exclude_categories=_union(old.exclude_categories, new.exclude_categories, new.categories),
+        exclude_categories=union(old.exclude_categories, new.exclude_categories, new.categories),
         min_price=new.min_price if new.min_price is not None else old.min_price,
         max_price=new.max_price if new.max_price is not None else old.max_price,
         modality=new.modality if new.modality != "any" else old.modality,
     )
     return UserProfile(
         user_id=profile.user_id,
-        likes=_union(profile.likes, update.likes, update.dislikes),
-        dislikes=_union(profile.dislikes, update.dislikes, update.likes),
+        likes=union(profile.likes, update.likes, update.dislikes),
+        dislikes=union(profile.dislikes, update.dislikes, update.likes),
         constraints=constraints,
         summary=update.summary.strip() or profile.summary,
         turns=profile.turns + 1,
         standing=profile.standing,
     )
-
-
-class ProfileStore:
-    """One JSON file per user under ``folder``."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def _path(self, user_id: str) -> Path:
-        if not USER_ID.fullmatch(user_id):
-            raise InputError(f"user id {user_id!r} is not allowed: use 1-64 letters, digits, _.@-")
-        return self.folder / f"{user_id}.json"
-
-    def load(self, user_id: str) -> UserProfile:
-        path = self._path(user_id)
-        if not path.is_file():
-            return UserProfile(user_id=user_id)
-        return UserProfile.model_validate(json.loads(path.read_text()))
-
-    def save(self, profile: UserProfile) -> None:
-        path = self._path(profile.user_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(profile.model_dump_json(indent=2))
-        tmp.replace(path)
 
 
 _PRICE = re.compile(

@@ -62,7 +62,9 @@ def llm_status(ctx: typer.Context, config: ConfigOpt = None) -> None:
 
     cfg = settings(ctx, config)
     if cfg.llm.base_url:
-        ok = llm_server.ready(cfg.llm.base_url.rstrip("/"), api_key=cfg.llm.api_key)
+        ok = llm_server.ready(
+            cfg.llm.base_url.rstrip("/"), api_key=cfg.llm.api_key.get_secret_value()
+        )
         console.print(
             f"remote endpoint {escape(cfg.llm.base_url)}: "
             f"{'[green]ready[/green]' if ok else '[red]unreachable[/red]'}"

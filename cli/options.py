@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
-from tools.config import Settings, load_settings
+from tools.config import Settings, describe_errors, load_settings
 from tools.errors import ConfigError
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")]
@@ -38,5 +37,5 @@ def settings(ctx: typer.Context, config: Path | None, **overrides: Any) -> Setti
         return load_settings(config, **merged)
     except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from exc
-    except (ValidationError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from exc
+    except ValidationError as exc:  # an override that no file or section check saw
+        raise ConfigError(f"invalid configuration: {describe_errors(exc)}") from None

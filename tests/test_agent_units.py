@@ -1,7 +1,6 @@
 """Agent building blocks on hand-worked cases: buffer, fusion, profile merging, tolerant
 tool-call parsing (raw and malformed JSON), and the grounding checker."""
 
-from pathlib import Path
 
 import pytest
 
@@ -11,7 +10,6 @@ from agent.grounding import Explanation, check, template
 from agent.parsing import parse_tool_calls
 from agent.profile import (
     Constraints,
-    ProfileStore,
     ProfileUpdate,
     UserProfile,
     merge,
@@ -19,7 +17,6 @@ from agent.profile import (
 )
 from indexing.records import Hit
 from tools.config import FusionWeights
-from tools.errors import InputError
 
 
 def _buffer() -> CandidateBuffer:
@@ -111,15 +108,6 @@ def test_constraints_stated_in_plain_words() -> None:
     assert stated_constraints("just the animal", categories).constraints.categories == ["animals"]
     plain = stated_constraints("I like animals and food", categories).constraints
     assert plain == Constraints()
-
-
-def test_profile_store_round_trip_and_bad_ids(tmp_path: Path) -> None:
-    store = ProfileStore(tmp_path)
-    assert store.load("alice").likes == []
-    store.save(UserProfile(user_id="alice", likes=["cats"]))
-    assert store.load("alice").likes == ["cats"]
-    with pytest.raises(InputError, match="not allowed"):
-        store.load("../etc/passwd")
 
 
 NAMES = {"search_catalog", "get_item"}

@@ -1,9 +1,9 @@
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from tools.config import load_settings
+from tools.errors import ConfigError
 
 
 def test_priority_flags_over_env_over_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,10 +35,35 @@ def test_config_env_var_and_missing_file(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_invalid_values_are_rejected() -> None:
-    with pytest.raises(ValidationError, match="collection"):
+    with pytest.raises(ConfigError, match="collection"):
         load_settings(collection="bad name!")
-    with pytest.raises(ValidationError, match="batch_size"):
+    with pytest.raises(ConfigError, match="batch_size"):
         load_settings(index={"batch_size": 0})
+
+
+def test_file_errors_name_the_file_and_the_key_and_never_echo_values(tmp_path: Path) -> None:
+    config = tmp_path / "recagent.toml"
+    config.write_text("[index]\nmax_image_byte = 1\n")  # misspelt: was silently ignored
+    with pytest.raises(ConfigError, match=r"recagent.toml.*index.max_image_byte"):
+        load_settings(config)
+    config.write_text("[turn]\nexpansion = true\n")
+    with pytest.raises(ConfigError, match=r"turn\.expansion"):
+        load_settings(config)
+    config.write_text('api_key = "sk-very-secret"\n')  # misplaced: it belongs under [llm]
+    with pytest.raises(ConfigError, match="api_key") as info:
+        load_settings(config)
+    assert "sk-very-secret" not in str(info.value)
+    config.write_text('[llm]\nport = "sk-very-secret"\n')
+    with pytest.raises(ConfigError, match=r"llm\.port") as info:
+        load_settings(config)
+    assert "sk-very-secret" not in str(info.value)
+    config.write_text("[index\nbatch_size = 3\n")
+    with pytest.raises(ConfigError, match=r"recagent.toml is not valid TOML"):
+        load_settings(config)
+    config.write_text('[llm]\napi_key = "sk-very-secret"\n')
+    settings = load_settings(config)
+    assert "sk-very-secret" not in repr(settings) and "sk-very-secret" not in str(settings.llm)
+    assert settings.llm.api_key.get_secret_value() == "sk-very-secret"
 
 
 def test_store_dir_defaults_under_data_dir(tmp_path: Path) -> None:

@@ -9,16 +9,19 @@ Nothing is read at import time: call :func:`load_settings`.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from tools.errors import ConfigError
 
 DEFAULT_LLM = "Qwen/Qwen2.5-Coder-0.5B-Instruct"
 DEFAULT_WHISPER = "Systran/faster-whisper-tiny.en"
@@ -31,6 +34,8 @@ def _xdg(var: str, fallback: str) -> Path:
 
 class ModelSettings(BaseModel):
     """Which model plays each role: a Hugging Face id or a local folder/file path."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
 
     llm: str = Field(DEFAULT_LLM, description="Chat LLM served by vLLM.")
     captioner: str | None = Field(
@@ -55,6 +60,8 @@ class ModelSettings(BaseModel):
 class IndexSettings(BaseModel):
     """Limits and batching for `recagent index`."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
+
     batch_size: int = Field(64, ge=1, le=4096, description="Items per model batch and store write.")
     max_image_bytes: int = Field(20_000_000, ge=1, description="Larger image files are rejected.")
     max_image_pixels: int = Field(
@@ -74,12 +81,16 @@ class LLMSettings(BaseModel):
     """The chat LLM endpoint: a managed local vLLM server by default, or any OpenAI-compatible
     ``base_url`` (a remote vLLM deployment, another provider)."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
+
     base_url: str | None = Field(
         None,
         description="OpenAI-compatible endpoint, e.g. http://gpu-box:8000/v1. "
         "None: the local vLLM that `recagent llm serve` manages.",
     )
-    api_key: str = Field("EMPTY", description="Bearer token for base_url.")
+    api_key: SecretStr = Field(
+        SecretStr("EMPTY"), description="Bearer token for base_url (never printed)."
+    )
     model_name: str | None = Field(
         None, description="Model name to request; default: the served name of the local server."
     )
@@ -108,7 +119,7 @@ class FusionWeights(BaseModel):
     (the formula is in :mod:`agent.fusion`). The one weights type: configuration, the agent and
     ``eval rank``'s tuning all use it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     rrf: float = Field(1.0, ge=0, description="Weight of the RRF score.")
@@ -127,6 +138,8 @@ class TurnSettings(BaseModel):
     """Which steps a conversation turn runs. Each LLM step costs seconds on a small model; the
     defaults are what `recagent eval conversations` measured to pay for itself with the default
     0.5B model (see README, "Conversations"). Strong models may turn more on."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
 
     understanding: bool = Field(
         True,
@@ -259,12 +272,28 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     """
     clean = _drop_none(overrides)
     path = config_file_path(config_file)
-    if path is None:
-        return Settings(**clean)
-    cls = type(
-        "FileSettings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}}
+    where = f"configuration file {path}" if path is not None else "configuration"
+    try:
+        if path is None:
+            return Settings(**clean)
+        cls = type(
+            "FileSettings",
+            (Settings,),
+            {"model_config": {**Settings.model_config, "toml_file": path}},
+        )
+        return cls(**clean)  # type: ignore[no-any-return]
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(f"invalid {where}: {describe_errors(exc)}") from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """Each problem as ``section.key: message``, never echoing the value (it may be a secret)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error['loc']) or 'value'}: {error['msg']}"
+        for error in exc.errors(include_input=False, include_url=False)
     )
-    return cls(**clean)  # type: ignore[no-any-return]
 
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
