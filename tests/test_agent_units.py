@@ -1,7 +1,6 @@
 """Agent building blocks on hand-worked cases: buffer, fusion, profile merging, tolerant
 tool-call parsing (raw and malformed JSON), and the grounding checker."""
 
-
 import pytest
 
 from agent.buffer import CandidateBuffer

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import recagent
 
 
@@ -222,3 +224,23 @@ def test_history_must_name_stored_items(tmp_path: Path) -> None:
             assert message in str(exc)
         else:
             raise AssertionError(f"{text!r} was accepted")
+
+
+def test_bad_history_files_are_input_errors(tmp_path: Path) -> None:
+    from agent.history import read_history
+    from tools.errors import InputError
+
+    number = tmp_path / "number.json"
+    number.write_text("5")
+    nested = tmp_path / "nested.json"
+    nested.write_text('[["a"]]')
+    cases = {
+        tmp_path / "missing.json": "not found",
+        tmp_path: "not a regular file",
+        number: "JSON list",
+        nested: "JSON list",
+        Path("/dev/zero"): "not a regular file",
+    }
+    for path, message in cases.items():
+        with pytest.raises(InputError, match=message):
+            read_history(path)

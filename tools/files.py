@@ -23,10 +23,11 @@ def read_bounded(path: Path, max_bytes: int, kind: str) -> bytes:
                 f"{kind} file is a symbolic link, which is not followed: {path}"
             ) from exc
         raise MediaError(f"{kind} file could not be opened ({exc.strerror}): {path}") from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise MediaError(f"{kind} path is not a regular file: {path}")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise MediaError(f"{kind} path is not a regular file: {path}")
         if info.st_size == 0:
             raise MediaError(f"{kind} file is empty (0 bytes): {path}")
         if info.st_size > max_bytes:
