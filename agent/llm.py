@@ -64,14 +64,24 @@ def chat_model(settings: Settings, streaming: bool = False, **overrides: Any) ->
     from langchain_openai import ChatOpenAI
 
     target = endpoint(settings)
+    timeout, retries = request_budget(settings)
     return ChatOpenAI(
         base_url=target.base_url,
         api_key=target.api_key,  # type: ignore[arg-type]
         model=target.model,
         temperature=settings.llm.temperature,
-        timeout=settings.llm.request_timeout,
-        max_retries=settings.llm.max_retries,
+        timeout=timeout,
+        max_retries=retries,
         streaming=streaming,
         stream_usage=True,  # token counts for streamed replies too (bench chat)
         **overrides,
     )
+
+
+def request_budget(settings: Settings) -> tuple[float, int]:
+    """(seconds per request, retries) within the turn's LLM deadline: one request never waits
+    longer than the deadline, and retries only while they all fit in it."""
+    deadline = settings.turn.llm_deadline_s
+    timeout = min(settings.llm.request_timeout, deadline)
+    retries = min(settings.llm.max_retries, max(0, int(deadline // timeout) - 1))
+    return timeout, retries

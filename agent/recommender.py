@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from agent.conversation import Conversation, Recommendation, TurnResult
@@ -44,7 +43,7 @@ from agent.profile import (
 from agent.profile_filters import allowed_by, filters_for
 from agent.reasons import Reason, describe, reasons
 from agent.request_types import Applied, Request
-from agent.steps import StepRunner
+from agent.steps import StepRunner, background
 from agent.toolkit import TurnContext, retrieve_collab, retrieve_text
 from agent.understanding import Understanding, seen_titles
 from indexing.records import Filters, Hit, Taxonomy
@@ -181,7 +180,7 @@ class Recommender:
         self.understanding.exclude_similar(request, self.store)
         filters = self.understanding.filters(request)
         expand = self.steps is not None and self.turn.expansion_llm and bool(request.residual)
-        with ThreadPoolExecutor(1) as pool:
+        with background(1) as pool:
             pending = None
             if expand and self.steps is not None:
                 pending = pool.submit(self.steps.expand, " ".join(request.query.split()), clock)
@@ -282,7 +281,7 @@ class Recommender:
         want_intro = steps is not None and bool(chosen) and self.turn.intro_llm
         want_explain = steps is not None and bool(chosen) and self.turn.explain_llm
         llm_before, started = clock.get("llm", 0.0), time.perf_counter()
-        with ThreadPoolExecutor(2) as pool:
+        with background(2) as pool:
             pending = (
                 pool.submit(steps.explain, chosen, profile, message, clock, why, asked)
                 if want_explain and steps is not None and runner.available
@@ -369,7 +368,7 @@ class Recommender:
         explanations (the simulated-user evaluation judges the recommendations only)."""
         started = time.perf_counter()
         clock: Clock = {}
-        runner = StepRunner(available=self.steps is not None)
+        runner = StepRunner(available=self.steps is not None, deadline_s=self.turn.llm_deadline_s)
         if self.steps is None and self.turn.uses_llm:
             runner.notices.append(
                 "No LLM configured: embedding ranking with template explanations."

@@ -8,7 +8,11 @@ recorded with the step's name and the reason, and becomes a notice for the user.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -82,17 +86,46 @@ class StepFailure:
 @dataclass
 class StepRunner:
     """Runs named LLM steps for one turn. ``available`` turns false for the rest of the turn
-    once the endpoint is unreachable; ``failures`` and ``notices`` say what fell back and why."""
+    once the endpoint is unreachable or ``deadline_s`` (all steps together) has passed;
+    ``failures`` and ``notices`` say what fell back and why."""
 
     available: bool
+    deadline_s: float | None = None
     failures: list[StepFailure] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def remaining(self) -> float | None:
+        if self.deadline_s is None:
+            return None
+        return self.deadline_s - (time.monotonic() - self.started)
+
+    def _late(self, step: str) -> None:
+        self.available = False
+        self.failures.append(StepFailure(step, "deadline", True))
+        self.notices.append(
+            f"The LLM took longer than the turn allows ({self.deadline_s:g} s) during {step}; "
+            "falling back to embedding ranking and template explanations."
+        )
 
     def run(self, step: str, call: Callable[[], T], fallback: T) -> T:
         if not self.available:
             return fallback
+        remaining = self.remaining()
+        if remaining is not None and remaining <= 0:
+            self._late(step)
+            return fallback
         try:
-            return call()
+            if remaining is None:
+                return call()
+            pool = ThreadPoolExecutor(1)  # not a ``with``: a late call is left to its timeout
+            try:
+                return pool.submit(call).result(timeout=remaining)
+            except FutureTimeout:
+                self._late(step)
+                return fallback
+            finally:
+                pool.shutdown(wait=False)
         except LLMFailure as exc:
             self.failures.append(StepFailure(step, str(exc), exc.unreachable))
             if exc.unreachable:
@@ -107,3 +140,14 @@ class StepRunner:
                     "that step fell back."
                 )
             return fallback
+
+
+@contextmanager
+def background(workers: int) -> Iterator[ThreadPoolExecutor]:
+    """A pool for LLM calls that run beside the turn; leaving it does not wait for a call that
+    the runner gave up on (its own request timeout ends it)."""
+    pool = ThreadPoolExecutor(workers)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=False)

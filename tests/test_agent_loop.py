@@ -438,3 +438,34 @@ def test_garbage_from_the_llm_costs_steps_not_the_turn(
     sessions = SessionStore(tmp_path)
     sessions.save(convo)
     assert sessions.load("g").recommended == convo.recommended
+
+
+def test_a_hung_endpoint_holds_a_turn_no_longer_than_its_deadline(
+    indexed: tuple[Settings, Store, Any],
+) -> None:
+    """An endpoint that accepts connections and never answers: with the default request
+    timeout (120 s, 2 retries) a turn used to wait minutes; the turn's LLM deadline bounds it."""
+    import socket
+    import time
+
+    from agent.llm import EndpointChat, request_budget
+
+    settings, store, models = indexed
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)  # never accepted, never answered
+        port = hung.getsockname()[1]
+        cfg = settings.model_copy(
+            update={
+                "llm": settings.llm.model_copy(update={"base_url": f"http://127.0.0.1:{port}/v1"}),
+                "turn": settings.turn.model_copy(update={"llm_deadline_s": 3.0}),
+            }
+        )
+        assert request_budget(cfg) == (3.0, 0)
+        recommender = Recommender(cfg, store, models, EndpointChat(cfg))
+        started = time.monotonic()
+        result = recommender.respond(Conversation("h", UserProfile(user_id="h")), "a bird", k=2)
+        took = time.monotonic() - started
+    assert len(result.recommendations) == 2
+    assert any("longer than the turn allows" in n for n in result.notices)
+    assert took < 3.0 + 5.0  # the deadline, plus the turn's own work

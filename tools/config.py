@@ -158,6 +158,12 @@ class TurnSettings(BaseModel):
     synonym_threshold: float = Field(
         0.75, ge=0, le=1, description="Cosine similarity at which a word names a catalogue node."
     )
+    llm_deadline_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds all LLM calls of one turn may take together; past it the turn "
+        "answers without the LLM (a hung endpoint cannot hold a turn longer).",
+    )
 
     @property
     def uses_llm(self) -> bool:
@@ -181,6 +187,7 @@ class TurnSettings(BaseModel):
             expansion_llm=False,
             explain_llm=True,
             intro_llm=True,
+            llm_deadline_s=900.0,  # it had no turn deadline
         )
 
 
