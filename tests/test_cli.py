@@ -150,8 +150,10 @@ def test_chat_and_recommend_without_an_llm(
     assert len(data["recommendations"]) == 3
     assert {r["id"] for r in data["recommendations"]} <= ids
     # The session persisted: items recommended in the chat are not recommended again.
-    session = json.loads((tmp_path / "sessions" / "cli.json").read_text())
-    assert not set(session["recommended"][:3]) & {r["id"] for r in data["recommendations"]}
+    from agent.session import SessionStore
+
+    session = SessionStore(tmp_path).load("cli")
+    assert not set(session.recommended[:3]) & {r["id"] for r in data["recommendations"]}
     empty = recagent("recommend", "--no-serve", "--store", str(tmp_path / "none"), env=env)
     assert empty.returncode == 2 and "is empty" in empty.stderr
     # The conversation benchmark runs what needs no LLM, and says so.
