@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from agent.attachments import read_attachments
 from agent.conversation import Conversation, Recommendation, TurnResult
 from agent.fusion import Scored, fuse
 from agent.grounding import Checked, template
@@ -50,9 +51,11 @@ from indexing.records import Filters, Hit, Taxonomy
 from indexing.store import Store
 from tools.collaborative import CollabModel, discover, tuned_fusion
 from tools.config import FusionWeights, Settings
+from tools.errors import MediaError
 from tools.factory import Models
 
 OnRanked = Callable[[list[tuple[str, str]]], None]
+DEFAULT_MESSAGE = "Recommend something I would like."
 REQUEST_DEPTH = 60  # candidates per retrieval when the request's constraints filter them after
 
 
@@ -206,6 +209,24 @@ class Recommender:
             for f in filters:
                 retrieve_text(ctx, kinds, filters=f, source=f"expansion:{f.category}")
         return ctx
+
+    def search_pictures(
+        self, ctx: TurnContext, pictures: list[Path], request: Request | None, runner: StepRunner
+    ) -> None:
+        """Items whose pictures look like the attached ones (within the request's targets)."""
+        filters = (
+            self.understanding.filters(request)
+            if request is not None and self.understanding is not None
+            else [ctx.filters]
+        )
+        for picture in pictures:
+            try:
+                for f in filters:
+                    with ctx.timed("retrieval"):
+                        hits = self.store.search_image(picture, REQUEST_DEPTH, f)
+                    ctx.buffer.add(f"image:{picture.name}:{f.category}", "image", hits)
+            except MediaError as exc:
+                runner.notices.append(f"The attached picture {picture.name} cannot be used: {exc}")
 
     def use_tools(self, ctx: TurnContext, message: str, runner: StepRunner, clock: Clock) -> None:
         """The model's own retrievals (tool calls), added to ``ctx.buffer``."""
@@ -373,8 +394,12 @@ class Recommender:
             runner.notices.append(
                 "No LLM configured: embedding ranking with template explanations."
             )
+        attached = read_attachments(attachments or {}, self.models, self.settings.index)
+        runner.notices += attached.notices
+        message = attached.message(message, DEFAULT_MESSAGE)
         request, profile = self.understand(convo, message, runner, clock)
         ctx = self.retrieve(convo, message, request, profile, attachments or {}, runner, clock)
+        self.search_pictures(ctx, attached.pictures, request, runner)
         self.use_tools(ctx, message, runner, clock)
         chosen = self.rank(ctx, convo, request, profile, k)
         ranked_at = time.perf_counter()

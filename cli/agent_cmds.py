@@ -136,7 +136,7 @@ def recommend(
     convo = sessions.load(user)
     load_history(convo, history, recommender.store)
     attachments = {p.name: p for p in (image, audio) if p is not None}
-    message = query or "Recommend something I would like."
+    message = query or ""
     if as_json:
         result = recommender.respond(convo, message, k, attachments)
         render.print_json(console, result.as_dict())

@@ -154,3 +154,31 @@ def test_likes_and_dislikes_reorder_as_a_soft_signal(small: Any) -> None:
     if "household/lamp" in scores and "household/chair" in scores:
         assert scores["household/lamp"]["profile"] < scores["household/chair"]["profile"]
     assert disliked.recommendations[0].item_id != "household/lamp"
+
+
+def test_attachments_are_used_without_the_llm(small: Any, tmp_path: Path) -> None:
+    """A picture becomes an image search, a voice message becomes the request's words, a bad
+    file costs itself only, all with no LLM at all."""
+    from tests.media import png, speech_wav
+
+    recommender = _recommender(small)
+    green = png(tmp_path / "green.png", (30, 180, 40, 255))
+    seen = recommender.respond(_convo("pic"), "", k=1, attachments={"green.png": green})
+    assert seen.recommendations[0].item_id == "animals/birds/parrot"  # the green picture
+    assert "image" in seen.recommendations[0].breakdown
+    voice = speech_wav(tmp_path / "voice.wav", "Show me some fruit")
+    heard = recommender.respond(_convo("voice"), "", k=2, attachments={"voice.wav": voice})
+    assert any("Heard in voice.wav" in n and "fruit" in n.lower() for n in heard.notices), (
+        heard.notices
+    )
+    assert {r.item_id for r in heard.recommendations} == {"food/fruit/apple", "food/fruit/banana"}
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a picture")
+    odd = tmp_path / "notes.txt"
+    odd.write_text("hello")
+    result = recommender.respond(
+        _convo("bad"), "a bird", k=2, attachments={"broken.png": broken, "notes.txt": odd}
+    )
+    assert all(r.item_id.startswith("animals/birds/") for r in result.recommendations)
+    assert any("broken.png cannot be used" in n for n in result.notices)
+    assert any("notes.txt is neither" in n for n in result.notices)
