@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.feedback import Feedback
 from agent.profile import UserProfile
 from agent.request_types import Applied, TurnMemory
 
@@ -69,6 +70,7 @@ class Conversation:
     history_ids: list[str] = field(default_factory=list)
     history_titles: list[str] = field(default_factory=list)
     requests: list[TurnMemory] = field(default_factory=list)  # what each turn asked for
+    feedback: dict[str, Feedback] = field(default_factory=dict)  # item id -> latest word on it
     # what the session store loaded or last saved (its saves add only what changed since)
     base: Any = field(default=None, repr=False, compare=False)
 

@@ -46,11 +46,13 @@ def fuse(
     exclude: Collection[str] = (),
     allowed: Callable[[Candidate], bool] | None = None,
     preference: Mapping[str, float] | None = None,
+    feedback: Mapping[str, float] | None = None,
 ) -> list[Scored]:
     """Rank ``candidates``; ties break by title, then id, so the order is deterministic.
     ``preference`` (item id → similarity to the user's likes minus their dislikes, from
     :mod:`agent.preferences`) enters as the ``profile`` term for items without a profile
-    retrieval of their own."""
+    retrieval of their own. ``feedback`` (item id → similarity to the session's liked items
+    minus its disliked ones, from :mod:`agent.feedback`) enters as the ``feedback`` term."""
     scored: list[Scored] = []
     for candidate in candidates:
         if candidate.id in exclude or (allowed is not None and not allowed(candidate)):
@@ -69,6 +71,9 @@ def fuse(
         if preference and candidate.id in preference and "profile" not in breakdown:
             breakdown["profile"] = preference[candidate.id]
             total += weights.profile * breakdown["profile"]
+        if feedback and candidate.id in feedback:
+            breakdown["feedback"] = feedback[candidate.id]
+            total += weights.feedback * breakdown["feedback"]
         breakdown["total"] = round(total, 6)
         scored.append(Scored(candidate, total, breakdown))
     return sorted(scored, key=lambda s: (-s.total, s.candidate.title, s.candidate.id))

@@ -23,11 +23,12 @@ Recommender holds no per-turn state, so one instance can serve many conversation
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agent.attachments import read_attachments
 from agent.conversation import Conversation, Recommendation, TurnResult
+from agent.feedback import Feedback, Opinions, feedback_scores
 from agent.fusion import Scored, fuse
 from agent.grounding import Checked, template
 from agent.llm import ChatFactory
@@ -40,6 +41,7 @@ from agent.profile import (
     UserProfile,
     merge,
     stated_constraints,
+    union,
 )
 from agent.profile_filters import allowed_by, filters_for
 from agent.reasons import Reason, describe, reasons
@@ -51,7 +53,7 @@ from indexing.records import Filters, Hit, Taxonomy
 from indexing.store import Store
 from tools.collaborative import CollabModel, discover, tuned_fusion
 from tools.config import FusionWeights, Settings
-from tools.errors import MediaError
+from tools.errors import InputError, MediaError
 from tools.factory import Models
 
 OnRanked = Callable[[list[tuple[str, str]]], None]
@@ -165,13 +167,15 @@ class Recommender:
             history_titles=convo.history_titles,
             attachments=dict(attachments),
             collab=self.collab,
-            history_ids=convo.history_ids,
+            history_ids=[*convo.history_ids, *Opinions.of(convo.feedback).liked],
         )
+        liked = Opinions.of(convo.feedback).liked[-3:]
         if request is None or self.understanding is None:
             retrieve_text(ctx, message)
             retrieve_collab(ctx)
             if profile.likes:
                 retrieve_text(ctx, ", ".join(profile.likes[-5:]), kind="profile", source="profile")
+            self.near_liked(ctx, liked, ctx.filters)
             return ctx
         query = request.query
 
@@ -196,6 +200,7 @@ class Recommender:
                     near = self.store.neighbours(seed, REQUEST_DEPTH // 3, filters[0])
                 ctx.buffer.add(f"similar:{seed}", "text", near.get("text", []))
             retrieve_collab(ctx)
+            self.near_liked(ctx, liked, filters[0])
             if pending is not None:
                 request.expansions = runner.run("the expansion", pending.result, [])
                 if request.expansions:
@@ -209,6 +214,14 @@ class Recommender:
             for f in filters:
                 retrieve_text(ctx, kinds, filters=f, source=f"expansion:{f.category}")
         return ctx
+
+    def near_liked(self, ctx: TurnContext, liked: Sequence[str], filters: Filters) -> None:
+        """The text and picture neighbours of items the user liked in this session."""
+        for item_id in liked:
+            with ctx.timed("retrieval"):
+                near = self.store.neighbours(item_id, REQUEST_DEPTH // 3, filters)
+            for kind, hits in near.items():
+                ctx.buffer.add(f"liked:{item_id}:{kind}", kind, hits)
 
     def search_pictures(
         self, ctx: TurnContext, pictures: list[Path], request: Request | None, runner: StepRunner
@@ -244,32 +257,72 @@ class Recommender:
     ) -> list[Scored]:
         """The top ``k`` fused candidates that satisfy the constraints, seen items left out.
         When the request's targets leave fewer than ``k``, the rest come from outside them
-        (never from an exclusion)."""
-        exclude = set(convo.history_ids) | set(convo.recommended)
+        (never from an exclusion, never a disliked item or its near-duplicate)."""
         candidates = ctx.buffer.candidates()
-        if request is None or self.understanding is None:
-            return fuse(candidates, self.weights, exclude=exclude, allowed=allowed_by(profile))[:k]
+        opinions = Opinions.of(convo.feedback)
+        ids = [c.id for c in candidates]
         vectors = (
-            self.store.text_vectors([c.id for c in candidates]) if profile_signals(profile) else {}
+            self.store.text_vectors([*ids, *opinions.liked, *opinions.disliked])
+            if profile_signals(profile) or opinions
+            else {}
         )
         preference = preference_scores(
-            vectors, self.models.text_embedder.embed, profile.likes, profile.dislikes
+            {i: vectors[i] for i in ids if i in vectors},
+            self.models.text_embedder.embed,
+            profile.likes,
+            profile.dislikes,
         )
+        feedback, blocked = feedback_scores(vectors, opinions) if opinions else ({}, set())
+        never = set(convo.history_ids) | blocked  # disliked items never come back
+        exclude = never | set(convo.recommended)
+        if request is None or self.understanding is None:
+            allowed = allowed_by(profile)
+            return fuse(candidates, self.weights, exclude, allowed, None, feedback)[:k]
+        understanding = self.understanding
 
         def ranked(taken: set[str], relax: int = 0) -> list[Scored]:
-            allowed = self.understanding.allowed(request, relax)  # type: ignore[union-attr]
-            return fuse(candidates, self.weights, taken, allowed, preference)
+            allowed = understanding.allowed(request, relax)
+            return fuse(candidates, self.weights, taken, allowed, preference, feedback)
 
         chosen = ranked(exclude)[:k]
         # Too few inside the targets: what fits that was shown before (the constraint matters
         # more than novelty, unless the user asked for something different), then the
         # targets' parents, then anywhere.
-        passes = [(set(convo.history_ids), 0)] if not request.different else []
+        passes = [(never, 0)] if not request.different else []
         for taken, relax in [*passes, (exclude, 1), (exclude, 2)]:
             if len(chosen) >= k or not request.targets:
                 break
             chosen += ranked(taken | {s.candidate.id for s in chosen}, relax)[: k - len(chosen)]
         return chosen
+
+    def record_feedback(self, convo: Conversation, feedback: Feedback) -> None:
+        """Note ``feedback`` on an item this session was shown: the next ranking uses it
+        (:mod:`agent.feedback`) and the profile's likes or dislikes gain the item's title."""
+        if feedback.item_id not in convo.recommended:
+            raise InputError(
+                f"item {feedback.item_id!r} was not recommended in this session; feedback is "
+                "for items the session was shown"
+            )
+        convo.feedback.pop(feedback.item_id, None)  # the latest word on an item counts
+        convo.feedback[feedback.item_id] = feedback
+        stored = self.store.items([feedback.item_id]).get(feedback.item_id)
+        title = (stored.title if stored else feedback.item_id)[:60]
+        profile = convo.profile
+        if feedback.liked:
+            profile = profile.model_copy(
+                update={
+                    "likes": union(profile.likes, [title], []),
+                    "dislikes": union(profile.dislikes, [], [title]),
+                }
+            )
+        elif feedback.disliked:
+            profile = profile.model_copy(
+                update={
+                    "dislikes": union(profile.dislikes, [title], []),
+                    "likes": union(profile.likes, [], [title]),
+                }
+            )
+        convo.profile = profile
 
     def explain(
         self,

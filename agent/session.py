@@ -27,6 +27,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from agent.conversation import Conversation
+from agent.feedback import Feedback
 from agent.profile import USER_ID, UserProfile, union
 from agent.request_types import TurnMemory
 from tools.config import describe_errors
@@ -38,6 +39,7 @@ DATABASE = "sessions.sqlite3"
 MAX_MESSAGES = 100
 MAX_RECOMMENDED = 500
 MAX_REQUESTS = 20
+MAX_FEEDBACK = 200
 BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA = """
@@ -55,6 +57,7 @@ class SessionRecord(BaseModel):
     history_ids: list[str] = Field(default_factory=list)
     history_titles: list[str] = Field(default_factory=list)
     requests: list[TurnMemory] = Field(default_factory=list)
+    feedback: list[Feedback] = Field(default_factory=list)  # the latest word per item
 
     @classmethod
     def of(cls, convo: Conversation) -> SessionRecord:
@@ -64,6 +67,7 @@ class SessionRecord(BaseModel):
             history_ids=convo.history_ids,
             history_titles=convo.history_titles,
             requests=convo.requests,
+            feedback=list(convo.feedback.values()),
         )
 
     def bounded(self) -> SessionRecord:
@@ -72,6 +76,7 @@ class SessionRecord(BaseModel):
                 "messages": self.messages[-MAX_MESSAGES:],
                 "recommended": self.recommended[-MAX_RECOMMENDED:],
                 "requests": self.requests[-MAX_REQUESTS:],
+                "feedback": self.feedback[-MAX_FEEDBACK:],
             }
         )
 
@@ -86,6 +91,7 @@ class Loaded:
     requests: int
     history_ids: tuple[str, ...]
     profile: UserProfile
+    feedback: tuple[tuple[str, Feedback], ...] = ()
 
 
 def check_user(user_id: str) -> str:
@@ -192,6 +198,7 @@ class SessionStore:
             history_ids=list(record.history_ids),
             history_titles=list(record.history_titles),
             requests=list(record.requests),
+            feedback={f.item_id: f for f in record.feedback},
         )
         self._remember(convo)
         return convo
@@ -209,6 +216,7 @@ class SessionStore:
                 history_ids=convo.history_ids if history_changed else stored.history_ids,
                 history_titles=(convo.history_titles if history_changed else stored.history_titles),
                 requests=[*stored.requests, *convo.requests[base.requests :]],
+                feedback=_merged_feedback(stored.feedback, dict(base.feedback), convo.feedback),
             ).bounded()
             new_profile = _merged_profile(profile, base.profile, convo.profile)
             now = time.time()
@@ -247,7 +255,20 @@ class SessionStore:
             len(convo.requests),
             tuple(convo.history_ids),
             convo.profile.model_copy(deep=True),
+            tuple(convo.feedback.items()),
         )
+
+
+def _merged_feedback(
+    stored: list[Feedback], base: dict[str, Feedback], mine: dict[str, Feedback]
+) -> list[Feedback]:
+    """What is stored, with the feedback this conversation gave since ``base`` on top."""
+    merged = {f.item_id: f for f in stored}
+    for item_id, given in mine.items():
+        if base.get(item_id) != given:
+            merged.pop(item_id, None)
+            merged[item_id] = given
+    return list(merged.values())
 
 
 def _empty(user_id: str) -> Loaded:

@@ -182,3 +182,42 @@ def test_attachments_are_used_without_the_llm(small: Any, tmp_path: Path) -> Non
     assert all(r.item_id.startswith("animals/birds/") for r in result.recommendations)
     assert any("broken.png cannot be used" in n for n in result.notices)
     assert any("notes.txt is neither" in n for n in result.notices)
+
+
+def test_feedback_changes_the_next_ranking_and_persists(small: Any, tmp_path: Path) -> None:
+    from agent.feedback import Feedback
+    from tools.errors import InputError
+
+    recommender = _recommender(small)
+    sessions = SessionStore(tmp_path)
+    convo = sessions.load("fb")
+    first = recommender.respond(convo, "an animal", k=3)
+    shown = [r.item_id for r in first.recommendations]
+    with pytest.raises(InputError, match="was not recommended"):
+        recommender.record_feedback(convo, Feedback(item_id="food/fruit/apple", kind="like"))
+    liked, disliked = shown[0], shown[1]
+    recommender.record_feedback(convo, Feedback(item_id=liked, kind="like"))
+    recommender.record_feedback(convo, Feedback(item_id=disliked, kind="rating", rating=1))
+    titles = {r.item_id: r.title for r in first.recommendations}
+    assert titles[liked] in convo.profile.likes and titles[disliked] in convo.profile.dislikes
+    sessions.save(convo)
+    again = sessions.load("fb")
+    assert [f.item_id for f in again.feedback.values()] == [liked, disliked]
+    # six animals, three shown: the fourth pick comes back from the shown ones, never the
+    # disliked one
+    after = recommender.respond(again, "another animal", k=4)
+    assert len(after.recommendations) == 4
+    assert disliked not in {r.item_id for r in after.recommendations}
+    terms = {r.item_id: r.breakdown.get("feedback") for r in after.recommendations}
+    assert all(t is not None for t in terms.values())  # /why shows the feedback term
+    # without the feedback the same request ranks differently
+    plain = recommender.respond(_convo("fb2"), "an animal", k=3)
+    plain_next = recommender.respond(
+        Conversation("fb3", UserProfile(user_id="fb3"), recommended=list(shown)),
+        "another animal",
+        k=3,
+    )
+    assert "feedback" not in plain_next.recommendations[0].breakdown
+    assert plain.recommendations  # the baseline answers too
+    with pytest.raises(ValueError, match="rating"):
+        Feedback(item_id="x", kind="rating")

@@ -129,6 +129,11 @@ class FusionWeights(BaseModel):
     collab: float = Field(
         0.0, ge=0, description="Weight of the RRF of collaborative retrievals (by rank)."
     )
+    feedback: float = Field(
+        0.05,
+        ge=0,
+        description="Weight of similarity to the session's liked items minus its disliked ones.",
+    )
 
     def of(self, kind: str) -> float:
         return float(getattr(self, kind))
