@@ -22,11 +22,13 @@ Recommender holds no per-turn state, so one instance can serve many conversation
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agent.attachments import read_attachments
+from agent.buffer import Candidate
 from agent.conversation import Conversation, Recommendation, TurnResult
 from agent.feedback import Feedback, Opinions, feedback_scores
 from agent.fusion import Scored, fuse
@@ -157,13 +159,15 @@ class Recommender:
         attachments: dict[str, Path],
         runner: StepRunner,
         clock: Clock,
+        bounds: Filters | None = None,
     ) -> TurnContext:
         """The retrievals; the returned context holds their candidates."""
+        outer = bounds or Filters()
         ctx = TurnContext(
             self.store,
             self.models,
             self.settings.index,
-            filters=filters_for(profile) if request is None else Filters(),
+            filters=(filters_for(profile) if request is None else Filters()).within(outer),
             history_titles=convo.history_titles,
             attachments=dict(attachments),
             collab=self.collab,
@@ -185,7 +189,7 @@ class Recommender:
 
         request = self.understanding.confirm(request, probe)
         self.understanding.exclude_similar(request, self.store)
-        filters = self.understanding.filters(request)
+        filters = [f.within(outer) for f in self.understanding.filters(request)]
         expand = self.steps is not None and self.turn.expansion_llm and bool(request.residual)
         with background(1) as pool:
             pending = None
@@ -224,11 +228,16 @@ class Recommender:
                 ctx.buffer.add(f"liked:{item_id}:{kind}", kind, hits)
 
     def search_pictures(
-        self, ctx: TurnContext, pictures: list[Path], request: Request | None, runner: StepRunner
+        self,
+        ctx: TurnContext,
+        pictures: list[Path],
+        request: Request | None,
+        runner: StepRunner,
+        bounds: Filters | None = None,
     ) -> None:
         """Items whose pictures look like the attached ones (within the request's targets)."""
         filters = (
-            self.understanding.filters(request)
+            [f.within(bounds or Filters()) for f in self.understanding.filters(request)]
             if request is not None and self.understanding is not None
             else [ctx.filters]
         )
@@ -254,6 +263,7 @@ class Recommender:
         request: Request | None,
         profile: UserProfile,
         k: int,
+        bounds: Filters | None = None,
     ) -> list[Scored]:
         """The top ``k`` fused candidates that satisfy the constraints, seen items left out.
         When the request's targets leave fewer than ``k``, the rest come from outside them
@@ -275,14 +285,23 @@ class Recommender:
         feedback, blocked = feedback_scores(vectors, opinions) if opinions else ({}, set())
         never = set(convo.history_ids) | blocked  # disliked items never come back
         exclude = never | set(convo.recommended)
+        outer = bounds or Filters()
         if request is None or self.understanding is None:
-            allowed = allowed_by(profile)
-            return fuse(candidates, self.weights, exclude, allowed, None, feedback)[:k]
+            legacy = allowed_by(profile)
+
+            def fits(c: Candidate) -> bool:
+                return legacy(c) and outer.admits(c.facts)
+
+            return fuse(candidates, self.weights, exclude, fits, None, feedback)[:k]
         understanding = self.understanding
 
         def ranked(taken: set[str], relax: int = 0) -> list[Scored]:
             allowed = understanding.allowed(request, relax)
-            return fuse(candidates, self.weights, taken, allowed, preference, feedback)
+
+            def fits(c: Candidate) -> bool:
+                return allowed(c) and outer.admits(c.facts)
+
+            return fuse(candidates, self.weights, taken, fits, preference, feedback)
 
         chosen = ranked(exclude)[:k]
         # Too few inside the targets: what fits that was shown before (the constraint matters
@@ -436,13 +455,19 @@ class Recommender:
         on_token: Callable[[str], None] | None = None,
         explain: bool = True,
         on_ranked: OnRanked | None = None,
+        filters: Filters | None = None,
+        cancel: threading.Event | None = None,
     ) -> TurnResult:
         """One turn. ``on_ranked`` hears the ranked (id, title) list as soon as it is known,
         before any explanation is written. ``explain=False`` skips the LLM's intro and
-        explanations (the simulated-user evaluation judges the recommendations only)."""
+        explanations (the simulated-user evaluation judges the recommendations only).
+        ``filters`` are hard bounds on top of the request's (category, price, picture, sound);
+        ``cancel``, once set, stops the turn's LLM use (a client that went away)."""
         started = time.perf_counter()
         clock: Clock = {}
-        runner = StepRunner(available=self.steps is not None, deadline_s=self.turn.llm_deadline_s)
+        runner = StepRunner(
+            available=self.steps is not None, deadline_s=self.turn.llm_deadline_s, cancel=cancel
+        )
         if self.steps is None and self.turn.uses_llm:
             runner.notices.append(
                 "No LLM configured: embedding ranking with template explanations."
@@ -451,10 +476,13 @@ class Recommender:
         runner.notices += attached.notices
         message = attached.message(message, DEFAULT_MESSAGE)
         request, profile = self.understand(convo, message, runner, clock)
-        ctx = self.retrieve(convo, message, request, profile, attachments or {}, runner, clock)
-        self.search_pictures(ctx, attached.pictures, request, runner)
+        bounds = filters or Filters()
+        ctx = self.retrieve(
+            convo, message, request, profile, attachments or {}, runner, clock, bounds
+        )
+        self.search_pictures(ctx, attached.pictures, request, runner, bounds)
         self.use_tools(ctx, message, runner, clock)
-        chosen = self.rank(ctx, convo, request, profile, k)
+        chosen = self.rank(ctx, convo, request, profile, k, bounds)
         ranked_at = time.perf_counter()
         if on_ranked is not None:
             on_ranked([(s.candidate.id, s.candidate.title) for s in chosen])

@@ -8,6 +8,7 @@ recorded with the step's name and the reason, and becomes a notice for the user.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -91,6 +92,7 @@ class StepRunner:
 
     available: bool
     deadline_s: float | None = None
+    cancel: threading.Event | None = None  # set: the client went away, no more LLM calls
     failures: list[StepFailure] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -109,6 +111,8 @@ class StepRunner:
         )
 
     def run(self, step: str, call: Callable[[], T], fallback: T) -> T:
+        if self.cancel is not None and self.cancel.is_set():
+            self.available = False
         if not self.available:
             return fallback
         remaining = self.remaining()

@@ -195,6 +195,7 @@ class Indexer:
     ) -> IndexReport:
         started = time.perf_counter()
         report = IndexReport(failed=list(loaded.errors))
+        self.store.add_catalogue_root(loaded.root)  # where its media may be served from
         planned = self.plan(loaded.items, report)
         todo = [p for p in planned if p.needs_text or p.needs_image]
         report.unchanged = [p.item.id for p in planned if not (p.needs_text or p.needs_image)]

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +153,28 @@ class Filters:
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def admits(self, facts: Mapping[str, Any]) -> bool:
+        """Whether an item with these facts passes (the same test ``where`` asks Chroma)."""
+        price = facts.get("price")
+        checks = (
+            self.category is None or facts.get("category") == self.category,
+            self.min_price is None or (isinstance(price, int | float) and price >= self.min_price),
+            self.max_price is None or (isinstance(price, int | float) and price <= self.max_price),
+            self.has_image is None or bool(facts.get("has_image")) == self.has_image,
+            self.has_audio is None or bool(facts.get("has_audio")) == self.has_audio,
+        )
+        return all(checks)
+
+    def within(self, outer: Filters) -> Filters:
+        """These filters with every bound ``outer`` sets added (``outer`` wins on a clash)."""
+        return Filters(
+            category=outer.category or self.category,
+            min_price=outer.min_price if outer.min_price is not None else self.min_price,
+            max_price=outer.max_price if outer.max_price is not None else self.max_price,
+            has_image=outer.has_image if outer.has_image is not None else self.has_image,
+            has_audio=outer.has_audio if outer.has_audio is not None else self.has_audio,
+        )
 
 
 @dataclass(frozen=True)

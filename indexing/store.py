@@ -14,6 +14,7 @@ counts), never a collection. Scores are cosine similarities (1 - cosine distance
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -246,6 +247,39 @@ class Store:
             include=["distances"],
         )
         return self._hits(result, "image")
+
+    def catalogue_roots(self) -> list[Path]:
+        """The folders of the catalogues indexed into this store (their media live there)."""
+        raw = (self.text.metadata or {}).get("catalogue_roots", "[]")
+        try:
+            return [Path(p) for p in json.loads(str(raw)) if isinstance(p, str)]
+        except json.JSONDecodeError:
+            return []
+
+    def add_catalogue_root(self, root: Path) -> None:
+        roots = [str(p) for p in self.catalogue_roots()]
+        if str(root) in roots:
+            return
+        metadata = dict(self.text.metadata or {})
+        metadata["catalogue_roots"] = json.dumps([*roots, str(root)])
+        self.text.modify(metadata=metadata)
+
+    def media(self, item_id: str) -> tuple[Path | None, list[Path]]:
+        """The item's picture and sound files as the catalogue named them (resolved paths)."""
+        got = self.text.get(ids=[item_id], include=["metadatas"])
+        if not got["ids"]:
+            return None, []
+        meta = (got["metadatas"] or [{}])[0] or {}
+        try:
+            item = json.loads(str(meta.get("item_json", "{}")))
+        except json.JSONDecodeError:
+            return None, []
+        image = item.get("image")
+        audio = item.get("audio") or []
+        return (
+            Path(image) if isinstance(image, str) else None,
+            [Path(a) for a in audio if isinstance(a, str)],
+        )
 
     def text_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored text embeddings of ``ids`` (unknown ids are left out)."""
