@@ -196,6 +196,26 @@ class TurnSettings(BaseModel):
         )
 
 
+class ServiceSettings(BaseModel):
+    """The HTTP service (`recagent serve`)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
+
+    host: str = Field("127.0.0.1", description="Address to bind; other than loopback needs a token.")
+    port: int = Field(8000, ge=1, le=65535, description="Port to bind.")
+    token: SecretStr | None = Field(
+        None, description="Bearer token every route but /healthz requires (never printed)."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser."
+    )
+    max_body_bytes: int = Field(1_000_000, ge=1_000, description="Largest JSON request body.")
+    max_upload_bytes: int = Field(
+        20_000_000, ge=1_000, description="Largest uploaded picture or voice message."
+    )
+    max_k: int = Field(20, ge=1, le=100, description="Most items one turn may ask for.")
+
+
 class Settings(BaseSettings):
     """Everything recagent needs to know about where things live and which models to use."""
 
@@ -228,6 +248,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)  # type: ignore[arg-type]
     fusion: FusionWeights = Field(default_factory=FusionWeights)  # type: ignore[arg-type]
     turn: TurnSettings = Field(default_factory=TurnSettings)  # type: ignore[arg-type]
+    service: ServiceSettings = Field(default_factory=ServiceSettings)  # type: ignore[arg-type]
 
     @field_validator("collection")
     @classmethod

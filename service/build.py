@@ -1,0 +1,53 @@
+"""Putting the service together from the configuration (the same pieces every command uses)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+
+from agent import llm_server
+from agent.build import build_recommender
+from agent.llm import endpoint
+from agent.session import SessionStore
+from service.app import Service
+from tools.config import Settings
+from tools.errors import ConfigError, RecagentError
+
+
+def loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to listen beyond this machine without a token."""
+    cfg = settings.service
+    if not loopback(cfg.host) and cfg.token is None:
+        raise ConfigError(
+            f"refusing to serve on {cfg.host} without a token: set service.token (or "
+            "RECAGENT_SERVICE__TOKEN), or bind to 127.0.0.1"
+        )
+
+
+def build_service(settings: Settings, on_notice: Callable[[str], None] | None = None) -> Service:
+    """The store, the Recommender (reaching the LLM only if the turn uses it) and sessions."""
+    recommender = build_recommender(settings, on_notice)
+
+    def llm_ready() -> str | None:
+        if not settings.turn.uses_llm:
+            return None
+        if recommender.chat is None:
+            return "no LLM: turns answer with embedding ranking and template explanations"
+        try:
+            target = endpoint(settings)
+        except RecagentError as exc:
+            return f"LLM unavailable: {exc.message}"
+        if not llm_server.ready(target.base_url, api_key=target.api_key):
+            return f"LLM at {target.base_url} does not answer"
+        return None
+
+    return Service(settings, recommender, SessionStore(settings.data_dir), llm_ready)

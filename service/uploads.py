@@ -1,0 +1,55 @@
+"""Uploaded pictures and voice messages: size-limited while read, kept in a temporary folder
+for one request only, named by the server (never by the client's file name)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from agent.attachments import PICTURES, SOUNDS
+from tools.errors import InputError
+
+CHUNK = 1 << 16
+
+
+def save_uploads(
+    uploads: dict[str, Any], max_bytes: int
+) -> tuple[tempfile.TemporaryDirectory[str], dict[str, Path]]:
+    """``{"image": UploadFile, "audio": UploadFile}`` saved to a new temporary folder, as
+    ``{name: path}`` for :meth:`Recommender.respond`; the caller removes the folder (its
+    ``cleanup()``) when the turn is over. A bad upload removes it at once and raises."""
+    folder = tempfile.TemporaryDirectory(prefix="recagent-upload-")
+    try:
+        return folder, _save(uploads, Path(folder.name), max_bytes)
+    except BaseException:
+        folder.cleanup()
+        raise
+
+
+def _save(uploads: dict[str, Any], folder: Path, max_bytes: int) -> dict[str, Path]:
+    saved: dict[str, Path] = {}
+    for field, upload in uploads.items():
+        if upload is None:
+            continue
+        suffix = Path(str(getattr(upload, "filename", "") or "")).suffix.lower()
+        allowed = PICTURES if field == "image" else SOUNDS
+        if suffix not in allowed:
+            raise InputError(
+                f"the {field} upload must be one of {', '.join(sorted(allowed))} "
+                f"(got {suffix or 'no extension'!r})"
+            )
+        path = folder / f"{field}{suffix}"
+        size = 0
+        with path.open("wb") as out:
+            while chunk := upload.file.read(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise InputError(
+                        f"the {field} upload is over the limit of {max_bytes / 1e6:.1f} MB"
+                    )
+                out.write(chunk)
+        if size == 0:
+            raise InputError(f"the {field} upload is empty")
+        saved[path.name] = path
+    return saved

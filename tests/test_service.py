@@ -1,0 +1,200 @@
+"""The HTTP service on the small store (real MiniLM, real Chroma, no LLM), through FastAPI's test
+client: the routes, streamed turns, feedback that changes the next turn, media served only from
+the catalogue, uploads, and the security rules (token, limits, ids, traversal, JSON errors)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from agent.recommender import Recommender
+from agent.session import SessionStore
+from service.app import Service, create_app
+from service.build import check_exposure
+from tests.media import png
+from tests.small_store import build_small_store
+from tools.config import Settings
+from tools.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def small(prepared_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return build_small_store(tmp_path_factory.mktemp("service-store"), prepared_models)
+
+
+def _client(small: Any, tmp_path: Path, **service: Any) -> TestClient:
+    settings, store, models = small
+    settings = settings.model_copy(
+        update={"service": settings.service.model_copy(update=service), "data_dir": tmp_path}
+    )
+    recommender = Recommender(settings, store, models, None)
+    app = create_app(Service(settings, recommender, SessionStore(tmp_path), lambda: None))
+    return TestClient(app)
+
+
+def _events(response: Any) -> list[tuple[str, Any]]:
+    events, name = [], None
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            name = line.split(":", 1)[1].strip()
+        elif line.startswith("data:") and name is not None:
+            events.append((name, json.loads(line.split(":", 1)[1])))
+            name = None
+    return events
+
+
+def test_health_and_one_turn_as_json(small: Any, tmp_path: Path) -> None:
+    client = _client(small, tmp_path)
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["items"] == 16
+    answer = client.post("/v1/recommendations", json={"user": "ann", "message": "a bird", "k": 2})
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    assert [r["id"].split("/")[1] for r in data["recommendations"]] == ["birds", "birds"]
+    assert {"explanation", "breakdown", "reasons", "image_url"} <= set(data["recommendations"][0])
+    filtered = client.post(
+        "/v1/recommendations",
+        json={"user": "ann", "message": "something", "k": 3, "filters": {"category": "food"}},
+    ).json()
+    assert all(r["id"].startswith("food/") for r in filtered["recommendations"])
+    assert "/docs" in [r.path for r in client.app.routes]  # type: ignore[attr-defined]
+
+
+def test_a_streamed_turn_and_feedback_that_changes_the_next(small: Any, tmp_path: Path) -> None:
+    client = _client(small, tmp_path)
+    with client.stream(
+        "POST", "/v1/sessions/bob/messages", json={"message": "an animal", "k": 3}
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = _events(response)
+    names = [e for e, _ in events]
+    assert names[0] == "ranked" and names[1] == "intro" and names[-1] == "done"
+    items = [d for e, d in events if e == "item"]
+    assert len(items) == 3 and all(i["explanation"] for i in items)
+    assert [i["id"] for i in items] == [i["id"] for i in events[0][1]["items"]]
+    liked, disliked = items[0]["id"], items[1]["id"]
+    for item_id, kind in ((liked, "like"), (disliked, "dislike")):
+        given = client.post("/v1/sessions/bob/feedback", json={"item_id": item_id, "kind": kind})
+        assert given.status_code == 200, given.text
+    wrong = client.post("/v1/sessions/bob/feedback", json={"item_id": "food/bread", "kind": "like"})
+    assert wrong.status_code == 400 and "not recommended" in wrong.json()["error"]
+    bad = client.post("/v1/sessions/bob/feedback", json={"item_id": liked, "kind": "rating"})
+    assert bad.status_code == 422
+    again = client.post(
+        "/v1/recommendations", json={"user": "bob", "message": "another animal", "k": 4}
+    ).json()
+    ids = [r["id"] for r in again["recommendations"]]
+    assert disliked not in ids and len(ids) == 4
+    assert all("feedback" in r["breakdown"] for r in again["recommendations"])
+    session = client.get("/v1/sessions/bob").json()
+    assert [f["item_id"] for f in session["feedback"]] == [liked, disliked]
+    assert len(session["messages"]) == 4 and session["requests"]
+    assert client.delete("/v1/sessions/bob").status_code == 204
+    assert client.get("/v1/sessions/bob").json()["messages"] == []
+
+
+def test_items_and_media_only_from_the_catalogue(small: Any, tmp_path: Path) -> None:
+    client = _client(small, tmp_path)
+    item = client.get("/v1/items/animals/birds/robin").json()
+    assert item["title"] == "Robin" and "image" not in item["facts"]
+    picture = client.get(item["image_url"])
+    assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+    assert picture.content.startswith(b"\x89PNG")
+    owl = client.get("/v1/items/animals/birds/owl").json()
+    sound = client.get(owl["audio_url"])
+    assert sound.status_code == 200 and sound.headers["content-type"] == "audio/wav"
+    for path in (
+        "/v1/items/nothing/here",
+        "/v1/items/../../etc/passwd/image",
+        "/v1/items/%2e%2e/%2e%2e/etc/passwd",
+        "/v1/items/animals/birds/owl/image",  # the owl has no picture
+        "/v1/items/animals/birds/robin/audio?index=3",
+    ):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert set(response.json()) == {"error"}
+    # a store whose recorded catalogue folder is elsewhere serves nothing
+    settings, store, models = small
+    elsewhere = settings.model_copy(update={"data_dir": tmp_path})
+    service = Service(
+        elsewhere, Recommender(elsewhere, store, models, None), SessionStore(tmp_path), lambda: None
+    )
+    service.media_roots = lambda: [tmp_path]  # type: ignore[method-assign]
+    outside = TestClient(create_app(service)).get("/v1/items/animals/birds/robin/image")
+    assert outside.status_code == 404 and "outside the catalogue" in outside.json()["error"]
+
+
+def test_uploads_search_by_picture_and_are_bounded(small: Any, tmp_path: Path) -> None:
+    client = _client(small, tmp_path, max_upload_bytes=50_000)
+    green = png(tmp_path / "g.png", (30, 180, 40, 255)).read_bytes()
+    with client.stream(
+        "POST",
+        "/v1/sessions/cat/messages",
+        data={"message": "", "k": "1"},
+        files={"image": ("../../evil.png", green, "image/png")},
+    ) as response:
+        events = _events(response)
+    items = [d for e, d in events if e == "item"]
+    assert items and items[0]["id"] == "animals/birds/parrot"
+    big = client.post(
+        "/v1/sessions/cat/messages",
+        data={"message": "x"},
+        files={"image": ("a.png", b"\x89PNG" + b"0" * 60_000, "image/png")},
+    )
+    assert big.status_code == 400 and "over the limit" in big.json()["error"]
+    script = client.post(
+        "/v1/sessions/cat/messages", files={"image": ("a.html", b"<script>", "text/html")}
+    )
+    assert script.status_code == 400 and "must be one of" in script.json()["error"]
+
+
+def test_security_token_limits_ids_and_errors(small: Any, tmp_path: Path) -> None:
+    client = _client(small, tmp_path, token=SecretStr("s3cret"), max_body_bytes=2_000)
+    assert client.get("/healthz").status_code == 200  # open
+    for method, path in (
+        ("get", "/readyz"),
+        ("get", "/v1/sessions/ann"),
+        ("get", "/v1/items/animals/birds/robin"),
+    ):
+        denied = getattr(client, method)(path)
+        assert denied.status_code == 401 and denied.json() == {
+            "error": "a valid `Authorization: Bearer TOKEN` header is required"
+        }
+    wrong = client.get("/v1/sessions/ann", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    auth = {"Authorization": "Bearer s3cret"}
+    assert client.get("/v1/sessions/ann", headers=auth).status_code == 200
+    huge = client.post(
+        "/v1/recommendations", headers=auth, json={"user": "ann", "message": "x" * 5_000}
+    )
+    assert huge.status_code == 413
+    for user in ("../etc", "a b", "x" * 65):
+        bad = client.get(f"/v1/sessions/{user}", headers=auth)
+        assert bad.status_code in {400, 404} and "error" in bad.json()
+    invalid = client.post(
+        "/v1/recommendations",
+        headers=auth,
+        content=b"{not json",
+    )
+    assert invalid.status_code == 422 and "Traceback" not in invalid.text
+    unknown = client.post("/v1/recommendations", headers=auth, json={"user": "ann", "evil": 1})
+    assert unknown.status_code == 422
+
+
+def test_exposure_needs_a_token(small: Any) -> None:
+    settings: Settings = small[0]
+    public = settings.model_copy(
+        update={"service": settings.service.model_copy(update={"host": "0.0.0.0"})}
+    )
+    with pytest.raises(ConfigError, match="without a token"):
+        check_exposure(public)
+    check_exposure(settings)  # loopback: fine
+    token = public.service.model_copy(update={"token": SecretStr("t")})
+    check_exposure(public.model_copy(update={"service": token}))
