@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from cli import agent_cmds, bench_cmds, catalogue_cmds, eval_cmds, setup_cmds
+from cli import agent_cmds, bench_cmds, catalogue_cmds, eval_cmds, service_cmds, setup_cmds
 from cli.render import err
 from tools.errors import RecagentError
 
@@ -35,6 +35,7 @@ app.command("search")(catalogue_cmds.search)
 app.command("demo")(setup_cmds.demo)
 app.command("recommend")(agent_cmds.recommend)
 app.command("chat")(agent_cmds.chat)
+app.command("serve")(service_cmds.serve)
 app.add_typer(setup_cmds.models_app, name="models")
 app.add_typer(setup_cmds.catalogue_app, name="catalogue")
 app.add_typer(bench_cmds.bench_app, name="bench")

@@ -9,6 +9,7 @@ Routes (all but ``/healthz`` need ``Authorization: Bearer TOKEN`` when a token i
 * ``POST /v1/sessions/{user}/feedback``: like, dislike, click or a 1-5 rating on a shown item;
 * ``GET`` / ``DELETE /v1/sessions/{user}``: the session (messages, profile, constraints) / forget;
 * ``GET /v1/items/{id}``, ``/v1/items/{id}/image``, ``/v1/items/{id}/audio``;
+* ``/`` the chat page (static HTML, CSS and JavaScript shipped with the package);
 * ``/healthz`` (the process is up), ``/readyz`` (store readable, LLM reachable or degraded);
   the OpenAPI schema at ``/docs``.
 
@@ -29,7 +30,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
@@ -48,6 +50,13 @@ from tools.errors import InputError, LLMUnavailable, RecagentError, StoreError
 
 log = logging.getLogger(__name__)
 
+STATIC = Path(__file__).resolve().parent / "static"
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; media-src 'self' blob:; "
+    "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 STATUS = {InputError: 400, media.NotServed: 404, StoreError: 503, LLMUnavailable: 503}
 
 
@@ -138,6 +147,13 @@ def create_app(service: Service) -> FastAPI:
         response = _problem(401, "a valid `Authorization: Bearer TOKEN` header is required")
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
+
+    # -- the page -----------------------------------------------------------------------------
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
     # -- health -------------------------------------------------------------------------------
     @app.get("/healthz")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
 
 from agent import llm_server
-from agent.build import build_recommender
 from agent.llm import endpoint
+from agent.recommender import Recommender
 from agent.session import SessionStore
 from service.app import Service
 from tools.config import Settings
@@ -33,9 +32,8 @@ def check_exposure(settings: Settings) -> None:
         )
 
 
-def build_service(settings: Settings, on_notice: Callable[[str], None] | None = None) -> Service:
-    """The store, the Recommender (reaching the LLM only if the turn uses it) and sessions."""
-    recommender = build_recommender(settings, on_notice)
+def build_service(settings: Settings, recommender: Recommender) -> Service:
+    """The service around ``recommender`` (built by the front end, which may start the LLM)."""
 
     def llm_ready() -> str | None:
         if not settings.turn.uses_llm:

@@ -198,3 +198,16 @@ def test_exposure_needs_a_token(small: Any) -> None:
     check_exposure(settings)  # loopback: fine
     token = public.service.model_copy(update={"token": SecretStr("t")})
     check_exposure(public.model_copy(update={"service": token}))
+
+
+def test_the_page_and_its_files_ship_with_the_package(small: Any, tmp_path: Path) -> None:
+    client = _client(small, tmp_path, token=SecretStr("t"))
+    page = client.get("/")  # the page itself needs no token; its API calls do
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert '<script src="/static/app.js"' in page.text and "cdn" not in page.text.lower()
+    script = client.get("/static/app.js")
+    assert script.status_code == 200 and "textContent" in script.text
+    assert "innerHTML" not in script.text  # catalogue and model text never parsed as HTML
+    assert client.get("/static/style.css").status_code == 200
+    assert client.get("/static/../app.py").status_code == 404
