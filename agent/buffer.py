@@ -13,7 +13,7 @@ from typing import Any
 
 from indexing.records import Hit
 
-SIGNALS = ("text", "image", "profile", "collab")
+SIGNALS = ("text", "image", "profile", "collab", "feedback")  # feedback: near a liked item
 
 
 @dataclass

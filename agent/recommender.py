@@ -224,8 +224,8 @@ class Recommender:
         for item_id in liked:
             with ctx.timed("retrieval"):
                 near = self.store.neighbours(item_id, REQUEST_DEPTH // 3, filters)
-            for kind, hits in near.items():
-                ctx.buffer.add(f"liked:{item_id}:{kind}", kind, hits)
+            for kind, hits in near.items():  # ranks only: similarity enters as the feedback term
+                ctx.buffer.add(f"liked:{item_id}:{kind}", "feedback", hits)
 
     def search_pictures(
         self,

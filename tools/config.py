@@ -201,7 +201,9 @@ class ServiceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
 
-    host: str = Field("127.0.0.1", description="Address to bind; other than loopback needs a token.")
+    host: str = Field(
+        "127.0.0.1", description="Address to bind; other than loopback needs a token."
+    )
     port: int = Field(8000, ge=1, le=65535, description="Port to bind.")
     token: SecretStr | None = Field(
         None, description="Bearer token every route but /healthz requires (never printed)."

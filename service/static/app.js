@@ -42,7 +42,7 @@ async function send(message) {
   if (picture) body.set("image", picture, picture.name);
   if (voice) body.set("audio", voice, "voice.webm");
   const log = $("log");
-  const said = el("li", { class: "user" }, message || (voice ? "🎤 (voice message)" : "🖼 (picture)"));
+  const said = el("li", { class: "user" }, message || (voice ? "(a voice message)" : "(a picture)"));
   log.append(said);
   const reply = el("li", { class: "reply" });
   const intro = el("p", { class: "intro" }, "…");
@@ -76,6 +76,7 @@ async function send(message) {
     } else if (event === "item") {
       cards.append(card(data));
     } else if (event === "done") {
+      reply.dataset.done = "yes";
       const fallback = data.notices.filter((n) => /LLM/.test(n));
       showNotice(fallback.join(" "));
       for (const notice of data.notices.filter((n) => !/LLM/.test(n))) {
@@ -84,6 +85,7 @@ async function send(message) {
     } else if (event === "error") {
       intro.textContent = data.error;
       intro.classList.add("error");
+      reply.dataset.done = "yes";
     }
     reply.scrollIntoView({ block: "end", behavior: "smooth" });
   });
@@ -139,7 +141,7 @@ function card(item) {
   for (const reason of item.reasons || []) details.append(el("p", {}, reason));
   box.append(details);
   const actions = el("div", { class: "actions" });
-  for (const [kind, label] of [["like", "👍 Like"], ["dislike", "👎 Not this"]]) {
+  for (const [kind, label] of [["like", "Like"], ["dislike", "Not this"]]) {
     const button = el("button", { type: "button", "aria-pressed": "false", "data-kind": kind }, label);
     button.addEventListener("click", async () => {
       const ok = await feedback(item.id, kind);
