@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: the demo catalogue (Tux Paint stamps) and espeak-ng (speech for the tests).
-APT_PACKAGES=(tuxpaint-stamps-default espeak-ng)
+# Debian packages: the demo catalogue (Tux Paint stamps), espeak-ng (speech for the tests) and
+# chromium (the browser the web page's tests drive).
+APT_PACKAGES=(tuxpaint-stamps-default espeak-ng chromium)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
