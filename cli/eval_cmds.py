@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -193,6 +194,15 @@ def eval_simulate(
     seed: Annotated[int, typer.Option(help="Seed of the user / target sample.")] = 2026,
     concurrency: Annotated[int, typer.Option(help="Episodes in flight.", min=1)] = 4,
     max_turns: Annotated[int, typer.Option(help="Turns per episode.", min=1, max=10)] = 5,
+    feedback: Annotated[
+        bool,
+        typer.Option(
+            "--feedback",
+            help="Run the episodes twice, without and with the simulated user's like/dislike "
+            "on each list shown (a like for items of the target's genre or kind, a dislike "
+            "otherwise), and compare: OUT/without-feedback, OUT/with-feedback, OUT/feedback.md.",
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Simulated users with a hidden target: an LLM describes an item without naming it (a leak
@@ -210,13 +220,39 @@ def eval_simulate(
     sim = setup_simulation(cfg, dataset)
     cases = sim.cases(limit, seed)
     simulator = ChatClient(target, ResponseCache(out / "llm-cache.jsonl"), concurrency)
-    sim_config = simulate.SimConfig(dataset, limit, seed, concurrency, max_turns)
     used = {"llm": target.model, "collab": "yes" if sim.recommender.collab else "no"}
-    with resumable(f"finished episodes are kept in {out}/episodes.jsonl"):
-        simulate.run(
-            cases, sim.recommender, simulator, sim.catalogue, out, sim_config, sim.kind, models=used
+    runs = (
+        [(out / "without-feedback", False), (out / "with-feedback", True)]
+        if feedback
+        else [(out, False)]
+    )
+    reports = []
+    for folder, with_feedback in runs:
+        sim_config = simulate.SimConfig(
+            dataset, limit, seed, concurrency, max_turns, feedback=with_feedback
         )
-    print_results(out, "results.json, results.md, episodes.jsonl")
+        with resumable(f"finished episodes are kept in {folder}/episodes.jsonl"):
+            reports.append(
+                simulate.run(
+                    cases,
+                    sim.recommender,
+                    simulator,
+                    sim.catalogue,
+                    folder,
+                    sim_config,
+                    sim.kind,
+                    models=used,
+                )
+            )
+    if feedback:
+        (out / "feedback.md").write_text(simulate.comparison(reports[0], reports[1]))
+        (out / "feedback.json").write_text(
+            json.dumps({"without": reports[0], "with": reports[1]}, indent=2)
+        )
+        print_results(out, "feedback.md, feedback.json, without-feedback/, with-feedback/")
+        console.print((out / "feedback.md").read_text(), markup=False)
+    else:
+        print_results(out, "results.json, results.md, episodes.jsonl")
 
 
 @eval_app.command("conversations")

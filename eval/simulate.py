@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 import prompts
 from agent.conversation import Conversation
+from agent.feedback import Feedback
 from agent.profile import UserProfile
 from agent.recommender import Recommender
 from eval.cases import Case
@@ -43,6 +44,44 @@ class SimConfig:
     seed: int = 2026
     concurrency: int = 4
     max_turns: int = MAX_TURNS
+    feedback: bool = False  # the user also likes / dislikes items of each list shown
+
+
+FEEDBACK_PER_TURN = 2  # likes and dislikes each, per list shown
+
+
+def opinion(target: dict[str, Any], item: dict[str, Any]) -> str | None:
+    """What a user who wants ``target`` says of a shown item: "like" when it shares the
+    target's kind (a genre, or the subcategory), "dislike" when it shares nothing."""
+    wanted, shown = target.get("attributes") or {}, item.get("attributes") or {}
+    genres = set(wanted.get("genres") or []) & set(shown.get("genres") or [])
+    sub = wanted.get("subcategory")
+    same_kind = bool(sub) and sub == shown.get("subcategory")
+    if genres or same_kind:
+        return "like"
+    if (
+        target.get("category")
+        and target.get("category") == item.get("category")
+        and not (wanted.get("genres") or sub)
+    ):
+        return "like"
+    return "dislike"
+
+
+def give_feedback(
+    recommender: Recommender, convo: Conversation, shown: Sequence[Any], target: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """Up to ``FEEDBACK_PER_TURN`` likes and dislikes on the list just shown, in its order."""
+    given: list[tuple[str, str]] = []
+    counts = {"like": 0, "dislike": 0}
+    for rec in shown:
+        kind = opinion(target, rec.facts)
+        if kind is None or counts[kind] >= FEEDBACK_PER_TURN:
+            continue
+        counts[kind] += 1
+        recommender.record_feedback(convo, Feedback(item_id=rec.item_id, kind=kind))  # type: ignore[arg-type]
+        given.append((rec.item_id, kind))
+    return given
 
 
 def redact(text: str, title: str) -> str:
@@ -121,6 +160,7 @@ class Episode:
     leaked: bool = False
     seconds: float = 0.0
     notices: list[str] = field(default_factory=list)
+    feedback: list[list[tuple[str, str]]] = field(default_factory=list)
 
 
 def play(
@@ -129,6 +169,7 @@ def play(
     simulator: ChatClient,
     kind: str,
     max_turns: int = MAX_TURNS,
+    feedback: bool = False,
 ) -> Episode:
     start = time.perf_counter()
     episode = Episode(case)
@@ -153,6 +194,10 @@ def play(
         episode.recommendations.append(ids)
         if case.item_id in ids:
             break
+        if feedback:
+            episode.feedback.append(
+                give_feedback(recommender, convo, result.recommendations, case.facts)
+            )
         listed = "; ".join(r.title for r in result.recommendations) or "nothing"
         cue = prompts.render("simulator_next", listed=listed)
     episode.seconds = time.perf_counter() - start
@@ -173,6 +218,7 @@ def record(episode: Episode, catalogue: set[str]) -> dict[str, Any]:
         **episode_rates(episode.recommendations, catalogue, set(case.history_ids)),
         "seconds": round(episode.seconds, 2),
         "notices": sorted(set(episode.notices)),
+        "feedback": episode.feedback,
     }
 
 
@@ -231,7 +277,8 @@ def run(
     start = time.perf_counter()
 
     def one(case: Case) -> None:
-        row = record(play(case, recommender, simulator, kind, config.max_turns), catalogue)
+        episode = play(case, recommender, simulator, kind, config.max_turns, config.feedback)
+        row = record(episode, catalogue)
         with lock, log.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
             done[f"{case.user}:{case.item_id}"] = row
@@ -286,3 +333,28 @@ def demo_cases(ids_titles: Sequence[tuple[str, dict[str, Any]]], n: int, seed: i
         Case(f"demo{n}", [], [], "", ids_titles[i][0], ids_titles[i][1])
         for n, i in enumerate(sorted(int(p) for p in picked))
     ]
+
+
+def comparison(without: dict[str, Any], with_feedback: dict[str, Any]) -> str:
+    """Markdown: the same episodes without and with the simulated user's feedback."""
+    turns = len(next(iter(without["hit_by_turn"].values())))
+    lines = [
+        f"# Feedback on {without['config']['dataset']}: the same episodes without and with "
+        "like/dislike on each list shown",
+        "",
+        "| run | metric | " + " | ".join(f"turn {t}" for t in range(1, turns + 1)) + " |",
+        "| --- | --- |" + " --- |" * turns,
+    ]
+    for name, report in (("without feedback", without), ("with feedback", with_feedback)):
+        for metric in ("Hit@5", "Hit@10"):
+            values = report["hit_by_turn"][metric]
+            lines.append(f"| {name} | {metric} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+    lines.append("")
+    for name, report in (("without feedback", without), ("with feedback", with_feedback)):
+        avg = report["average_turns_to_hit@10"]
+        shown = f"{avg:.2f}" if avg is not None else "no hit"
+        lines.append(
+            f"- {name}: {report['scored_episodes']} scored episodes, average turns to a "
+            f"hit@10 {shown}"
+        )
+    return "\n".join(lines) + "\n"

@@ -108,3 +108,25 @@ def test_first_hits_rates_and_curves() -> None:
     assert out["hit_by_turn"]["Hit@1"] == [0, 0, 0]
     assert out["average_turns_to_hit@10"] == 2
     assert out["duplicates_rate"] == pytest.approx(0.1)
+
+
+def test_simulated_feedback_opinions_and_the_comparison() -> None:
+    movie = {"attributes": {"genres": ["Comedy", "Romance"]}}
+    assert simulate.opinion(movie, {"attributes": {"genres": ["Romance"]}}) == "like"
+    assert simulate.opinion(movie, {"attributes": {"genres": ["Horror"]}}) == "dislike"
+    stamp = {"category": "animals", "attributes": {"subcategory": "birds"}}
+    assert simulate.opinion(stamp, {"category": "animals", "attributes": {"subcategory": "birds"}})
+    assert (
+        simulate.opinion(stamp, {"category": "animals", "attributes": {"subcategory": "fish"}})
+        == "dislike"
+    )
+    report = {
+        "config": {"dataset": "demo"},
+        "hit_by_turn": {"Hit@5": [0.1, 0.2], "Hit@10": [0.2, 0.4]},
+        "average_turns_to_hit@10": 1.5,
+        "scored_episodes": 10,
+    }
+    better = {**report, "hit_by_turn": {"Hit@5": [0.1, 0.5], "Hit@10": [0.2, 0.6]}}
+    text = simulate.comparison(report, better)
+    assert "| with feedback | Hit@10 | 0.20 | 0.60 |" in text
+    assert "without feedback: 10 scored episodes" in text
