@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from cli import render
-from cli.agent_cmds import open_recommender
+from cli.agent_cmds import open_recommender, serve_llm
 from cli.eval_cmds import llm_endpoint, setup_simulation
 from cli.options import ConfigOpt, FiguresOpt, ServeOpt, StoreOpt, UrlOpt, settings
 from cli.render import console
@@ -102,4 +102,62 @@ def bench_eval(
         max_turns,
         sim.kind,
     )
+    print_figures(figures, out)
+
+
+@bench_app.command("serve")
+def bench_serve(
+    ctx: typer.Context,
+    out: FiguresOpt = Path("bench/serve.json"),
+    levels: Annotated[
+        str, typer.Option(help="Concurrent sessions per level, comma-separated.")
+    ] = "1,8,32",
+    turns: Annotated[int, typer.Option(help="Turns each session plays.", min=1)] = 3,
+    max_seconds: Annotated[
+        float, typer.Option(help="Time bound of each level, in seconds.", min=1)
+    ] = 300.0,
+    llm: Annotated[
+        bool, typer.Option("--llm/--no-llm", help="Also run the full turn (the LLM's steps on).")
+    ] = True,
+    store: StoreOpt = None,
+    chroma_url: UrlOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Concurrent simulated sessions against `recagent serve` (started here on 127.0.0.1, a
+    process of its own, so client and server do not share an interpreter): turns/s, turn
+    p50/p95, time to the first streamed event, errors and lost sessions at each level, for the
+    retrieval-only turn and the full turn (the LLM's expansion, intro and explanations on)."""
+    import json
+
+    from service.bench import bars, run_levels, served
+
+    try:
+        counts = [int(x) for x in levels.split(",") if x.strip()]
+    except ValueError as exc:
+        raise InputError(f"--levels must be numbers separated by commas: {levels!r}") from exc
+    if not counts or min(counts) < 1:
+        raise InputError("--levels needs at least one level of 1 session or more")
+    cfg = settings(ctx, config, store_dir=store, chroma_url=chroma_url)
+    if llm and not cfg.llm.base_url:
+        serve_llm(cfg, console)  # the full turn's server finds it running
+    log = render.printer(console)
+    runs: dict[str, object] = {}
+    designs: list[tuple[str, dict[str, str]]] = [("retrieval only", {})]
+    if llm:
+        designs.append(
+            ("full turn", {"expansion_llm": "true", "explain_llm": "true", "intro_llm": "true"})
+        )
+    for name, turn in designs:
+        log(f"{name}: starting the service")
+        with served(cfg, turn, config, out.parent / f"serve-{name.replace(' ', '-')}.log") as url:
+            runs[name] = run_levels(url, counts, turns, max_seconds, log=log)
+    retrieval = runs["retrieval only"]
+    figures = {
+        "levels": counts,
+        "turns_per_session": turns,
+        "runs": runs,
+        "bars": bars(retrieval, runs.get("full turn")),  # type: ignore[arg-type]
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
     print_figures(figures, out)

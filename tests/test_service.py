@@ -211,3 +211,26 @@ def test_the_page_and_its_files_ship_with_the_package(small: Any, tmp_path: Path
     assert "innerHTML" not in script.text  # catalogue and model text never parsed as HTML
     assert client.get("/static/style.css").status_code == 200
     assert client.get("/static/../app.py").status_code == 404
+
+
+def test_a_short_load_benchmark(small: Any, tmp_path: Path) -> None:
+    """`recagent bench serve --no-llm` against its own `recagent serve` process on the small
+    store: every level answers every turn and loses no session."""
+    from tests.conftest import recagent
+
+    settings: Settings = small[0]
+    env = {
+        "RECAGENT_CACHE_DIR": str(settings.cache_dir),
+        "RECAGENT_DATA_DIR": str(tmp_path),
+        "RECAGENT_STORE_DIR": str(settings.resolved_store_dir),
+    }
+    out = tmp_path / "serve.json"
+    args = ("bench", "serve", "--no-llm", "--levels", "1,4", "--turns", "2", "--out", str(out))
+    result = recagent(*args, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(out.read_text())
+    for level in ("1", "4"):
+        run = figures["runs"]["retrieval only"][level]
+        assert run["turns"] == int(level) * 2 and run["errors"] == 0 and run["lost_sessions"] == 0
+        assert run["first_event_p95_s"] is not None and run["turns_per_s"] > 0
+    assert figures["bars"]["no_errors_at_most_sessions"] is True
