@@ -260,3 +260,27 @@ def test_llm_killed_mid_conversation_falls_back(served: tuple[Settings, Store, A
     assert after.notices and "falling back" in after.notices[0]
     assert all(r.explanation_source == "template" for r in after.recommendations)
     _assert_grounded(served, after)
+
+
+def test_the_page_shows_the_fallback_notice_when_the_llm_is_gone(
+    served: tuple[Settings, Store, Any], tmp_path: Path
+) -> None:
+    """After the test above killed vLLM: the page, with a turn that uses the LLM (expansion and
+    intro), still shows cards and a visible notice that the answer fell back."""
+    from agent.session import SessionStore
+    from service.app import Service
+    from tests.browser import ask, browser_page, live_service
+
+    settings, store, models = served
+    settings = settings.model_copy(
+        update={"turn": TurnSettings(expansion_llm=True, intro_llm=True), "data_dir": tmp_path}
+    )
+    recommender = Recommender(settings, store, models, EndpointChat(settings))
+    service = Service(settings, recommender, SessionStore(tmp_path), lambda: "the LLM is down")
+    with live_service(service) as url, browser_page() as page:
+        page.goto(url)
+        reply = ask(page, "an animal that makes a noise", 0)
+        assert reply.locator(".card").count() >= 1
+        notice = page.locator("#notice")
+        assert notice.is_visible() and "LLM" in notice.inner_text()
+        assert page.console_errors == []  # type: ignore[attr-defined]
