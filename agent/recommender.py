@@ -456,13 +456,15 @@ class Recommender:
         explain: bool = True,
         on_ranked: OnRanked | None = None,
         filters: Filters | None = None,
+        on_understood: Callable[[list[Applied]], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> TurnResult:
         """One turn. ``on_ranked`` hears the ranked (id, title) list as soon as it is known,
         before any explanation is written. ``explain=False`` skips the LLM's intro and
         explanations (the simulated-user evaluation judges the recommendations only).
         ``filters`` are hard bounds on top of the request's (category, price, picture, sound);
-        ``cancel``, once set, stops the turn's LLM use (a client that went away)."""
+        ``cancel``, once set, stops the turn's LLM use (a client that went away);
+        ``on_understood`` hears the request's constraints as soon as they are parsed."""
         started = time.perf_counter()
         clock: Clock = {}
         runner = StepRunner(
@@ -476,6 +478,8 @@ class Recommender:
         runner.notices += attached.notices
         message = attached.message(message, DEFAULT_MESSAGE)
         request, profile = self.understand(convo, message, runner, clock)
+        if on_understood is not None and request is not None:
+            on_understood(list(request.applied))  # what the turn looks for, before any search
         bounds = filters or Filters()
         ctx = self.retrieve(
             convo, message, request, profile, attachments or {}, runner, clock, bounds

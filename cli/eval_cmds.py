@@ -249,8 +249,12 @@ def eval_simulate(
         (out / "feedback.json").write_text(
             json.dumps({"without": reports[0], "with": reports[1]}, indent=2)
         )
-        print_results(out, "feedback.md, feedback.json, without-feedback/, with-feedback/")
         console.print((out / "feedback.md").read_text(), markup=False)
+        console.print(
+            f"results written to {out} (feedback.md, feedback.json, without-feedback/, "
+            "with-feedback/)",
+            markup=False,
+        )
     else:
         print_results(out, "results.json, results.md, episodes.jsonl")
 

@@ -3,8 +3,9 @@
 Routes (all but ``/healthz`` need ``Authorization: Bearer TOKEN`` when a token is configured):
 
 * ``POST /v1/recommendations``: one turn, JSON in, the JSON of ``recommend --json`` out;
-* ``POST /v1/sessions/{user}/messages``: one turn as server-sent events (``ranked`` first, then
-  ``intro`` and one ``item`` per recommendation with its explanation, then ``done``); JSON, or a
+* ``POST /v1/sessions/{user}/messages``: one turn as server-sent events (``understood``: the
+  request's constraints, then ``ranked``, ``intro`` and one ``item`` per recommendation with
+  its explanation, then ``done``); JSON, or a
   multipart form with an ``image`` to search by and/or an ``audio`` voice message;
 * ``POST /v1/sessions/{user}/feedback``: like, dislike, click or a 1-5 rating on a shown item;
 * ``GET`` / ``DELETE /v1/sessions/{user}``: the session (messages, profile, constraints) / forget;
@@ -366,6 +367,9 @@ async def _stream_turn(
                 ),
                 filters=filters,
                 cancel=cancel,
+                on_understood=lambda applied: put(
+                    "understood", {"constraints": [a.model_dump() for a in applied]}
+                ),
             )
             if cancel.is_set():
                 put("end", None)

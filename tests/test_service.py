@@ -75,10 +75,11 @@ def test_a_streamed_turn_and_feedback_that_changes_the_next(small: Any, tmp_path
         assert response.headers["content-type"].startswith("text/event-stream")
         events = _events(response)
     names = [e for e, _ in events]
-    assert names[0] == "ranked" and names[1] == "intro" and names[-1] == "done"
+    assert names[:3] == ["understood", "ranked", "intro"] and names[-1] == "done"
+    assert any(c["kind"] == "target" for c in events[0][1]["constraints"])
     items = [d for e, d in events if e == "item"]
     assert len(items) == 3 and all(i["explanation"] for i in items)
-    assert [i["id"] for i in items] == [i["id"] for i in events[0][1]["items"]]
+    assert [i["id"] for i in items] == [i["id"] for i in events[1][1]["items"]]
     liked, disliked = items[0]["id"], items[1]["id"]
     for item_id, kind in ((liked, "like"), (disliked, "dislike")):
         given = client.post("/v1/sessions/bob/feedback", json={"item_id": item_id, "kind": kind})

@@ -66,7 +66,10 @@ async function send(message) {
   }
   let streamed = "";
   await readEvents(response, (event, data) => {
-    if (event === "ranked") {
+    if (event === "understood") {
+      const wanted = data.constraints.map((c) => (c.kind === "exclude" ? `not ${c.words || c.value}` : c.words || c.value));
+      intro.textContent = wanted.length ? `Looking for: ${[...new Set(wanted)].join(", ")}…` : "Looking…";
+    } else if (event === "ranked") {
       intro.textContent = data.items.length ? `Found ${data.items.map((i) => i.title).join(", ")}…` : "Nothing fits.";
     } else if (event === "token") {
       streamed += data.text;
