@@ -42,6 +42,7 @@ from agent.conversation import Conversation, TurnResult
 from agent.feedback import Feedback
 from agent.recommender import Recommender
 from agent.session import SessionStore, check_user
+from agent.steps import LLMFailure
 from indexing.records import Filters
 from service import media
 from service.schemas import Problem, RecommendRequest, TurnRequest
@@ -353,6 +354,11 @@ async def _stream_turn(
     def put(event: str, data: Any) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, (event, data))
 
+    def token(text: str) -> None:
+        if cancel.is_set():  # closing the stream makes vLLM drop the request
+            raise LLMFailure("the client went away", unreachable=True)
+        put("token", {"text": text})
+
     def turn() -> None:
         try:
             convo = service.sessions.load(user)
@@ -361,7 +367,7 @@ async def _stream_turn(
                 message,
                 k,
                 attachments=attached,
-                on_token=lambda text: None if cancel.is_set() else put("token", {"text": text}),
+                on_token=token,
                 on_ranked=lambda ranked: put(
                     "ranked", {"items": [{"id": i, "title": t} for i, t in ranked]}
                 ),

@@ -224,3 +224,19 @@ def test_profile_constraints_need_the_users_words() -> None:
     assert kept.constraints.modality == "any"  # nothing about sound
     assert kept.likes == ["politics"]  # soft preferences stay
     assert grounded(update, "animals that make a noise").constraints.modality == "audio"
+
+
+def test_a_cancelled_turn_makes_no_more_llm_calls() -> None:
+    import threading
+
+    from agent.steps import StepRunner
+
+    cancel = threading.Event()
+    runner = StepRunner(available=True, cancel=cancel)
+    calls: list[str] = []
+    assert runner.run("a step", lambda: calls.append("asked") or "answer", "fallback") == "answer"
+    cancel.set()  # the client went away
+    assert runner.run("the next step", lambda: calls.append("asked") or "x", "fallback") == (
+        "fallback"
+    )
+    assert calls == ["asked"] and runner.available is False
