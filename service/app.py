@@ -25,6 +25,7 @@ import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -59,6 +60,7 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+TURN_THREADS = 64  # turns in flight at once; more wait for a thread
 STATUS = {InputError: 400, media.NotServed: 404, StoreError: 503, LLMUnavailable: 503}
 
 
@@ -143,6 +145,10 @@ def create_app(service: Service) -> FastAPI:
         return _problem(500, "internal error (the server log has the details)")
 
     app.state.token = token
+    # Turns wait on the LLM most of the time: one thread each, not the event loop's small
+    # default pool, so a new turn starts (and streams its first event) while others wait.
+    turns = ThreadPoolExecutor(TURN_THREADS, thread_name_prefix="recagent-turn")
+    app.state.turns = turns
 
     @app.exception_handler(Unauthorised)
     async def unauthorised(_: Request, __: Unauthorised) -> JSONResponse:
@@ -196,7 +202,9 @@ def create_app(service: Service) -> FastAPI:
         k = min(body.k, cfg.max_k)
         filters = body.filters.filters() if body.filters else None
         folder, attached = await run_in_threadpool(save_uploads, uploads, cfg.max_upload_bytes)
-        events = _stream_turn(service, user, body.message, k, filters, attached, folder.cleanup)
+        events = _stream_turn(
+            service, user, body.message, k, filters, attached, folder.cleanup, turns
+        )
         return EventSourceResponse(events, ping=15)
 
     @app.post("/v1/sessions/{user}/feedback")
@@ -344,6 +352,7 @@ async def _stream_turn(
     filters: Filters | None,
     attached: dict[str, Path],
     cleanup: Callable[[], None],
+    pool: ThreadPoolExecutor,
 ) -> AsyncIterator[dict[str, str]]:
     """The turn's events as they happen; a client that goes away cancels the turn's LLM use,
     and that turn is not saved."""
@@ -402,7 +411,7 @@ async def _stream_turn(
             cleanup()  # the uploads live for this turn only
         put("end", None)
 
-    worker = loop.run_in_executor(None, turn)
+    worker = loop.run_in_executor(pool, turn)
     try:
         while True:
             event, data = await queue.get()
