@@ -7,15 +7,16 @@ recorded with the step's name and the reason, and becomes a notice for the user.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -122,7 +123,7 @@ class StepRunner:
         try:
             if remaining is None:
                 return call()
-            pool = ThreadPoolExecutor(1)  # not a ``with``: a late call is left to its timeout
+            pool = ContextPool(1)  # not a ``with``: a late call is left to its timeout
             try:
                 return pool.submit(call).result(timeout=remaining)
             except FutureTimeout:
@@ -146,11 +147,19 @@ class StepRunner:
             return fallback
 
 
+class ContextPool(ThreadPoolExecutor):
+    """A thread pool whose calls run in the caller's context (context variables such as a
+    benchmark's usage counter follow the call into the thread)."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
 @contextmanager
 def background(workers: int) -> Iterator[ThreadPoolExecutor]:
     """A pool for LLM calls that run beside the turn; leaving it does not wait for a call that
     the runner gave up on (its own request timeout ends it)."""
-    pool = ThreadPoolExecutor(workers)
+    pool = ContextPool(workers)
     try:
         yield pool
     finally:

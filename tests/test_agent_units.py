@@ -240,3 +240,18 @@ def test_a_cancelled_turn_makes_no_more_llm_calls() -> None:
         "fallback"
     )
     assert calls == ["asked"] and runner.available is False
+
+
+def test_llm_steps_run_in_the_callers_context() -> None:
+    """A step under a deadline runs in a thread of its own; context variables (a benchmark's
+    usage counter) must follow it there."""
+    from contextvars import ContextVar
+
+    from agent.steps import StepRunner, background
+
+    seen: ContextVar[str] = ContextVar("seen", default="lost")
+    seen.set("kept")
+    runner = StepRunner(available=True, deadline_s=30)
+    assert runner.run("a step", seen.get, "fallback") == "kept"
+    with background(1) as pool:
+        assert pool.submit(seen.get).result() == "kept"
