@@ -53,8 +53,26 @@ def print_results(out: Path, files: str) -> None:
 @eval_app.command("rank")
 def eval_rank(
     ctx: typer.Context,
-    dataset: Annotated[str, typer.Option(help="Only ml-100k for now.")] = "ml-100k",
-    out: ResultsOpt = Path("results/rank-ml-100k"),
+    dataset: Annotated[
+        str, typer.Option(help="ml-100k (installed by the data packages); see --inter.")
+    ] = "ml-100k",
+    inter: Annotated[
+        Path | None,
+        typer.Option(
+            help="Any dataset instead: interactions in RecBole's atomic format (tab-separated, "
+            "user_id:token, item_id:token, timestamp:float, optional rating:float)."
+        ),
+    ] = None,
+    items: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --inter: item facts in the atomic format (item_id:token, a title column, "
+            "other text columns for the content side)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Results folder (default: results/rank-DATASET).")
+    ] = None,
     limit: Annotated[
         int | None,
         typer.Option(help="Evaluate only the first N users (models still train on all)."),
@@ -95,31 +113,44 @@ def eval_rank(
     from eval.setup import load_ml100k, rank_dataset
     from tools.factory import build_models
 
-    rank_dataset(dataset)
+    if items is not None and inter is None:
+        raise InputError("--items goes with --inter")
+    if inter is None:
+        rank_dataset(dataset)
+    name = inter.stem if inter is not None else dataset
+    out = out or Path(f"results/rank-{name}")
     cfg = settings(ctx, config)
     client = None
     if rerank:
         target = llm_endpoint(cfg, "; or pass --no-rerank")
         cache = ResponseCache(out / "llm-cache.jsonl")
         client = ChatClient(target, cache, concurrency, cfg.llm.request_timeout)
-    data = load_ml100k()
+    if inter is not None:
+        from eval.datasets import load_path_dataset
+
+        loaded = load_path_dataset(inter, items)
+        split, texts, titles = loaded.split, loaded.texts, loaded.titles
+    else:
+        data = load_ml100k()
+        split, texts, titles = data.split, data.texts, data.titles
     embedder = build_models(cfg).text_embedder
     rank_config = RankConfig(seed=seed, limit=limit, rerank_tune_users=rerank_tune_users)
     rank_config = replace(rank_config, sasrec=replace(rank_config.sasrec, epochs=epochs, seed=seed))
-    if save is None:
-        save = limit is None
-    target_dir = (save_collab or cfg.data_dir / "collab" / "ml-100k") if save else None
+    if save is None:  # the agent's model is for the demo-side ML-100K catalogue only
+        save = limit is None and inter is None
+    target_dir = (save_collab or cfg.data_dir / "collab" / name) if save else None
     with resumable("answers so far are cached, a re-run resumes"):
         report = run(
             out,
             rank_config,
-            data.split,
-            data.texts,
-            data.titles,
+            split,
+            texts,
+            titles,
             embedder.embed,
             {"text_embedder": embedder.model_id},
             client,
             target_dir,
+            dataset=name,
         )
     print_results(out, "results.json, results.md, ndcg.png")
     if target_dir is not None:

@@ -1,4 +1,5 @@
-"""`recagent eval rank`: ranking metrics on ML-100K for every system, in one run.
+"""`recagent eval rank`: ranking metrics on ML-100K (or any dataset by path) for every system,
+in one run.
 
 Full ranking over all items (seen items excluded) is the primary number; 1 positive + 99 sampled
 unseen negatives (fixed seed) is the secondary one. Systems: popularity, item-kNN (cosine),
@@ -177,6 +178,7 @@ def run(
     client: ChatClient | None = None,
     save_collab: Path | None = None,
     progress: bool = True,
+    dataset: str = "ml-100k",
 ) -> dict[str, Any]:
     """Fit, tune on validation, evaluate on test; write results.json/.md and ndcg.png.
     ``item_texts`` and ``titles`` follow ``split.item_ids``."""
@@ -265,7 +267,7 @@ def run(
         clock["fit (agent model, all interactions)"] = time.perf_counter() - start
 
     report = {
-        "dataset": "ml-100k",
+        "dataset": dataset,
         "split": {
             **split.meta,
             "users": split.n_users,
@@ -326,7 +328,8 @@ def markdown(report: dict[str, Any]) -> str:
     cols = ["HR@1", "NDCG@5", "NDCG@10", "Recall@10", "NDCG@20", "Recall@20", "MRR", "Coverage@10"]
     split = report["split"]
     lines = [
-        f"# Ranking on ML-100K ({split['evaluated_users']} of {split['users']} users, "
+        f"# Ranking on {report.get('dataset', 'ml-100k')} ({split['evaluated_users']} of "
+        f"{split['users']} users, "
         f"{split['items']} items, {split['protocol']}; {split['ties']}; "
         f"history = {split['history']})",
         "",
