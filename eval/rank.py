@@ -37,6 +37,7 @@ from eval.pipeline import (
     tune,
 )
 from eval.plot import ndcg_plot
+from eval.significance import against_best_baseline
 from tools.collaborative import FUSION_FILE, CollabModel
 from tools.sasrec import SASRecConfig
 
@@ -87,6 +88,7 @@ def evaluate(
     result: dict[str, Any] = {
         "full": metrics_from_ranks(full),
         f"sampled_{config.negatives}": metrics_from_ranks(sampled, KS),
+        "ranks": full,  # per user: run() moves these to ranks.json for significance
     }
     result["full"]["Coverage@10"] = coverage(tops, split.n_items)
     return result
@@ -266,7 +268,17 @@ def run(
         (save_collab / FUSION_FILE).write_text(json.dumps(tuned.weights.model_dump(), indent=2))
         clock["fit (agent model, all interactions)"] = time.perf_counter() - start
 
-    report = {
+    user_ranks: dict[str, list[int]] = {
+        name: result.pop("ranks") for name, result in results.items()
+    }
+    significance = against_best_baseline(
+        user_ranks, lambda name: name.startswith(BASELINES), config.seed
+    )
+    bar = the_bar(results)
+    bar["significant"] = bool(
+        significance.get("systems", {}).get(bar["complete_pipeline"], {}).get("significant")
+    )
+    report: dict[str, Any] = {
         "dataset": dataset,
         "split": {
             **split.meta,
@@ -283,11 +295,15 @@ def run(
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "results": results,
         "published": PUBLISHED,
-        "bar": the_bar(results),
+        "significance": significance,
+        "bar": bar,
         "agent_model": str(save_collab) if save_collab else None,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "ranks.json").write_text(  # later runs can be compared user by user
+        json.dumps({"users": [split.user_ids[u] for u in users], "ranks": user_ranks})
+    )
     (out_dir / "results.md").write_text(markdown(report))
     ndcg_plot(report, out_dir / "ndcg.png")
     return report
@@ -378,4 +394,20 @@ def markdown(report: dict[str, Any]) -> str:
         f"The bar: {bar['complete_pipeline']} ({bar['pipeline']}) {verdict} every baseline "
         f"in this run (best: {bar['best_baseline']}, {bar['baseline']}; {bar['metric']}).",
     ]
+    significance = report.get("significance") or {}
+    if significance:
+        lines += [
+            "",
+            f"Against the best baseline ({significance['best_baseline']}), NDCG@10 difference "
+            f"with its 95% interval ({significance['method']}):",
+            "",
+            "| system | difference | 95% interval | significant |",
+            "| --- | --- | --- | --- |",
+        ]
+        for name, test in significance["systems"].items():
+            lines.append(
+                f"| {name} | {test['ndcg10_difference']:+.4f} | "
+                f"[{test['ci95_low']:+.4f}, {test['ci95_high']:+.4f}] | "
+                f"{'yes' if test['significant'] else 'no'} |"
+            )
     return "\n".join(lines) + "\n"

@@ -177,5 +177,12 @@ def test_any_dataset_by_path(tmp_path: Path, prepared_models: Path) -> None:
     assert report["dataset"] == "toy" and report["split"]["items"] == 60
     assert report["agent_model"] is None  # only asked for, never by default on another dataset
     assert (out / "results.md").read_text().startswith("# Ranking on toy")
+    significance = report["significance"]  # every report: the pipeline against the best baseline
+    assert significance["best_baseline"] in report["results"]
+    test = significance["systems"]["recagent: fusion, no rerank"]
+    assert test["ci95_low"] <= test["ndcg10_difference"] <= test["ci95_high"]
+    assert "95% interval" in (out / "results.md").read_text()
+    saved = json.loads((out / "ranks.json").read_text())  # per-user ranks, for later runs
+    assert len(saved["users"]) == 60 and len(saved["ranks"]["popularity"]) == 60
     missing = recagent("eval", "rank", "--inter", str(tmp_path / "nope.inter"), "--no-rerank")
     assert missing.returncode == 2 and "not found" in missing.stderr
