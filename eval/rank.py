@@ -37,7 +37,7 @@ from eval.pipeline import (
     tune,
 )
 from eval.plot import ndcg_plot
-from eval.significance import against_best_baseline
+from eval.significance import against_best_baseline, paired_bootstrap
 from tools.collaborative import FUSION_FILE, CollabModel
 from tools.sasrec import SASRecConfig
 
@@ -210,14 +210,24 @@ def run(
         start = time.perf_counter()
         tops, ranks = llm_ranks(client, valid, valid_fused, titles, rows)
         clock["LLM rerank (validation users)"] = time.perf_counter() - start
-        by_weight = {}
+        by_weight, ranks_by_weight = {}, {}
         for weight in rerank.WEIGHTS:
             orders = [rerank.blend(r, weight, tuned.weights.rrf_k) for r in ranks]
             reordered = apply_order(valid_fused[rows], tops, orders)
-            by_weight[weight] = ndcg_at(target_ranks(reordered, [valid.targets[r] for r in rows]))
-        rerank_weight = max(by_weight, key=lambda w: (by_weight[w], -w))
+            ranks_by_weight[weight] = target_ranks(reordered, [valid.targets[r] for r in rows])
+            by_weight[weight] = ndcg_at(ranks_by_weight[weight])
+        best = max(by_weight, key=lambda w: (by_weight[w], -w))
+        # the LLM step earns its place: its validation gain over no rerank must be significant
+        gain = paired_bootstrap(
+            ranks_by_weight[best].tolist(), ranks_by_weight[0.0].tolist(), config.seed
+        )
+        rerank_weight = (
+            best if best != 0.0 and gain["significant"] and gain["ndcg10_difference"] > 0 else 0.0
+        )
         tuning["rerank"] = {
             "weight": rerank_weight,
+            "best_on_validation": best,
+            "gain_over_no_rerank": gain,
             "validation_users": len(rows),
             "validation_ndcg10_by_weight": {str(w): round(v, 4) for w, v in by_weight.items()},
         }
@@ -247,7 +257,7 @@ def run(
         test.inputs.collab(tuned.alpha), test.inputs.content, test.inputs.seen, tuned.weights
     )
     results["recagent: fusion, no rerank"] = evaluate(split, fused, config, users)
-    if client is not None and rerank_weight is not None:
+    if client is not None and rerank_weight:  # 0: the rerank did not earn its place
         rows = list(range(len(users)))
         start = time.perf_counter()
         tops, ranks = llm_ranks(client, test, fused, titles, rows)
@@ -382,13 +392,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Tuned on validation only: collaborative blend alpha {tuning['alpha']}, fusion "
         f"{json.dumps(tuning['fusion'])} (validation NDCG@10 {tuning['validation_ndcg10']}, "
         f"{tuning['grid_points']} grid points)"
-        + (
-            f"; rerank weight {tuning['rerank']['weight']} on "
-            f"{tuning['rerank']['validation_users']} validation users "
-            f"({json.dumps(tuning['rerank']['validation_ndcg10_by_weight'])})"
-            if "rerank" in tuning
-            else "; no LLM rerank in this run"
-        )
+        + (_rerank_line(tuning["rerank"]) if "rerank" in tuning else "; no LLM rerank in this run")
         + ".",
         "",
         f"The bar: {bar['complete_pipeline']} ({bar['pipeline']}) {verdict} every baseline "
@@ -411,3 +415,19 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{'yes' if test['significant'] else 'no'} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _rerank_line(chosen: dict[str, Any]) -> str:
+    gain = chosen["gain_over_no_rerank"]
+    verdict = (
+        f"rerank weight {chosen['weight']}"
+        if chosen["weight"]
+        else "the LLM rerank stays off (weight 0): the best weight's gain over no rerank was "
+        "not significant"
+    )
+    return (
+        f"; {verdict} (best on {chosen['validation_users']} validation users: weight "
+        f"{chosen['best_on_validation']}, NDCG@10 {gain['ndcg10_difference']:+.4f} "
+        f"[{gain['ci95_low']:+.4f}, {gain['ci95_high']:+.4f}] over no rerank; by weight "
+        f"{json.dumps(chosen['validation_ndcg10_by_weight'])})"
+    )
