@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from indexing.schema import Item
@@ -72,6 +73,20 @@ def facts_from_metadata(meta: dict[str, Any]) -> dict[str, Any]:
         image=item.get("image"),
     )
     return facts
+
+
+def media_from_metadata(meta: dict[str, Any]) -> tuple[Path | None, list[Path]]:
+    """The picture and sound files a stored item's catalogue row named (resolved paths)."""
+    try:
+        item = json.loads(str(meta.get("item_json", "{}")))
+    except json.JSONDecodeError:
+        return None, []
+    image = item.get("image")
+    audio = item.get("audio") or []
+    return (
+        Path(image) if isinstance(image, str) else None,
+        [Path(a) for a in audio if isinstance(a, str)],
+    )
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from indexing.chroma import (
     TextEmbeddingFunction,
     open_client,
 )
-from indexing.records import Filters, Hit, StoredItem, Taxonomy
+from indexing.records import Filters, Hit, StoredItem, Taxonomy, media_from_metadata
 from indexing.schema import Item
 from tools.config import Settings
 from tools.embed_image import ImageEmbedder
@@ -269,17 +269,7 @@ class Store:
         got = self.text.get(ids=[item_id], include=["metadatas"])
         if not got["ids"]:
             return None, []
-        meta = (got["metadatas"] or [{}])[0] or {}
-        try:
-            item = json.loads(str(meta.get("item_json", "{}")))
-        except json.JSONDecodeError:
-            return None, []
-        image = item.get("image")
-        audio = item.get("audio") or []
-        return (
-            Path(image) if isinstance(image, str) else None,
-            [Path(a) for a in audio if isinstance(a, str)],
-        )
+        return media_from_metadata((got["metadatas"] or [{}])[0] or {})
 
     def text_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored text embeddings of ``ids`` (unknown ids are left out)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from tools.errors import MediaError
 from tools.files import read_bounded
 from tools.media import SVG_SUFFIXES, WORKING_SIZE
-from tools.svg import inflate, output_size, renderer, sanitize, to_px_units
+from tools.svg import prepare, renderer
 
 
 def svg_sandbox_cost(paths: Sequence[Path], max_bytes: int) -> dict[str, float | int | bool]:
@@ -23,12 +23,7 @@ def svg_sandbox_cost(paths: Sequence[Path], max_bytes: int) -> dict[str, float |
             continue
         try:
             data = read_bounded(path, max_bytes, "image")
-            if path.suffix.lower() == ".svgz":
-                data = inflate(data, max_bytes, path)
-            text = to_px_units(
-                sanitize(data.decode("utf-8", "replace"), path.parent, max_bytes, path)
-            )
-            jobs.append((path, text, *output_size(text, WORKING_SIZE, path)))
+            jobs.append((path, *prepare(data, path, max_bytes, WORKING_SIZE)))
         except MediaError:
             continue
     sandbox = renderer()

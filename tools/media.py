@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from tools.errors import MediaError
 from tools.files import read_bounded
-from tools.svg import inflate, output_size, renderer, sanitize, to_px_units
+from tools.svg import prepare, renderer
 
 SVG_SUFFIXES = {".svg", ".svgz"}
 WORKING_SIZE = 384  # longest side kept after decoding; captioners and embedders downscale anyway
@@ -73,12 +73,7 @@ def _decode_raster(data: bytes, path: Path, max_pixels: int) -> Image.Image:
 
 
 def _render_svg(data: bytes, path: Path, max_bytes: int, size: int) -> Image.Image:
-    if path.suffix.lower() == ".svgz":
-        data = inflate(data, max_bytes, path)
-    text = to_px_units(
-        sanitize(data.decode("utf-8", errors="replace"), path.parent, max_bytes, path)
-    )
-    width, height = output_size(text, size, path)
+    text, width, height = prepare(data, path, max_bytes, size)
     png = renderer().render(text, width, height, path)
     try:
         image = Image.open(io.BytesIO(png))

@@ -167,6 +167,17 @@ def to_px_units(text: str) -> str:
     return text[: match.start()] + tag + text[match.end() :]
 
 
+def prepare(data: bytes, path: Path, max_bytes: int, size: int) -> tuple[str, int, int]:
+    """(safe markup, width, height) to render the file's ``data`` at ``size`` on its long
+    side: inflated if ``.svgz``, references sanitised, units in pixels, shape checked."""
+    if path.suffix.lower() == ".svgz":
+        data = inflate(data, max_bytes, path)
+    text = to_px_units(
+        sanitize(data.decode("utf-8", errors="replace"), path.parent, max_bytes, path)
+    )
+    return (text, *output_size(text, size, path))
+
+
 # -- the child process --------------------------------------------------------------------------
 
 # The child is a bare interpreter running this program: it imports only resvg, sets its own
