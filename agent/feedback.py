@@ -20,6 +20,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
+from agent.preferences import unit_rows
+
 FeedbackKind = Literal["like", "dislike", "click", "rating"]
 NEAR_DUPLICATE = 0.95
 RECENT = 10  # the most recent liked and disliked items that count
@@ -75,16 +77,11 @@ def feedback_scores(
     candidates = [i for i in vectors if i not in opinions.liked and i not in opinions.disliked]
     if not candidates or not (liked or disliked):
         return {}, set(opinions.disliked)
-    items = _unit(np.stack([vectors[i] for i in candidates]))
-    pull = items @ _unit(np.stack(liked)).T if liked else np.zeros((len(candidates), 1))
-    push = items @ _unit(np.stack(disliked)).T if disliked else np.zeros((len(candidates), 1))
+    items = unit_rows(np.stack([vectors[i] for i in candidates]))
+    pull = items @ unit_rows(np.stack(liked)).T if liked else np.zeros((len(candidates), 1))
+    push = items @ unit_rows(np.stack(disliked)).T if disliked else np.zeros((len(candidates), 1))
     near = push.max(axis=1) >= NEAR_DUPLICATE if disliked else np.zeros(len(candidates), bool)
     scores = (pull.max(axis=1) if liked else 0.0) - (push.max(axis=1) if disliked else 0.0)
     shown = {i: round(float(s), 4) for i, s in zip(candidates, np.atleast_1d(scores), strict=True)}
     blocked = {i for i, n in zip(candidates, near, strict=True) if n} | set(opinions.disliked)
     return shown, blocked
-
-
-def _unit(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms == 0, 1.0, norms)

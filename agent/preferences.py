@@ -26,14 +26,15 @@ def preference_scores(
     if not vectors or not (likes or dislikes):
         return {}
     ids = list(vectors)
-    items = _unit(np.stack([vectors[i] for i in ids]))
-    phrases = _unit(np.asarray(embed([*likes, *dislikes]), dtype=np.float32))
+    items = unit_rows(np.stack([vectors[i] for i in ids]))
+    phrases = unit_rows(np.asarray(embed([*likes, *dislikes]), dtype=np.float32))
     similarity = items @ phrases.T
     liked = similarity[:, : len(likes)].max(axis=1) if likes else np.zeros(len(ids))
     disliked = similarity[:, len(likes) :].max(axis=1) if dislikes else np.zeros(len(ids))
     return {i: round(float(v), 4) for i, v in zip(ids, liked - disliked, strict=True)}
 
 
-def _unit(matrix: np.ndarray) -> np.ndarray:
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (a zero row stays zero)."""
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.where(norms == 0, 1.0, norms)

@@ -324,24 +324,18 @@ class Recommender:
             )
         convo.feedback.pop(feedback.item_id, None)  # the latest word on an item counts
         convo.feedback[feedback.item_id] = feedback
+        if not (feedback.liked or feedback.disliked):  # a middling rating says neither
+            return
         stored = self.store.items([feedback.item_id]).get(feedback.item_id)
         title = (stored.title if stored else feedback.item_id)[:60]
-        profile = convo.profile
-        if feedback.liked:
-            profile = profile.model_copy(
-                update={
-                    "likes": union(profile.likes, [title], []),
-                    "dislikes": union(profile.dislikes, [], [title]),
-                }
-            )
-        elif feedback.disliked:
-            profile = profile.model_copy(
-                update={
-                    "dislikes": union(profile.dislikes, [title], []),
-                    "likes": union(profile.likes, [], [title]),
-                }
-            )
-        convo.profile = profile
+        liked, disliked = ([title], []) if feedback.liked else ([], [title])
+        profile = convo.profile  # as merge() does: a new like drops the same dislike, and back
+        convo.profile = profile.model_copy(
+            update={
+                "likes": union(profile.likes, liked, disliked),
+                "dislikes": union(profile.dislikes, disliked, liked),
+            }
+        )
 
     def explain(
         self,

@@ -50,7 +50,7 @@ class SimConfig:
 FEEDBACK_PER_TURN = 2  # likes and dislikes each, per list shown
 
 
-def opinion(target: dict[str, Any], item: dict[str, Any]) -> str | None:
+def opinion(target: dict[str, Any], item: dict[str, Any]) -> str:
     """What a user who wants ``target`` says of a shown item: "like" when it shares the
     target's kind (a genre, or the subcategory), "dislike" when it shares nothing."""
     wanted, shown = target.get("attributes") or {}, item.get("attributes") or {}
@@ -76,7 +76,7 @@ def give_feedback(
     counts = {"like": 0, "dislike": 0}
     for rec in shown:
         kind = opinion(target, rec.facts)
-        if kind is None or counts[kind] >= FEEDBACK_PER_TURN:
+        if counts[kind] >= FEEDBACK_PER_TURN:
             continue
         counts[kind] += 1
         recommender.record_feedback(convo, Feedback(item_id=rec.item_id, kind=kind))  # type: ignore[arg-type]

@@ -61,7 +61,8 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 TURN_THREADS = 64  # turns in flight at once; more wait for a thread
-STATUS = {InputError: 400, media.NotServed: 404, StoreError: 503, LLMUnavailable: 503}
+# most specific first: the first class an error is an instance of decides
+STATUS = {media.NotServed: 404, InputError: 400, StoreError: 503, LLMUnavailable: 503}
 
 
 @dataclass
@@ -79,13 +80,7 @@ class Service:
 
 
 def _status(exc: RecagentError) -> int:
-    for kind, status in STATUS.items():
-        if type(exc) is kind:
-            return status
-    for kind, status in STATUS.items():
-        if isinstance(exc, kind):
-            return status
-    return 500
+    return next((status for kind, status in STATUS.items() if isinstance(exc, kind)), 500)
 
 
 def _problem(status: int, message: str) -> JSONResponse:
