@@ -232,7 +232,9 @@ def parse(
             term = stem(head)
             exclude_terms.append(term)
             exclude_phrases.append(" ".join(words))
-            applied.append(Applied(kind="exclude", value=term, source="rule", words=part.strip()))
+            applied.append(
+                Applied(kind="exclude", value=term, source="rule", words=part.strip(), term=True)
+            )
             if lasting:
                 new_standing.append(
                     Standing(kind="exclude_term", value=term, words=part.strip(), turn=turn)
@@ -306,7 +308,7 @@ def parse(
             applied.append(Applied(kind="exclude", value=path, source=earlier))
         for term in reference.exclude_terms:
             exclude_terms.append(term)
-            applied.append(Applied(kind="exclude", value=term, source=earlier))
+            applied.append(Applied(kind="exclude", value=term, source=earlier, term=True))
         exclude_phrases += reference.exclude_phrases
 
     # Standing preferences from earlier turns (and this one).
@@ -322,7 +324,9 @@ def parse(
             exclude_phrases.append(" ".join(content_words(rule.words)))
             exclude_terms.append(rule.value)
             applied.append(
-                Applied(kind="exclude", value=rule.value, source=source, words=rule.words)
+                Applied(
+                    kind="exclude", value=rule.value, source=source, words=rule.words, term=True
+                )
             )
         elif rule.kind == "diet":
             diet_terms += [stem(w) for w in DIETS[rule.value].split()]

@@ -21,11 +21,12 @@ class Applied(BaseModel):
     value: str
     source: Source
     words: str = ""
+    term: bool = False  # an exclusion by word stem ("appl"), not by taxonomy node ("animals")
 
     def shown(self) -> str:
         """The value as a person reads it: an excluded word is matched by its stem ("appl"),
         which is shown as what it matches."""
-        if self.kind == "exclude" and "/" not in self.value and " " not in self.value:
+        if self.term:
             return f"titles and descriptions with “{self.value}…”"
         return self.value
 

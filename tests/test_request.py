@@ -187,3 +187,10 @@ def test_preference_scores_are_likes_minus_dislikes() -> None:
     assert scores == {"a": 1.0, "b": -1.0}
     assert preference_scores(vectors, embed, [], []) == {}
     assert preference_scores(vectors, embed, ["red"], []) == {"a": 1.0, "b": 0.0}
+
+
+def test_exclusions_are_shown_as_what_they_match() -> None:
+    request = parse("Anything but animals", vocab())
+    shown = {a.shown() for a in request.applied if a.kind == "exclude"}
+    assert "animals" in shown  # the taxonomy node, as named
+    assert "titles and descriptions with “anim…”" in shown  # the word, by its stem
