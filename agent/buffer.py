@@ -27,6 +27,8 @@ class Candidate:
     ranks: dict[str, int] = field(default_factory=dict)  # source -> 1-based rank
     scores: dict[str, float] = field(default_factory=dict)  # source -> similarity
     kinds: dict[str, str] = field(default_factory=dict)  # source -> signal kind
+    # the learned ranker's feature contributions to its collaborative rank (shown by /why)
+    explained: dict[str, float] = field(default_factory=dict)
 
 
 class CandidateBuffer:

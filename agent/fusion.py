@@ -5,7 +5,9 @@
 profile, the preference term: similarity to the likes minus similarity to the dislikes), where
 ``RRF(sources) = sum over those sources of 1 / (k + rank)``. Collaborative scores are not
 similarities (they have no common scale), so they enter by rank only. ``eval rank`` tunes these
-weights on ML-100K's validation split with the same formula (``eval/pipeline.py``).
+weights on ML-100K's validation split with the same formula (``eval/pipeline.py``). When the
+collaborative model has a learned ranker, its feature contributions to an item's collaborative
+rank are shown beside ``collab`` as ``ranker.<feature>`` (they explain that rank; no weight).
 
 Seen items are dropped and hard constraints are re-checked on each item's facts (the store
 already filtered with ``where`` clauses; this keeps a retrieval without filters from slipping
@@ -63,6 +65,7 @@ def fuse(
         if collab:
             breakdown["collab"] = round(collab, 6)
             total += weights.collab * breakdown["collab"]
+            breakdown.update(candidate.explained)  # what set the collaborative rank (no weight)
         for kind in SIMILARITY_KINDS:
             values = [s for src, s in candidate.scores.items() if candidate.kinds[src] == kind]
             if values:

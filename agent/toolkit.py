@@ -28,6 +28,7 @@ from tools.media import load_image
 
 RETRIEVE_K = 20
 COLLAB_K = 50  # the collaborative list is long: fusion takes it by rank, beside the content lists
+EXPLAINED = 5  # the learned ranker's strongest feature contributions shown per item
 
 
 @dataclass
@@ -93,12 +94,20 @@ def _stored_hits(ctx: TurnContext, scored: list[tuple[str, float]]) -> list[Hit]
 
 
 def retrieve_collab(ctx: TurnContext) -> list[Candidate]:
-    """What users with this history went on to like (the collaborative model), if there is one."""
+    """What users with this history went on to like (the collaborative model, ordered by its
+    learned ranker when it has one), if there is one. The ranker's strongest feature
+    contributions travel with each candidate, for ``/why``."""
     if ctx.collab is None or not ctx.history_ids:
         return []
     with ctx.timed("retrieval"):
-        hits = _stored_hits(ctx, ctx.collab.recommend(ctx.history_ids, COLLAB_K))
-    return ctx.buffer.add("collab:history", "collab", hits)
+        ranked = ctx.collab.recommend(ctx.history_ids, COLLAB_K)
+        hits = _stored_hits(ctx, [(r.item_id, r.score) for r in ranked])
+    added = ctx.buffer.add("collab:history", "collab", hits)
+    by_id = {r.item_id: r.contributions for r in ranked}
+    for candidate in added:
+        strongest = sorted(by_id.get(candidate.id, {}).items(), key=lambda kv: -abs(kv[1]))
+        candidate.explained = {f"ranker.{name}": value for name, value in strongest[:EXPLAINED]}
+    return added
 
 
 def _pick(ctx: TurnContext, result_number: int) -> Candidate | str:

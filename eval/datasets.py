@@ -54,22 +54,27 @@ def _column(header: list[str], name: str, path: Path) -> int:
     )
 
 
-def read_inter(path: Path) -> list[tuple[str, str, float, int]]:
-    """(user, item, timestamp, row) in file order; a bad row is an error naming its line."""
+def read_inter(path: Path, min_rating: float | None = None) -> list[tuple[str, str, float, int]]:
+    """(user, item, timestamp, row) in file order; a bad row is an error naming its line. With
+    ``min_rating``, only rows rated at least that count (the file needs a rating column)."""
     if not path.is_file():
         raise InputError(f"interactions file not found: {path}")
     rows: list[tuple[str, str, float, int]] = []
     with path.open(newline="", encoding="utf-8") as handle:
         header = _header(path, handle)
         u, i, t = (_column(header, f, path) for f in ("user_id", "item_id", "timestamp"))
+        r = _column(header, "rating", path) if min_rating is not None else -1
         for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=2):
             if not row:
                 continue
             try:
+                if r >= 0 and float(row[r]) < (min_rating or 0.0):
+                    continue
                 rows.append((row[u], row[i], float(row[t]), number))
             except (IndexError, ValueError):
                 raise InputError(
-                    f"{path} line {number}: expected user, item and a numeric timestamp"
+                    f"{path} line {number}: expected user, item, a numeric timestamp"
+                    + (" and a numeric rating" if r >= 0 else "")
                 ) from None
     if not rows:
         raise InputError(f"{path} holds no interactions")
@@ -106,13 +111,20 @@ def read_items(path: Path) -> dict[str, tuple[str, str]]:
     return out
 
 
-def load_path_dataset(inter: Path, items: Path | None = None) -> PathDataset:
-    """The split of ``inter`` under the ML-100K protocol, with texts from ``items``."""
-    split = leave_one_out(k_core(read_inter(inter)))
+def load_path_dataset(
+    inter: Path, items: Path | None = None, min_rating: float | None = None
+) -> PathDataset:
+    """The split of ``inter`` under the ML-100K protocol, with texts from ``items``; with
+    ``min_rating`` only the rows rated at least that are interactions."""
+    split = leave_one_out(k_core(read_inter(inter, min_rating)))
     if split.n_users == 0:
         raise InputError(f"{inter}: no user and item keep 5 interactions (5-core is empty)")
     facts = read_items(items) if items is not None else {}
     titles = [facts.get(i, (i, i))[0] for i in split.item_ids]
     texts = [facts.get(i, (i, i))[1] for i in split.item_ids]
     split.meta["source"] = str(inter)
-    return PathDataset(inter.stem, split, texts, titles)
+    name = inter.stem
+    if min_rating is not None:
+        split.meta["min_rating"] = min_rating
+        name = f"{name}, ratings >= {min_rating:g}"
+    return PathDataset(name, split, texts, titles)

@@ -73,9 +73,19 @@ class Inputs:
 def fused_scores(
     collab: np.ndarray, content: np.ndarray, seen: np.ndarray, weights: FusionWeights
 ) -> np.ndarray:
-    collab_rank = list_ranks(masked(collab, seen))
-    content_masked = masked(content, seen)
-    content_rank = list_ranks(content_masked)
+    return fused_from_ranks(
+        list_ranks(masked(collab, seen)), list_ranks(masked(content, seen)), content, seen, weights
+    )
+
+
+def fused_from_ranks(
+    collab_rank: np.ndarray,
+    content_rank: np.ndarray,
+    content: np.ndarray,
+    seen: np.ndarray,
+    weights: FusionWeights,
+) -> np.ndarray:
+    """The fusion of precomputed ranks (the grid computes each ranking once, not per point)."""
     in_content = content_rank <= CONTENT_DEPTH
     k = weights.rrf_k
     total = weights.collab / (k + collab_rank) + np.where(
@@ -104,6 +114,8 @@ def tune(
     grid point, so the simplest setting wins when a signal adds nothing."""
     best: Tuned | None = None
     points = list(itertools.product(*grid.values()))
+    content_rank = list_ranks(masked(inputs.content, inputs.seen))  # the same at every point
+    collab_ranks: dict[float, np.ndarray] = {}
     for n, values in enumerate(points, start=1):
         chosen = dict(zip(grid, values, strict=True))
         weights = FusionWeights(
@@ -112,7 +124,12 @@ def tune(
             profile=float(chosen["profile"]),
             collab=1.0,
         )
-        scores = fused_scores(inputs.collab(chosen["alpha"]), inputs.content, inputs.seen, weights)
+        alpha = float(chosen["alpha"])
+        if alpha not in collab_ranks:  # one ranking per blend, not per grid point
+            collab_ranks = {alpha: list_ranks(masked(inputs.collab(alpha), inputs.seen))}
+        scores = fused_from_ranks(
+            collab_ranks[alpha], content_rank, inputs.content, inputs.seen, weights
+        )
         score = ndcg_at(target_ranks(scores, targets))
         if best is None or score > best.ndcg10:
             best = Tuned(float(chosen["alpha"]), weights, score, len(points))

@@ -3,11 +3,18 @@ in one run.
 
 Full ranking over all items (seen items excluded) is the primary number; 1 positive + 99 sampled
 unseen negatives (fixed seed) is the secondary one. Systems: popularity, item-kNN (cosine),
-EASE (lambda 100), SASRec trained here, embedding-only (MiniLM: the mean embedding of the user's
-history against every item's text), and recagent's pipeline (eval/pipeline.py) with and without
-the LLM rerank (eval/rerank.py). Everything the pipeline chooses (the collaborative blend, the
-fusion weights, the rerank weight) is tuned on the validation split, then evaluated on test.
-Results: a folder with the config, JSON, a Markdown table and an NDCG@K plot.
+EASE (lambda 100), SASRec (sequence length, dropout and epochs chosen on validation:
+eval/sequential.py), embedding-only (MiniLM: the mean embedding of the user's history against
+every item's text), and recagent's pipeline: the hand-tuned fusion of the previous design
+(eval/pipeline.py; its weights are what the agent fuses live retrievals with) and the complete
+pipeline, the learned ranker over every retriever's candidates (tools/candidate_pool.py,
+tools/ranker.py), with the LLM rerank of its top 20 (eval/rerank.py) when that earns its place.
+
+Everything chosen is chosen on validation: retrievers fitted on train rank the validation item;
+the ranker learns from those pools; then the retrievers are refitted on train + validation and
+the ranker orders the test pools. Each phase's time is printed and reported. Results: a folder
+with the config, JSON, a Markdown table, per-user ranks, an NDCG@K plot and SASRec's training
+curves.
 """
 
 from __future__ import annotations
@@ -15,18 +22,18 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from eval import baselines, rerank
+from eval import rerank
 from eval.llm_client import ChatClient
 from eval.metrics import KS, TIE_RULE, coverage, metrics_from_ranks, rank_of
-from eval.movielens import Split, matrix
+from eval.movielens import Split
 from eval.pipeline import (
     CONTENT_DEPTH,
     GRID,
@@ -36,10 +43,13 @@ from eval.pipeline import (
     target_ranks,
     tune,
 )
-from eval.plot import ndcg_plot
+from eval.plot import ndcg_plot, sasrec_curve_plot
+from eval.sequential import choose
 from eval.significance import against_best_baseline, paired_bootstrap
-from tools.collaborative import FUSION_FILE, CollabModel
-from tools.sasrec import SASRecConfig
+from tools import candidate_pool
+from tools.collaborative import FUSION_FILE, CollabModel, history_matrix
+from tools.ranker import LearnedRanker
+from tools.sasrec import SASRec, SASRecConfig
 
 PUBLISHED = {
     "SASRec (published)": {"NDCG@10": 0.0522, "Recall@10": 0.0993},
@@ -48,8 +58,10 @@ PUBLISHED = {
         "Recall@10": 0.1524,
     },
 }
+CHUNK = 1024  # users per block when a users x items matrix is built
+POOL_OFFSET = 1e4  # pool items score above this, the rest (by the collaborative blend) below
 
-Scorer = Callable[[np.ndarray], np.ndarray]
+Scorer = Callable[[list[int]], np.ndarray]  # user indices -> one row of item scores each
 
 
 @dataclass(frozen=True)
@@ -58,33 +70,60 @@ class RankConfig:
     seed: int = 2026
     limit: int | None = None  # users evaluated (None: all)
     rerank_tune_users: int = 200  # validation users the rerank weight is tuned on
-    sasrec: SASRecConfig = field(default_factory=SASRecConfig)
+    sasrec: SASRecConfig = field(default_factory=SASRecConfig)  # epochs: the upper bound
+    seq_lens: tuple[int, ...] = (50, 100)  # SASRec settings tried on validation
+    dropouts: tuple[float, ...] = (0.2, 0.5)
+    pool_depth: int = candidate_pool.DEPTH
+
+
+class Clock:
+    """Seconds per phase, printed as each phase ends."""
+
+    def __init__(self, report: Callable[[str], None] | None) -> None:
+        self.seconds: dict[str, float] = {}
+        self.report = report
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 2)
+        if self.report is not None:
+            self.report(f"{name}: {self.seconds[name]:.1f} s")
 
 
 def sampled_rank(
-    scores: np.ndarray, target: int, seen: set[int], rng: np.random.Generator, negatives: int
+    scores: np.ndarray, target: int, seen: Sequence[int], rng: np.random.Generator, negatives: int
 ) -> int:
-    pool = np.array([i for i in range(scores.size) if i not in seen and i != target])
+    allowed = np.ones(scores.size, dtype=bool)
+    allowed[list(seen)] = False
+    allowed[target] = False
+    pool = np.flatnonzero(allowed)
     chosen = rng.choice(pool, size=min(negatives, pool.size), replace=False)
     candidates = np.concatenate([[target], chosen])
     return rank_of(scores[candidates], 0, [])
 
 
 def evaluate(
-    split: Split, scores: np.ndarray, config: RankConfig, users: list[int] | None = None
+    split: Split, score: Scorer | np.ndarray, config: RankConfig, users: list[int] | None = None
 ) -> dict[str, Any]:
-    """Test-item metrics; row ``n`` of ``scores`` belongs to ``users[n]`` (default: all)."""
+    """Test-item metrics for ``users`` (default: all); ``score`` gives their rows of scores,
+    a block of users at a time (an array: row ``n`` belongs to ``users[n]``)."""
     users = list(range(split.n_users)) if users is None else users
     rng = np.random.default_rng(config.seed)
-    full, sampled, tops = [], [], []
-    for row, user in enumerate(users):
-        seen = split.history(user, "test")
-        target = split.test[user]
-        full.append(rank_of(scores[row], target, seen))
-        sampled.append(sampled_rank(scores[row], target, set(seen), rng, config.negatives))
-        masked = scores[row].astype(np.float64, copy=True)
-        masked[seen] = -np.inf
-        tops.append(np.argsort(-masked, kind="stable")[:10].tolist())
+    full: list[int] = []
+    sampled, tops = [], []
+    for start in range(0, len(users), CHUNK):
+        block = users[start : start + CHUNK]
+        rows = score[start : start + len(block)] if isinstance(score, np.ndarray) else score(block)
+        values = rows.astype(np.float64, copy=True)
+        for row, user in enumerate(block):
+            values[row, split.history(user, "test")] = -np.inf
+        full += target_ranks(values, [split.test[u] for u in block]).tolist()
+        for row, user in enumerate(block):
+            seen = split.history(user, "test")
+            sampled.append(sampled_rank(rows[row], split.test[user], seen, rng, config.negatives))
+        tops += np.argsort(-values, axis=1, kind="stable")[:, :10].tolist()
     result: dict[str, Any] = {
         "full": metrics_from_ranks(full),
         f"sampled_{config.negatives}": metrics_from_ranks(sampled, KS),
@@ -104,47 +143,72 @@ def embedding_scores(x: np.ndarray, items: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Stage:
-    """Everything fitted on what is known before one stage ("valid" or "test")."""
+    """Every retriever fitted on what is known before one stage ("valid" or "test")."""
 
     name: str
     users: list[int]
     targets: list[int]
-    histories: list[list[int]]
-    x: np.ndarray
-    collab: CollabModel
-    inputs: Inputs
+    histories: list[list[int]]  # every user's, index = user
+    model: CollabModel
+
+    def x(self, users: list[int]) -> np.ndarray:
+        return history_matrix([self.histories[u] for u in users], len(self.model.item_ids))
+
+    def fusion_inputs(self) -> Inputs:
+        chosen = [self.histories[u] for u in self.users]
+        sequential, item_item = self.model.parts(chosen)
+        x = self.x(self.users)
+        assert self.model.content is not None
+        return Inputs(
+            seen=x > 0,
+            sequential=sequential,
+            item_item=item_item,
+            content=embedding_scores(x, self.model.content),
+        )
 
 
 def fit_stage(
-    split: Split,
-    name: str,
-    users: list[int],
-    item_vectors: np.ndarray,
-    sasrec: SASRecConfig,
-    progress: bool,
+    split: Split, name: str, users: list[int], sequential: SASRec, item_vectors: np.ndarray
 ) -> Stage:
     histories = [split.history(u, name) for u in range(split.n_users)]
-    bar = tqdm(
-        total=sasrec.epochs, desc=f"SASRec ({name} stage)", unit="epoch", disable=not progress
-    )
-
-    def tick(epoch: int, loss: float) -> None:
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}")
-
-    collab = CollabModel.fit(histories, split.item_ids, sasrec, progress=tick)
-    bar.close()
-    x = matrix(split, name)
-    chosen = [histories[u] for u in users]
-    sequential, item_item = collab.parts(chosen)
-    inputs = Inputs(
-        seen=x[users] > 0,
-        sequential=sequential,
-        item_item=item_item,
-        content=embedding_scores(x[users], item_vectors),
-    )
+    model = CollabModel.fit(histories, split.item_ids, content=item_vectors, sequential=sequential)
     targets = [(split.test if name == "test" else split.valid)[u] for u in users]
-    return Stage(name, users, targets, histories, x, collab, inputs)
+    return Stage(name, users, targets, histories, model)
+
+
+def ranked_scores(
+    stage: Stage,
+    users: list[int],
+    pool: candidate_pool.Pool,
+    scores: np.ndarray,
+    alpha: float,
+) -> np.ndarray:
+    """Users x items: ``scores`` (the ranker's, one per candidate of ``pool``, whose row n is
+    ``users[n]``) over each user's pool, then the collaborative blend's order below it."""
+    out = stage.model.scores([stage.histories[u] for u in users], alpha).astype(np.float64)
+    out[pool.rows, pool.items] = POOL_OFFSET + scores
+    return out
+
+
+def pool_scores(
+    stage: Stage, users: list[int], ranker: LearnedRanker, depth: int, alpha: float
+) -> tuple[np.ndarray, candidate_pool.Pool]:
+    """The learned ranker's order over each user's pool, then the collaborative blend's."""
+    pool = candidate_pool.build(
+        stage.model.pool_parts(), [stage.histories[u] for u in users], depth
+    )
+    return ranked_scores(stage, users, pool, ranker.scores(pool.features), alpha), pool
+
+
+def out_of_fold(
+    stage: Stage, pool: candidate_pool.Pool, ranker: LearnedRanker, users: list[int], alpha: float
+) -> np.ndarray:
+    """The ranker's validation order for the first users, each scored by the fold model that
+    did not train on them (``pool`` covers every user, in order)."""
+    assert ranker.out_of_fold is not None
+    keep = pool.rows < len(users)
+    chosen = candidate_pool.Pool(pool.rows[keep], pool.items[keep], pool.features[keep])
+    return ranked_scores(stage, users, chosen, ranker.out_of_fold[keep], alpha)
 
 
 def top_lists(scores: np.ndarray, n: int) -> np.ndarray:
@@ -161,12 +225,54 @@ def apply_order(scores: np.ndarray, tops: np.ndarray, orders: list[np.ndarray]) 
 
 
 def llm_ranks(
-    client: ChatClient, stage: Stage, scores: np.ndarray, titles: list[str], rows: list[int]
+    client: ChatClient,
+    stage: Stage,
+    users: list[int],
+    scores: np.ndarray,
+    titles: list[str],
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    tops = top_lists(scores[rows], rerank.TOP)
-    histories = [[titles[i] for i in stage.histories[stage.users[r]]] for r in rows]
+    """The LLM's order of each user's top 20 (``scores`` rows follow ``users``)."""
+    values = scores.copy()
+    for row, user in enumerate(users):
+        values[row, stage.histories[user]] = -np.inf
+    tops = top_lists(values, rerank.TOP)
+    histories = [[titles[i] for i in stage.histories[u]] for u in users]
     candidates = [[titles[i] for i in top] for top in tops]
     return tops, rerank.rerank_all(client, histories, candidates, f"LLM rerank ({stage.name})")
+
+
+def tune_rerank(
+    client: ChatClient,
+    stage: Stage,
+    rows: list[int],
+    scores: np.ndarray,
+    titles: list[str],
+    rrf_k: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The rerank weight with the best validation NDCG@10 on ``rows`` (users), kept only if its
+    gain over no rerank is significant; otherwise 0."""
+    tops, ranks = llm_ranks(client, stage, rows, scores, titles)
+    values = scores.copy()
+    for row, user in enumerate(rows):
+        values[row, stage.histories[user]] = -np.inf
+    targets = [stage.targets[stage.users.index(u)] for u in rows]
+    by_weight, ranks_by_weight = {}, {}
+    for weight in rerank.WEIGHTS:
+        orders = [rerank.blend(r, weight, rrf_k) for r in ranks]
+        ranks_by_weight[weight] = target_ranks(apply_order(values, tops, orders), targets)
+        by_weight[weight] = ndcg_at(ranks_by_weight[weight])
+    best = max(by_weight, key=lambda w: (by_weight[w], -w))
+    gain = paired_bootstrap(ranks_by_weight[best].tolist(), ranks_by_weight[0.0].tolist(), seed)
+    weight = best if best != 0.0 and gain["significant"] and gain["ndcg10_difference"] > 0 else 0.0
+    return {
+        "weight": weight,
+        "best_on_validation": best,
+        "gain_over_no_rerank": gain,
+        "validation_users": len(rows),
+        "ranker_scores": "out of fold (each user ordered by a ranker that did not train on them)",
+        "validation_ndcg10_by_weight": {str(w): round(v, 4) for w, v in by_weight.items()},
+    }
 
 
 def run(
@@ -181,23 +287,36 @@ def run(
     save_collab: Path | None = None,
     progress: bool = True,
     dataset: str = "ml-100k",
+    say: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Fit, tune on validation, evaluate on test; write results.json/.md and ndcg.png.
-    ``item_texts`` and ``titles`` follow ``split.item_ids``."""
+    """Fit, choose on validation, evaluate on test; write results.json/.md, ranks.json and
+    ndcg.png. ``item_texts`` and ``titles`` follow ``split.item_ids``; ``say`` hears each
+    phase's time as it ends."""
     users = list(range(split.n_users if config.limit is None else min(config.limit, split.n_users)))
-    clock: dict[str, float] = {}
-    start = time.perf_counter()
-    item_vectors = embed(item_texts)
-    clock["item embeddings"] = time.perf_counter() - start
+    clock = Clock(say)
+    with clock.phase("item embeddings"):
+        item_vectors = np.asarray(embed(item_texts), dtype=np.float32)
+        item_vectors /= np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12)
 
-    start = time.perf_counter()
-    valid = fit_stage(split, "valid", users, item_vectors, config.sasrec, progress)
-    clock["fit (validation stage)"] = time.perf_counter() - start
-    tuned = tune(valid.inputs, valid.targets)
-    valid_fused = fused_scores(
-        valid.inputs.collab(tuned.alpha), valid.inputs.content, valid.inputs.seen, tuned.weights
-    )
-    rerank_weight = None
+    with clock.phase("SASRec on train (grid, early stopping on validation)"):
+        chosen = choose(split, config.sasrec, config.seq_lens, config.dropouts, progress)
+    with clock.phase("other retrievers on train"):
+        valid = fit_stage(split, "valid", users, chosen.model, item_vectors)
+    with clock.phase("candidate pools (validation)"):
+        every = list(range(split.n_users))
+        valid_pool = candidate_pool.build(
+            valid.model.pool_parts(), valid.histories, config.pool_depth
+        )
+    with clock.phase("learned ranker (trained on validation)"):
+        ranker = LearnedRanker.fit(
+            valid_pool.features,
+            valid_pool.labels(split.valid),
+            valid_pool.rows,
+            candidate_pool.FEATURES,
+            config.seed,
+        )
+    with clock.phase("fusion grid (validation)"):
+        tuned = tune(valid.fusion_inputs(), valid.targets)
     tuning: dict[str, Any] = {
         "alpha": tuned.alpha,
         "fusion": tuned.weights.model_dump(),
@@ -205,78 +324,77 @@ def run(
         "grid_points": tuned.tried,
         "grid": {k: list(v) for k, v in GRID.items()},
     }
+    rerank_weight = 0.0
     if client is not None:
-        rows = list(range(min(config.rerank_tune_users, len(users))))
-        start = time.perf_counter()
-        tops, ranks = llm_ranks(client, valid, valid_fused, titles, rows)
-        clock["LLM rerank (validation users)"] = time.perf_counter() - start
-        by_weight, ranks_by_weight = {}, {}
-        for weight in rerank.WEIGHTS:
-            orders = [rerank.blend(r, weight, tuned.weights.rrf_k) for r in ranks]
-            reordered = apply_order(valid_fused[rows], tops, orders)
-            ranks_by_weight[weight] = target_ranks(reordered, [valid.targets[r] for r in rows])
-            by_weight[weight] = ndcg_at(ranks_by_weight[weight])
-        best = max(by_weight, key=lambda w: (by_weight[w], -w))
-        # the LLM step earns its place: its validation gain over no rerank must be significant
-        gain = paired_bootstrap(
-            ranks_by_weight[best].tolist(), ranks_by_weight[0.0].tolist(), config.seed
-        )
-        rerank_weight = (
-            best if best != 0.0 and gain["significant"] and gain["ndcg10_difference"] > 0 else 0.0
-        )
-        tuning["rerank"] = {
-            "weight": rerank_weight,
-            "best_on_validation": best,
-            "gain_over_no_rerank": gain,
-            "validation_users": len(rows),
-            "validation_ndcg10_by_weight": {str(w): round(v, 4) for w, v in by_weight.items()},
-        }
+        rows = users[: config.rerank_tune_users]
+        with clock.phase("LLM rerank (validation users)"):
+            scores = out_of_fold(valid, valid_pool, ranker, rows, tuned.alpha)
+            tuning["rerank"] = tune_rerank(
+                client, valid, rows, scores, titles, tuned.weights.rrf_k, config.seed
+            )
+        rerank_weight = tuning["rerank"]["weight"]
 
-    start = time.perf_counter()
-    test = fit_stage(split, "test", users, item_vectors, config.sasrec, progress)
-    clock["fit (test stage)"] = time.perf_counter() - start
-    x = test.x
-    systems: dict[str, Callable[[], np.ndarray]] = {
-        "popularity": lambda: baselines.popularity(x),
-        "item-kNN (cosine)": lambda: baselines.item_knn(x),
-        "EASE (lambda 100)": lambda: baselines.ease(x, 100.0),
-    }
+    with clock.phase("SASRec on train + validation (refit)"):
+        test_histories = [split.history(u, "test") for u in every]
+        refit = SASRec.fit(test_histories, split.n_items, chosen.config)
+    with clock.phase("other retrievers on train + validation"):
+        test = fit_stage(split, "test", users, refit, item_vectors)
     results: dict[str, Any] = {}
-    for name, make in systems.items():
-        begin = time.perf_counter()
-        scores = make()[users]
-        results[name] = {**evaluate(split, scores, config, users), "seconds": _since(begin)}
-    results[f"SASRec ({config.sasrec.epochs} epochs)"] = {
-        **evaluate(
-            split, test.collab.sequential.scores([test.histories[u] for u in users]), config, users
-        ),
-        "seconds": round(clock["fit (test stage)"], 2),
-    }
-    results["embedding-only (MiniLM)"] = evaluate(split, test.inputs.content, config, users)
-    fused = fused_scores(
-        test.inputs.collab(tuned.alpha), test.inputs.content, test.inputs.seen, tuned.weights
+    model = test.model
+
+    def by_items(matrix_of: Callable[[np.ndarray], np.ndarray]) -> Scorer:
+        return lambda block: matrix_of(test.x(block))
+
+    assert model.popularity is not None and model.knn is not None
+    popularity, knn = model.popularity, model.knn
+    sasrec_name = (
+        f"SASRec (max_len {chosen.config.max_len}, dropout {chosen.config.dropout}, "
+        f"{chosen.config.epochs} epochs)"
     )
-    results["recagent: fusion, no rerank"] = evaluate(split, fused, config, users)
+    systems: dict[str, Scorer] = {
+        "popularity": lambda block: np.broadcast_to(popularity, (len(block), popularity.size)),
+        "item-kNN (cosine)": by_items(lambda x: x @ knn),
+        "EASE (lambda 100)": by_items(lambda x: x @ model.item_item),
+        sasrec_name: lambda block: model.sequential.scores([test.histories[u] for u in block]),
+        "embedding-only (MiniLM)": by_items(lambda x: embedding_scores(x, item_vectors)),
+    }
+    with clock.phase("baselines (test)"):
+        for name, scorer in systems.items():
+            results[name] = evaluate(split, scorer, config, users)
+    with clock.phase("fusion (test)"):
+        inputs = test.fusion_inputs()
+        fused = fused_scores(inputs.collab(tuned.alpha), inputs.content, inputs.seen, tuned.weights)
+        results["recagent: fusion (previous design)"] = evaluate(split, fused, config, users)
+        del fused, inputs
+    with clock.phase("candidate pools and learned ranker (test)"):
+        ranked, test_pool = pool_scores(test, users, ranker, config.pool_depth, tuned.alpha)
+        results["recagent: learned ranker"] = evaluate(split, ranked, config, users)
     if client is not None and rerank_weight:  # 0: the rerank did not earn its place
-        rows = list(range(len(users)))
-        start = time.perf_counter()
-        tops, ranks = llm_ranks(client, test, fused, titles, rows)
-        clock["LLM rerank (test users)"] = time.perf_counter() - start
-        orders = [rerank.blend(r, rerank_weight, tuned.weights.rrf_k) for r in ranks]
-        name = f"recagent: fusion + LLM rerank of top {rerank.TOP} (weight {rerank_weight})"
-        results[name] = evaluate(split, apply_order(fused, tops, orders), config, users)
-        llm_only = apply_order(fused, tops, [np.argsort(r, kind="stable") for r in ranks])
-        results["LLM order of the top 20 alone (diagnostic)"] = evaluate(
-            split, llm_only, config, users
-        )
+        with clock.phase("LLM rerank (test users)"):
+            tops, ranks = llm_ranks(client, test, users, ranked, titles)
+            orders = [rerank.blend(r, rerank_weight, tuned.weights.rrf_k) for r in ranks]
+            values = ranked.copy()
+            for row, user in enumerate(users):
+                values[row, test.histories[user]] = -np.inf
+            name = f"recagent: learned ranker + LLM rerank of top {rerank.TOP}"
+            results[f"{name} (weight {rerank_weight})"] = evaluate(
+                split, apply_order(values, tops, orders), config, users
+            )
 
     if save_collab is not None:
-        start = time.perf_counter()
-        full = [split.train[u] + [split.valid[u], split.test[u]] for u in range(split.n_users)]
-        agent_model = CollabModel.fit(full, split.item_ids, config.sasrec, alpha=tuned.alpha)
-        agent_model.save(save_collab)
-        (save_collab / FUSION_FILE).write_text(json.dumps(tuned.weights.model_dump(), indent=2))
-        clock["fit (agent model, all interactions)"] = time.perf_counter() - start
+        with clock.phase("agent model (all interactions)"):
+            full = [split.train[u] + [split.valid[u], split.test[u]] for u in every]
+            agent_sasrec = SASRec.fit(full, split.n_items, chosen.config)
+            agent_model = CollabModel.fit(
+                full,
+                split.item_ids,
+                alpha=tuned.alpha,
+                content=item_vectors,
+                sequential=agent_sasrec,
+            )
+            agent_model.ranker = ranker
+            agent_model.save(save_collab)
+            (save_collab / FUSION_FILE).write_text(json.dumps(tuned.weights.model_dump(), indent=2))
 
     user_ranks: dict[str, list[int]] = {
         name: result.pop("ranks") for name, result in results.items()
@@ -288,6 +406,7 @@ def run(
     bar["significant"] = bool(
         significance.get("systems", {}).get(bar["complete_pipeline"], {}).get("significant")
     )
+    in_pool = test_pool.labels([split.test[u] for u in users]).sum() / max(len(users), 1)
     report: dict[str, Any] = {
         "dataset": dataset,
         "split": {
@@ -295,13 +414,25 @@ def run(
             "users": split.n_users,
             "evaluated_users": len(users),
             "items": split.n_items,
-            "history": "train + validation (test); train (validation, for tuning)",
+            "history": "train + validation (test); train (validation, for choosing)",
         },
         "ranking_ties": TIE_RULE,
         "config": {**asdict(config), "content_depth": CONTENT_DEPTH},
+        "sasrec": {
+            **chosen.report(),
+            "refit_seconds": clock.seconds.get("SASRec on train + validation (refit)"),
+        },
+        "ranker": {
+            "features": list(candidate_pool.FEATURES),
+            "training": asdict(ranker.training) if ranker.training else None,
+            "importance_gain": ranker.importance(),
+            "pool_depth": config.pool_depth,
+            "mean_pool_size": round(len(test_pool.items) / max(len(users), 1), 1),
+            "test_items_in_pool": round(float(in_pool), 4),
+        },
         "tuning": tuning,
         "models": {**(models or {}), **({"llm": client.target.model} if client else {})},
-        "seconds": {k: round(v, 2) for k, v in clock.items()},
+        "seconds": clock.seconds,
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "results": results,
         "published": PUBLISHED,
@@ -316,6 +447,7 @@ def run(
     )
     (out_dir / "results.md").write_text(markdown(report))
     ndcg_plot(report, out_dir / "ndcg.png")
+    sasrec_curve_plot(report, out_dir / "sasrec-curve.png")
     return report
 
 
@@ -398,6 +530,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"The bar: {bar['complete_pipeline']} ({bar['pipeline']}) {verdict} every baseline "
         f"in this run (best: {bar['best_baseline']}, {bar['baseline']}; {bar['metric']}).",
     ]
+    lines += _sasrec_lines(report.get("sasrec")) + _ranker_lines(report.get("ranker"))
     significance = report.get("significance") or {}
     if significance:
         lines += [
@@ -414,7 +547,47 @@ def markdown(report: dict[str, Any]) -> str:
                 f"[{test['ci95_low']:+.4f}, {test['ci95_high']:+.4f}] | "
                 f"{'yes' if test['significant'] else 'no'} |"
             )
+    lines += ["", "Time per phase (seconds):", "", "| phase | seconds |", "| --- | --- |"]
+    lines += [f"| {phase} | {seconds:.1f} |" for phase, seconds in report["seconds"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _sasrec_lines(sasrec: dict[str, Any] | None) -> list[str]:
+    if not sasrec:
+        return []
+    chosen = sasrec["chosen"]
+    lines = [
+        "",
+        f"SASRec settings tried on validation (early stopping; chosen: max_len "
+        f"{chosen['max_len']}, dropout {chosen['dropout']}, {chosen['epochs']} epochs; refit on "
+        f"train + validation in {sasrec.get('refit_seconds') or 0:.0f} s):",
+        "",
+        "| max_len | dropout | best epoch | validation NDCG@10 | seconds |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {t['max_len']} | {t['dropout']} | {t['best_epoch']} | {t['valid_ndcg10']:.4f} | "
+        f"{t['seconds']:.0f} |"
+        for t in sasrec["trials"]
+    ]
+    return lines
+
+
+def _ranker_lines(ranker: dict[str, Any] | None) -> list[str]:
+    if not ranker or not ranker.get("training"):
+        return []
+    training = ranker["training"]
+    top = sorted(ranker["importance_gain"].items(), key=lambda kv: -kv[1])[:5]
+    return [
+        "",
+        f"Learned ranker (LightGBM LambdaRank): trained on {training['queries']} validation "
+        f"users with their item in the pool, {training['rounds']} boosting rounds chosen by "
+        f"{training['folds']}-fold cross-validation over users (NDCG@10 {training['cv_ndcg10']} "
+        "on those users); pool = "
+        f"each retriever's top {ranker['pool_depth']}, {ranker['mean_pool_size']} items per user "
+        f"on average, holding {ranker['test_items_in_pool']:.1%} of the test items; strongest "
+        "features by gain: " + ", ".join(f"{name} {share:.0%}" for name, share in top) + ".",
+    ]
 
 
 def _rerank_line(chosen: dict[str, Any]) -> str:

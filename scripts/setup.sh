@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: the demo catalogue (Tux Paint stamps), espeak-ng (speech for the tests) and
-# chromium (the browser the web page's tests drive).
-APT_PACKAGES=(tuxpaint-stamps-default espeak-ng chromium)
+# Debian packages: the demo catalogue (Tux Paint stamps), espeak-ng (speech for the tests),
+# chromium (the browser the web page's tests drive) and libgomp1 (OpenMP, which LightGBM needs).
+APT_PACKAGES=(tuxpaint-stamps-default espeak-ng chromium libgomp1)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -316,6 +316,41 @@ def test_collaborative_model_is_discovered_and_fused(
     assert Recommender(chosen, store, models, None).weights.collab == settings.fusion.collab
 
 
+def test_the_learned_ranker_orders_the_collaborative_list_and_why_shows_its_features(
+    indexed: tuple[Settings, Store, Any], tmp_path: Path
+) -> None:
+    """With a ranker saved beside the collaborative model, the collaborative retrieval follows
+    it, and each item's breakdown carries the ranker's strongest feature contributions."""
+    from tools import candidate_pool
+    from tools.collaborative import CollabModel
+    from tools.ranker import LearnedRanker
+    from tools.sasrec import SASRecConfig
+
+    settings, store, models = indexed
+    settings = settings.model_copy(update={"data_dir": tmp_path})
+    ids = sorted(store.ids())
+    pairs = [[0, 1]] * 30 + [[2, 3]] * 30 + [[n, n + 1] for n in range(4, len(ids) - 1)] * 3
+    small = SASRecConfig(hidden=16, blocks=1, heads=1, max_len=4, epochs=5)
+    model = CollabModel.fit(pairs, ids, small, alpha=0.0)
+    pool = candidate_pool.build(model.pool_parts(), [p[:1] for p in pairs], depth=5)
+    labels = pool.labels([p[1] for p in pairs])
+    model.ranker = LearnedRanker.fit(pool.features, labels, pool.rows, candidate_pool.FEATURES)
+    folder = tmp_path / "collab" / "demo"
+    model.save(folder)
+    (folder / "fusion.json").write_text(json.dumps({"rrf": 0.2, "collab": 20.0}))
+
+    recommender = Recommender(settings, store, models, None)
+    assert recommender.collab is not None and recommender.collab.ranker is not None
+    convo = Conversation("ranked-user", UserProfile(user_id="ranked-user"))
+    convo.history_ids, convo.history_titles = [ids[0]], ["first"]
+    result = recommender.respond(convo, "something nice", k=3, explain=False)
+    top = result.recommendations[0]
+    assert top.item_id == ids[1], [(r.item_id, r.breakdown) for r in result.recommendations]
+    explained = {k: v for k, v in top.breakdown.items() if k.startswith("ranker.")}
+    assert 1 <= len(explained) <= 5 and {k[7:] for k in explained} <= set(candidate_pool.FEATURES)
+    assert top.breakdown["collab"] > 0
+
+
 def test_step_runner_falls_back_per_step_or_for_the_rest_of_the_turn() -> None:
     from agent.steps import LLMFailure, StepRunner
 

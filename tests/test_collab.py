@@ -34,7 +34,7 @@ def test_ease_neighbours_and_recommend_exclude_the_history(tmp_path: Path) -> No
     model = CollabModel.fit(histories, ids, SASRecConfig(**{**SMALL.__dict__, "epochs": 2}))
     assert model.neighbours("m0", 1)[0][0] == "m1"
     assert model.neighbours("unknown", 3) == []
-    top = [i for i, _ in model.recommend(["m2", "not-in-model"], 5)]
+    top = [r.item_id for r in model.recommend(["m2", "not-in-model"], 5)]
     assert "m2" not in top and len(top) == 5
     assert model.recommend(["nothing-known"], 3) == []
     np.testing.assert_allclose(standardise(np.array([[1.0, 3.0]])), [[-1.0, 1.0]])
@@ -50,3 +50,33 @@ def test_ease_neighbours_and_recommend_exclude_the_history(tmp_path: Path) -> No
     assert tuned_fusion(folder) == {"collab": 1.0, "rrf": 0.25}
     with pytest.raises(FileNotFoundError, match="missing"):
         CollabModel.load(tmp_path)
+
+
+def test_long_histories_are_cut_into_windows_that_use_every_interaction() -> None:
+    from tools.sasrec import windows
+
+    cut = windows([list(range(10)), [7], [3, 4]], 4)
+    assert cut == [[5, 6, 7, 8, 9], [1, 2, 3, 4, 5], [0, 1], [3, 4]]
+    targets = [t for w in cut for t in w[1:]]
+    assert sorted(targets) == [1, 2, 3, 4, 4, 5, 6, 7, 8, 9]  # once each (4: two users)
+
+
+def test_training_stops_early_and_keeps_the_best_state() -> None:
+    import torch
+
+    config = SASRecConfig(**{**SMALL.__dict__, "epochs": 50, "eval_every": 1, "patience": 2})
+    script = iter([0.1, 0.3, 0.2, 0.25, 0.9])  # the best check is epoch 2; two worse ones stop it
+    kept: dict[int, dict[str, torch.Tensor]] = {}
+
+    def validate(model: SASRec) -> float:
+        epoch = len(model.curve) + 1
+        kept[epoch] = {k: v.clone() for k, v in model.net.state_dict().items()}
+        return next(script)
+
+    model = SASRec.fit(cycles(12, 6, 7), 6, config, validate=validate)
+    assert [p.epoch for p in model.curve] == [1, 2, 3, 4] and model.best_epoch == 2
+    assert [p.valid_ndcg10 for p in model.curve] == [0.1, 0.3, 0.2, 0.25]
+    assert all(p.loss > 0 and p.seconds >= 0 for p in model.curve)
+    state = model.net.state_dict()
+    assert all(torch.equal(state[k], kept[2][k]) for k in state)  # epoch 2's weights, not 4's
+    assert not model.net.training  # left ready for scoring

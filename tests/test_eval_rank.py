@@ -105,6 +105,10 @@ def test_eval_rank_command_writes_results(tmp_path: Path, prepared_models: Path)
         "100",
         "--epochs",
         "2",
+        "--seq-len",
+        "50",
+        "--dropout",
+        "0.2",
         "--no-rerank",
         "--save",
         "--save-collab",
@@ -119,19 +123,34 @@ def test_eval_rank_command_writes_results(tmp_path: Path, prepared_models: Path)
         "popularity",
         "item-kNN (cosine)",
         "EASE (lambda 100)",
-        "SASRec (2 epochs)",
+        "SASRec (max_len 50, dropout 0.2, 2 epochs)",
         "embedding-only (MiniLM)",
-        "recagent: fusion, no rerank",
+        "recagent: fusion (previous design)",
+        "recagent: learned ranker",
     ]
     assert report["config"]["limit"] == 100 and "row order" in report["split"]["ties"]
     assert report["tuning"]["grid_points"] == 240 and "rerank" not in report["tuning"]
+    trial = report["sasrec"]["trials"][0]  # the training curve is in the results
+    assert len(report["sasrec"]["trials"]) == 1 and trial["curve"][0]["epoch"] == 2
+    assert report["ranker"]["training"]["folds"] == 5 and report["ranker"]["mean_pool_size"] > 100
+    assert set(report["ranker"]["importance_gain"]) == set(report["ranker"]["features"])
+    assert {
+        "SASRec on train (grid, early stopping on validation)",
+        "learned ranker (trained on validation)",
+    } <= set(report["seconds"])
+    assert "learned ranker (trained on validation):" in result.stdout  # each phase's time
     md = (out / "results.md").read_text()
     assert "| EASE (lambda 100) |" in md and "Tuned on validation only" in md
+    assert "Time per phase" in md and "LightGBM LambdaRank" in md
     assert (out / "ndcg.png").stat().st_size > 10_000
+    assert (out / "sasrec-curve.png").stat().st_size > 5_000
     from tools.collaborative import CollabModel
 
     agent_model = CollabModel.load(tmp_path / "collab")  # trained on all interactions
     assert agent_model.alpha == report["tuning"]["alpha"] and len(agent_model.item_ids) == 1349
+    assert agent_model.ranker is not None  # the agent ranks with the same ranker
+    ranked = agent_model.recommend(agent_model.item_ids[:5], 3)
+    assert len(ranked) == 3 and set(ranked[0].contributions) == set(report["ranker"]["features"])
 
 
 def _atomic_dataset(folder: Path) -> tuple[Path, Path]:
@@ -170,7 +189,15 @@ def test_any_dataset_by_path(tmp_path: Path, prepared_models: Path) -> None:
     out = tmp_path / "rank"
     args = ("eval", "rank", "--inter", str(inter), "--items", str(items), "--out", str(out))
     result = recagent(
-        *args, "--epochs", "1", "--no-rerank", env={"RECAGENT_CACHE_DIR": str(prepared_models)}
+        *args,
+        "--epochs",
+        "1",
+        "--seq-len",
+        "8",
+        "--dropout",
+        "0.2",
+        "--no-rerank",
+        env={"RECAGENT_CACHE_DIR": str(prepared_models)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "results.json").read_text())
@@ -179,10 +206,53 @@ def test_any_dataset_by_path(tmp_path: Path, prepared_models: Path) -> None:
     assert (out / "results.md").read_text().startswith("# Ranking on toy")
     significance = report["significance"]  # every report: the pipeline against the best baseline
     assert significance["best_baseline"] in report["results"]
-    test = significance["systems"]["recagent: fusion, no rerank"]
+    test = significance["systems"]["recagent: learned ranker"]
     assert test["ci95_low"] <= test["ndcg10_difference"] <= test["ci95_high"]
     assert "95% interval" in (out / "results.md").read_text()
     saved = json.loads((out / "ranks.json").read_text())  # per-user ranks, for later runs
     assert len(saved["users"]) == 60 and len(saved["ranks"]["popularity"]) == 60
     missing = recagent("eval", "rank", "--inter", str(tmp_path / "nope.inter"), "--no-rerank")
     assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_atomic_loader_keeps_ties_in_row_order_applies_k_core_and_needs_no_ratings(
+    tmp_path: Path,
+) -> None:
+    from eval.datasets import load_path_dataset
+
+    inter = tmp_path / "plain.inter"
+    lines = ["item_id:token\ttimestamp:float\tuser_id:token"]  # any column order, no rating
+    for user in ("a", "b", "c", "d", "e"):
+        lines += [f"i{n}\t{100 + n}\t{user}" for n in range(4)]
+        # the last two in the same second, written i5 then i4: row order says i4 is the test item
+        lines += [f"i5\t200\t{user}", f"i4\t200\t{user}"]
+    lines += ["i0\t1\tf", "i1\t2\tf", "i2\t3\tf", "i3\t4\tf"]  # f: four, below 5-core
+    lines += ["rare\t300\ta"]  # an item only one user has: removed, then a still has six
+    inter.write_text("\n".join(lines) + "\n")
+    loaded = load_path_dataset(inter)
+    split = loaded.split
+    assert split.user_ids == ["a", "b", "c", "d", "e"] and "rare" not in split.item_ids
+    assert split.n_items == 6 and split.meta["interactions"] == 30
+    for user in range(5):
+        assert split.item_ids[split.test[user]] == "i4"  # same second: the later row
+        assert split.item_ids[split.valid[user]] == "i5"
+        assert [split.item_ids[i] for i in split.train[user]] == ["i0", "i1", "i2", "i3"]
+    assert loaded.titles == split.item_ids  # without an item file an item's title is its id
+
+
+def test_min_rating_keeps_what_users_liked_and_needs_a_rating_column(tmp_path: Path) -> None:
+    from eval.datasets import load_path_dataset, read_inter
+    from tools.errors import InputError
+
+    rated = tmp_path / "rated.inter"
+    rows = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    rows += [f"u{u}\ti{i}\t{5 if i % 2 else 2}\t{i}" for u in range(6) for i in range(12)]
+    rated.write_text("\n".join(rows) + "\n")
+    liked = read_inter(rated, min_rating=4)
+    assert len(liked) == 36 and all(int(item[1:]) % 2 for _, item, _, _ in liked)
+    loaded = load_path_dataset(rated, min_rating=4)
+    assert loaded.split.n_items == 6 and loaded.name == "rated, ratings >= 4"
+    plain = tmp_path / "plain.inter"
+    plain.write_text("user_id:token\titem_id:token\ttimestamp:float\nu\ti\t1\n")
+    with pytest.raises(InputError, match="no 'rating' column"):
+        read_inter(plain, min_rating=4)

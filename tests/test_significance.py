@@ -41,3 +41,25 @@ def test_systems_are_compared_with_the_best_baseline() -> None:
     assert report["best_baseline"] == "EASE (lambda 100)"
     assert list(report["systems"]) == ["recagent: fusion, no rerank"]
     assert report["systems"]["recagent: fusion, no rerank"]["ndcg10_difference"] > 0
+
+
+def test_bootstrap_on_hand_worked_numbers() -> None:
+    # Every user: rank 1 (NDCG 1) against rank 3 (NDCG 1/log2(4) = 0.5): the difference is 0.5
+    # in every resample, so the interval is [0.5, 0.5].
+    same_gain = paired_bootstrap([1, 1, 1, 1], [3, 3, 3, 3], seed=0)
+    assert same_gain == {
+        "ndcg10_difference": 0.5,
+        "ci95_low": 0.5,
+        "ci95_high": 0.5,
+        "significant": True,
+        "users": 4,
+    }
+    # Two users who swap (1 vs 11 and 11 vs 1): differences +1 and -1, mean 0; a resample of two
+    # users has mean -1, 0 or +1 (probabilities 1/4, 1/2, 1/4), so the 95% interval is [-1, 1].
+    swap = paired_bootstrap([1, 11], [11, 1], seed=0)
+    assert swap["ndcg10_difference"] == 0.0
+    assert (swap["ci95_low"], swap["ci95_high"]) == (-1.0, 1.0) and not swap["significant"]
+    # Three users, ranks 1 vs 2 (1 - 1/log2(3) = 0.3691) and two ties: mean 0.1230.
+    third = paired_bootstrap([1, 5, 5], [2, 5, 5], seed=0)
+    assert third["ndcg10_difference"] == pytest.approx(0.1230, abs=1e-4)
+    assert third["ci95_low"] == 0.0 and third["ci95_high"] == pytest.approx(0.3691, abs=1e-4)

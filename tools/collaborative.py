@@ -1,25 +1,34 @@
-"""The collaborative retriever: a sequential model (SASRec) blended with item-item EASE.
+"""The collaborative retriever: a sequential model (SASRec), item-item EASE and item-kNN,
+popularity and, where item texts were embedded, content similarity; with a learned ranker
+(:mod:`tools.ranker`) over their candidate pool when ``eval rank`` trained one.
 
-Both are trained on interaction histories (lists of catalogue ids in time order). ``scores``
-ranks every item for one history (the profile's history in the agent, a user's history in the
-evaluation); ``neighbours`` gives an item's collaborative neighbours (EASE weights), used by the
-agent's ``similar_items`` tool. ``alpha`` weighs the two after each is standardised per user:
-``alpha * z(SASRec) + (1 - alpha) * z(EASE)``; it is tuned on the validation split.
+All are trained on interaction histories (lists of catalogue ids in time order). ``recommend``
+ranks the items for one history (the profile's history in the agent): by the learned ranker
+over the pool of every retriever's top items when there is one (with each feature's contribution
+to the score), otherwise by ``alpha * z(SASRec) + (1 - alpha) * z(EASE)`` (each standardised per
+user; ``alpha`` is tuned on the validation split). ``neighbours`` gives an item's collaborative
+neighbours (EASE weights), used by the agent's ``similar_items`` tool.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from tools import candidate_pool
+from tools.candidate_pool import Parts
+from tools.ranker import RANKER_FILE, LearnedRanker
 from tools.sasrec import SASRec, SASRecConfig
 
 MODEL_FILE = "sasrec.pt"
 EASE_FILE = "ease.npy"
+KNN_FILE = "knn.npy"
+POPULARITY_FILE = "popularity.npy"
+CONTENT_FILE = "content.npy"
 META_FILE = "collab.json"
 FUSION_FILE = "fusion.json"
 COVERAGE = 0.9  # share of a model's items the store must hold for it to be picked automatically
@@ -36,12 +45,16 @@ def ease_weights(x: np.ndarray, lam: float = 100.0) -> np.ndarray:
     return out
 
 
-def standardise(scores: np.ndarray) -> np.ndarray:
-    """Per row: zero mean, unit variance (a constant row becomes zeros)."""
-    mean = scores.mean(axis=-1, keepdims=True)
-    std = scores.std(axis=-1, keepdims=True)
-    out: np.ndarray = (scores - mean) / np.where(std > 0, std, 1.0)
-    return out
+standardise = candidate_pool.standardise
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One recommended item: its score and, from the learned ranker, what each feature added."""
+
+    item_id: str
+    score: float
+    contributions: dict[str, float] = field(default_factory=dict)
 
 
 def history_matrix(histories: Sequence[Sequence[int]], n_items: int) -> np.ndarray:
@@ -59,6 +72,10 @@ class CollabModel:
         item_item: np.ndarray,
         alpha: float = 0.5,
         lam: float = 100.0,
+        knn: np.ndarray | None = None,
+        popularity: np.ndarray | None = None,
+        content: np.ndarray | None = None,
+        ranker: LearnedRanker | None = None,
     ) -> None:
         self.item_ids = item_ids
         self.index = {item: n for n, item in enumerate(item_ids)}
@@ -66,6 +83,10 @@ class CollabModel:
         self.item_item = item_item
         self.alpha = alpha
         self.lam = lam
+        self.knn = knn
+        self.popularity = popularity
+        self.content = content
+        self.ranker = ranker
 
     @classmethod
     def fit(
@@ -76,11 +97,30 @@ class CollabModel:
         alpha: float = 0.5,
         lam: float = 100.0,
         progress: Callable[[int, float], None] | None = None,
+        content: np.ndarray | None = None,
+        sequential: SASRec | None = None,
     ) -> CollabModel:
-        """Train both parts on ``histories`` (indices into ``item_ids``, in time order)."""
-        sequential = SASRec.fit(histories, len(item_ids), config or SASRecConfig(), progress)
-        item_item = ease_weights(history_matrix(histories, len(item_ids)), lam)
-        return cls(item_ids, sequential, item_item, alpha, lam)
+        """Train every retriever on ``histories`` (indices into ``item_ids``, in time order);
+        a ``sequential`` model already trained on them is used as it is. ``content``: one
+        L2-normalised text embedding per item, for the content features."""
+        if sequential is None:
+            sequential = SASRec.fit(histories, len(item_ids), config or SASRecConfig(), progress)
+        x = history_matrix(histories, len(item_ids))
+        return cls(
+            item_ids,
+            sequential,
+            ease_weights(x, lam),
+            alpha,
+            lam,
+            knn=candidate_pool.knn_similarity(x),
+            popularity=x.sum(axis=0),
+            content=content,
+        )
+
+    def pool_parts(self) -> Parts:
+        if self.knn is None or self.popularity is None:
+            raise ValueError("this collaborative model has no item-kNN and popularity parts")
+        return Parts(self.sequential, self.item_item, self.knn, self.popularity, self.content)
 
     def parts(self, histories: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
         """Standardised (SASRec, EASE) scores, one row per history."""
@@ -98,15 +138,34 @@ class CollabModel:
         """Indices of the ids this model was trained on, in order (unknown ids are skipped)."""
         return [self.index[i] for i in ids if i in self.index]
 
-    def recommend(self, history_ids: Sequence[str], k: int) -> list[tuple[str, float]]:
-        """The top ``k`` unseen items for a history of catalogue ids, with their scores."""
+    def recommend(self, history_ids: Sequence[str], k: int) -> list[Ranked]:
+        """The top ``k`` unseen items for a history of catalogue ids: by the learned ranker
+        when there is one (with each feature's contribution), else by the SASRec/EASE blend."""
         history = self.known(history_ids)
         if not history:
             return []
+        if self.ranker is not None and self.knn is not None:
+            return self._ranked(history, k)
         row = self.scores([history])[0]
         row[history] = -np.inf
         top = np.argsort(-row, kind="stable")[:k]
-        return [(self.item_ids[i], float(row[i])) for i in top]
+        return [Ranked(self.item_ids[i], float(row[i])) for i in top]
+
+    def _ranked(self, history: list[int], k: int) -> list[Ranked]:
+        assert self.ranker is not None
+        pool = candidate_pool.build(self.pool_parts(), [history])
+        scores = self.ranker.scores(pool.features)
+        top = np.argsort(-scores, kind="stable")[:k]
+        contributions = self.ranker.contributions(pool.features[top])
+        names = self.ranker.features
+        return [
+            Ranked(
+                self.item_ids[int(pool.items[n])],
+                float(scores[n]),
+                {name: round(float(v), 4) for name, v in zip(names, row[:-1], strict=True)},
+            )
+            for n, row in zip(top, contributions, strict=True)
+        ]
 
     def neighbours(self, item_id: str, k: int) -> list[tuple[str, float]]:
         """Items that go with ``item_id`` in users' histories (largest EASE weights)."""
@@ -121,6 +180,15 @@ class CollabModel:
         folder.mkdir(parents=True, exist_ok=True)
         self.sequential.save(folder / MODEL_FILE)
         np.save(folder / EASE_FILE, self.item_item)
+        for name, part in (
+            (KNN_FILE, self.knn),
+            (POPULARITY_FILE, self.popularity),
+            (CONTENT_FILE, self.content),
+        ):
+            if part is not None:
+                np.save(folder / name, part)
+        if self.ranker is not None:
+            self.ranker.save(folder)
         meta = {
             "item_ids": self.item_ids,
             "alpha": self.alpha,
@@ -138,12 +206,25 @@ class CollabModel:
                 "train one with `recagent eval rank`"
             )
         meta = json.loads((folder / META_FILE).read_text())
+
+        def optional(name: str) -> np.ndarray | None:
+            path = folder / name
+            return np.load(path) if path.is_file() else None
+
+        knn, popularity = optional(KNN_FILE), optional(POPULARITY_FILE)
+        ranker = None
+        if (folder / RANKER_FILE).is_file() and knn is not None and popularity is not None:
+            ranker = LearnedRanker.load(folder)
         return cls(
             list(meta["item_ids"]),
             SASRec.load(folder / MODEL_FILE),
             np.load(folder / EASE_FILE),
             float(meta["alpha"]),
             float(meta["lam"]),
+            knn=knn,
+            popularity=popularity,
+            content=optional(CONTENT_FILE),
+            ranker=ranker,
         )
 
 

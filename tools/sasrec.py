@@ -2,11 +2,17 @@
 
 Trained with full softmax cross-entropy over all items at every position (much stronger than the
 paper's sampled binary loss on small catalogues), tied input/output item embeddings, item 0 is
-padding. Training is deterministic for a given seed and thread count; it runs on CPU in minutes.
+padding. A history longer than ``max_len`` is cut into windows, so every interaction is a
+training target once. With a ``validate`` callback, training stops early: ``epochs`` is an upper
+bound, the model is checked every ``eval_every`` epochs and the best state is kept after
+``patience`` checks without a gain; the curve is kept on the model (``curve``). Training is
+deterministic for a given seed and thread count; it runs on CPU in minutes.
 """
 
 from __future__ import annotations
 
+import copy
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,8 +31,20 @@ class SASRecConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 128
-    epochs: int = 100
+    epochs: int = 200  # an upper bound when training stops early on validation
     seed: int = 2026
+    eval_every: int = 2  # epochs between validation checks (early stopping only)
+    patience: int = 5  # checks without a gain before training stops
+
+
+@dataclass(frozen=True)
+class Point:
+    """One validation check during training."""
+
+    epoch: int
+    loss: float
+    valid_ndcg10: float
+    seconds: float
 
 
 def _module(n_items: int, config: SASRecConfig) -> Any:
@@ -70,6 +88,19 @@ def _module(n_items: int, config: SASRecConfig) -> Any:
     return SASRec()
 
 
+def windows(seqs: Sequence[Sequence[int]], length: int) -> list[Sequence[int]]:
+    """Training sequences of at most ``length + 1`` items (inputs and next-item targets): a long
+    history is cut from its end into windows that overlap by one item, so every interaction after
+    a history's first is a target exactly once."""
+    out: list[Sequence[int]] = []
+    for seq in seqs:
+        end = len(seq)
+        while end >= 2:
+            out.append(seq[max(0, end - length - 1) : end])
+            end -= length
+    return out
+
+
 def _left_pad(seqs: Sequence[Sequence[int]], length: int) -> np.ndarray:
     """Items shifted by one (0 is padding), the last ``length`` of each, padded on the left."""
     out = np.zeros((len(seqs), length), dtype=np.int64)
@@ -93,6 +124,9 @@ class SASRec:
         if state is not None:
             self.net.load_state_dict(state)
         self.net.eval()
+        self.curve: list[Point] = []  # validation checks, when trained with early stopping
+        self.best_epoch = 0  # the epoch whose state the model holds (set by fit)
+        self.seconds = 0.0  # time to train
 
     @classmethod
     def fit(
@@ -101,15 +135,18 @@ class SASRec:
         n_items: int,
         config: SASRecConfig | None = None,
         progress: Callable[[int, float], None] | None = None,
+        validate: Callable[[SASRec], float] | None = None,
     ) -> SASRec:
-        """Train on ``sequences`` (item indices 0..n_items-1, in time order)."""
+        """Train on ``sequences`` (item indices 0..n_items-1, in time order) for
+        ``config.epochs``, or, with ``validate`` (the model -> validation NDCG@10), until it
+        stops improving; the best checked state is kept."""
         import torch
         from torch import nn
 
         config = config or SASRecConfig()
         model = cls(n_items, config)
         net = model.net
-        usable = [s for s in sequences if len(s) >= 2]
+        usable = windows(sequences, config.max_len)
         data = torch.from_numpy(_left_pad(usable, config.max_len + 1))
         inputs, targets = data[:, :-1], data[:, 1:] - 1  # target -1 = padding, ignored
         generator = torch.Generator().manual_seed(config.seed)
@@ -117,8 +154,11 @@ class SASRec:
             net.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
         loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
-        net.train()
-        for epoch in range(config.epochs):
+        began = time.perf_counter()
+        best: tuple[float, int, dict[str, Any]] | None = None
+        checks_since_best = 0
+        for epoch in range(1, config.epochs + 1):
+            net.train()
             order = torch.randperm(len(usable), generator=generator)
             total = 0.0
             for start in range(0, len(usable), config.batch_size):
@@ -129,8 +169,27 @@ class SASRec:
                 loss.backward()
                 optimiser.step()
                 total += float(loss.detach()) * len(batch)
+            loss_value = total / max(len(usable), 1)
             if progress is not None:
-                progress(epoch + 1, total / len(usable))
+                progress(epoch, loss_value)
+            if validate is None or (epoch % config.eval_every and epoch != config.epochs):
+                continue
+            net.eval()
+            score = validate(model)
+            model.curve.append(Point(epoch, round(loss_value, 4), round(score, 4), _since(began)))
+            if best is None or score > best[0]:
+                best = (score, epoch, copy.deepcopy(net.state_dict()))
+                checks_since_best = 0
+            else:
+                checks_since_best += 1
+                if checks_since_best >= config.patience:
+                    break
+        if best is not None:
+            net.load_state_dict(best[2])
+            model.best_epoch = best[1]
+        else:
+            model.best_epoch = config.epochs
+        model.seconds = _since(began)
         net.eval()
         return model
 
@@ -167,3 +226,7 @@ class SASRec:
 
         saved = torch.load(path, map_location="cpu", weights_only=True)
         return cls(int(saved["n_items"]), SASRecConfig(**saved["config"]), saved["state"])
+
+
+def _since(start: float) -> float:
+    return round(time.perf_counter() - start, 2)
