@@ -108,6 +108,22 @@ def eval_rank(
             max=0.9,
         ),
     ] = None,
+    sasrec_minutes: Annotated[
+        float | None,
+        typer.Option(
+            help="A time budget per SASRec setting on validation (it keeps its best state); "
+            "for big datasets.",
+            min=0.1,
+        ),
+    ] = None,
+    refit: Annotated[
+        str,
+        typer.Option(
+            help="How the chosen SASRec is trained on train + validation: 'scratch' (its best "
+            "epoch count) or 'warm' (from the validation weights, a quarter of the epochs; "
+            "faster on big datasets).",
+        ),
+    ] = "scratch",
     pool_depth: Annotated[
         int,
         typer.Option(help="Each retriever's top-N that joins the learned ranker's pool.", min=1),
@@ -149,6 +165,8 @@ def eval_rank(
     from eval.setup import load_ml100k, rank_dataset
     from tools.factory import build_models
 
+    if refit not in ("scratch", "warm"):
+        raise InputError(f"--refit must be 'scratch' or 'warm', not {refit!r}")
     if (items is not None or min_rating is not None) and inter is None:
         raise InputError("--items and --min-rating go with --inter")
     if inter is None:
@@ -173,11 +191,16 @@ def eval_rank(
         split, texts, titles = data.split, data.texts, data.titles
     embedder = build_models(cfg).text_embedder
     rank_config = RankConfig(
-        seed=seed, limit=limit, rerank_tune_users=rerank_tune_users, pool_depth=pool_depth
+        seed=seed,
+        limit=limit,
+        rerank_tune_users=rerank_tune_users,
+        pool_depth=pool_depth,
+        refit=refit,
     )
+    budget = sasrec_minutes * 60 if sasrec_minutes is not None else None
     rank_config = replace(
         rank_config,
-        sasrec=replace(rank_config.sasrec, epochs=epochs, seed=seed),
+        sasrec=replace(rank_config.sasrec, epochs=epochs, seed=seed, max_seconds=budget),
         seq_lens=tuple(seq_len) if seq_len else rank_config.seq_lens,
         dropouts=tuple(dropout) if dropout else rank_config.dropouts,
     )
@@ -196,7 +219,7 @@ def eval_rank(
             client,
             target_dir,
             dataset=loaded.name if inter is not None else name,
-            say=lambda line: console.print(f"[dim]{line}[/dim]", highlight=False),
+            say=lambda line: console.print(line, style="dim", markup=False, highlight=False),
         )
     print_results(out, "results.json, results.md, ranks.json, ndcg.png, sasrec-curve.png")
     if target_dir is not None:

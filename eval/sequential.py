@@ -45,7 +45,8 @@ class Chosen:
                 "epochs": self.config.epochs,
             },
             "rule": "early stopping on validation NDCG@10; setting with the best validation "
-            "NDCG@10; the test stage retrains it on train + validation for its best epoch count",
+            "NDCG@10; the test stage trains it on train + validation (from scratch for its best "
+            "epoch count, or warm: from these weights for a quarter of it)",
             "trials": [asdict(t) for t in self.trials],
         }
 

@@ -80,3 +80,20 @@ def test_training_stops_early_and_keeps_the_best_state() -> None:
     state = model.net.state_dict()
     assert all(torch.equal(state[k], kept[2][k]) for k in state)  # epoch 2's weights, not 4's
     assert not model.net.training  # left ready for scoring
+
+
+def test_a_time_budget_stops_training_and_a_warm_refit_starts_from_the_given_weights() -> None:
+    import torch
+
+    budget = SASRecConfig(**{**SMALL.__dict__, "epochs": 1000, "max_seconds": 0.0})
+    quick = SASRec.fit(cycles(12, 6, 7), 6, budget, validate=lambda model: 0.5)
+    assert quick.best_epoch == 1 and len(quick.curve) == 1  # one epoch, checked, then out of time
+    unchecked = SASRec.fit(cycles(12, 6, 7), 6, budget)
+    assert unchecked.best_epoch == 1
+
+    trained = SASRec.fit(cycles(12, 6, 7), 6, SMALL)
+    none = SASRecConfig(**{**SMALL.__dict__, "epochs": 1, "lr": 0.0})  # lr 0: nothing moves
+    warm = SASRec.fit(cycles(12, 6, 7), 6, none, warm=trained)
+    state, before = warm.net.state_dict(), trained.net.state_dict()
+    assert all(torch.equal(state[k], before[k]) for k in state)
+    assert warm.scores([[0, 1, 2]]).argmax() == 3  # it starts where the trained model is

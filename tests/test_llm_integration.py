@@ -141,13 +141,13 @@ def _cli_env(settings: Settings, store: bool = True) -> dict[str, str]:
 
 
 def test_eval_rank_slice_with_llm_rerank(served: tuple[Settings, Store, Any]) -> None:
-    """A small end-to-end slice: real SASRec training (2 epochs), tuning on validation, the LLM
-    rerank against the server, results, plot and the agent's collaborative model."""
+    """A small end-to-end slice: real SASRec training (2 epochs), the learned ranker, tuning on
+    validation, the LLM rerank against the server, results, plot and the agent's model."""
     from tests.conftest import recagent
 
     settings = served[0]
     out = settings.data_dir / "rank"
-    args = ("eval", "rank", "--out", str(out), "--limit", "30", "--epochs", "2")
+    args = ("eval", "rank", "--out", str(out), "--limit", "30", "--epochs", "2", "--seq-len", "50")
     result = recagent(*args, "--rerank-tune-users", "10", "--save", env=_cli_env(settings))
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "results.json").read_text())
@@ -158,7 +158,7 @@ def test_eval_rank_slice_with_llm_rerank(served: tuple[Settings, Store, Any]) ->
     assert chosen["validation_users"] == 10 and 0.0 in map(
         float, chosen["validation_ndcg10_by_weight"]
     )
-    reranked = any(n.startswith("recagent: fusion + LLM rerank") for n in names)
+    reranked = any(n.startswith("recagent: learned ranker + LLM rerank") for n in names)
     # the rerank runs on test only when its validation gain was significant; else it stays off
     assert reranked == (chosen["weight"] != 0)
     assert (
@@ -171,7 +171,12 @@ def test_eval_rank_slice_with_llm_rerank(served: tuple[Settings, Store, Any]) ->
     cached = (out / "llm-cache.jsonl").read_text().splitlines()
     assert len(cached) == 10 + (30 if reranked else 0)  # per validation user (and test user)
     saved = settings.data_dir / "collab" / "ml-100k"
-    assert {p.name for p in saved.iterdir()} >= {"sasrec.pt", "ease.npy", "fusion.json"}
+    assert {p.name for p in saved.iterdir()} >= {
+        "sasrec.pt",
+        "ease.npy",
+        "fusion.json",
+        "ranker.txt",
+    }
 
 
 def test_eval_judge_slice_resumes_from_cache(served: tuple[Settings, Store, Any]) -> None:

@@ -35,6 +35,7 @@ class SASRecConfig:
     seed: int = 2026
     eval_every: int = 2  # epochs between validation checks (early stopping only)
     patience: int = 5  # checks without a gain before training stops
+    max_seconds: float | None = None  # a time budget: training stops after the epoch past it
 
 
 @dataclass(frozen=True)
@@ -136,15 +137,17 @@ class SASRec:
         config: SASRecConfig | None = None,
         progress: Callable[[int, float], None] | None = None,
         validate: Callable[[SASRec], float] | None = None,
+        warm: SASRec | None = None,
     ) -> SASRec:
         """Train on ``sequences`` (item indices 0..n_items-1, in time order) for
-        ``config.epochs``, or, with ``validate`` (the model -> validation NDCG@10), until it
-        stops improving; the best checked state is kept."""
+        ``config.epochs`` (or until ``config.max_seconds`` have passed), or, with ``validate``
+        (the model -> validation NDCG@10), until it stops improving; the best checked state is
+        kept. ``warm``: a model whose weights training continues from (a warm refit)."""
         import torch
         from torch import nn
 
         config = config or SASRecConfig()
-        model = cls(n_items, config)
+        model = cls(n_items, config, warm.net.state_dict() if warm is not None else None)
         net = model.net
         usable = windows(sequences, config.max_len)
         data = torch.from_numpy(_left_pad(usable, config.max_len + 1))
@@ -172,7 +175,12 @@ class SASRec:
             loss_value = total / max(len(usable), 1)
             if progress is not None:
                 progress(epoch, loss_value)
-            if validate is None or (epoch % config.eval_every and epoch != config.epochs):
+            out_of_time = config.max_seconds is not None and _since(began) >= config.max_seconds
+            last = epoch == config.epochs or out_of_time
+            if validate is None or (epoch % config.eval_every and not last):
+                if out_of_time:
+                    model.best_epoch = epoch
+                    break
                 continue
             net.eval()
             score = validate(model)
@@ -182,12 +190,12 @@ class SASRec:
                 checks_since_best = 0
             else:
                 checks_since_best += 1
-                if checks_since_best >= config.patience:
-                    break
+            if checks_since_best >= config.patience or out_of_time:
+                break
         if best is not None:
             net.load_state_dict(best[2])
             model.best_epoch = best[1]
-        else:
+        elif not model.best_epoch:
             model.best_epoch = config.epochs
         model.seconds = _since(began)
         net.eval()
