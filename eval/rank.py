@@ -308,6 +308,7 @@ def run(
     phase's time as it ends."""
     users = list(range(split.n_users if config.limit is None else min(config.limit, split.n_users)))
     clock = Clock(say)
+    began = time.perf_counter()
     with clock.phase("item embeddings"):
         item_vectors = np.asarray(embed(item_texts), dtype=np.float32)
         item_vectors /= np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12)
@@ -412,6 +413,7 @@ def run(
             agent_model.save(save_collab)
             (save_collab / FUSION_FILE).write_text(json.dumps(tuned.weights.model_dump(), indent=2))
 
+    clock.seconds["total (wall clock)"] = round(time.perf_counter() - began, 2)
     user_ranks: dict[str, list[int]] = {
         name: result.pop("ranks") for name, result in results.items()
     }
