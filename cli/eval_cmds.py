@@ -156,8 +156,8 @@ def eval_rank(
     embedding-only, recagent's previous fusion and the complete pipeline (a learned ranker over
     every retriever's candidates, with the LLM rerank when it earns its place on validation),
     each against the best baseline with a 95% bootstrap interval. Prints each phase's time.
-    Writes results.json, results.md, ranks.json, ndcg.png and the LLM response cache (re-runs
-    reuse it)."""
+    Writes results.json, results.md, ranks.json, ndcg.png, sasrec-curve.png and the LLM response
+    cache (re-runs reuse it)."""
     from dataclasses import replace
 
     from eval.llm_client import ChatClient, ResponseCache
