@@ -289,6 +289,51 @@ def tune_rerank(
     }
 
 
+def baseline_scorers(
+    test: Stage, sasrec: SASRecConfig, item_vectors: np.ndarray
+) -> dict[str, Scorer]:
+    """Each baseline's scores for a block of users, from the retrievers fitted for the test
+    stage (the same fits the pipeline uses)."""
+    model = test.model
+    assert model.popularity is not None and model.knn is not None
+    popularity, knn = model.popularity, model.knn
+
+    def by_items(matrix_of: Callable[[np.ndarray], np.ndarray]) -> Scorer:
+        return lambda block: matrix_of(test.x(block))
+
+    name = f"SASRec (max_len {sasrec.max_len}, dropout {sasrec.dropout}, {sasrec.epochs} epochs)"
+    return {
+        "popularity": lambda block: np.broadcast_to(popularity, (len(block), popularity.size)),
+        "item-kNN (cosine)": by_items(lambda x: x @ knn),
+        "EASE (lambda 100)": by_items(lambda x: x @ model.item_item),
+        name: lambda block: model.sequential.scores([test.histories[u] for u in block]),
+        "embedding-only (MiniLM)": by_items(lambda x: embedding_scores(x, item_vectors)),
+    }
+
+
+def save_agent_model(
+    folder: Path,
+    split: Split,
+    chosen: SASRecConfig,
+    refit: SASRec,
+    mode: str,
+    tuned_alpha: float,
+    fusion: dict[str, Any],
+    item_vectors: np.ndarray,
+    ranker: LearnedRanker,
+) -> None:
+    """Every retriever trained on all interactions, with the ranker and the fusion weights
+    chosen on validation, where the agent finds them."""
+    full = [split.train[u] + [split.valid[u], split.test[u]] for u in range(split.n_users)]
+    sequential = refit_sasrec(full, split.n_items, chosen, refit, mode)
+    model = CollabModel.fit(
+        full, split.item_ids, alpha=tuned_alpha, content=item_vectors, sequential=sequential
+    )
+    model.ranker = ranker
+    model.save(folder)
+    (folder / FUSION_FILE).write_text(json.dumps(fusion, indent=2))
+
+
 def run(
     out_dir: Path,
     config: RankConfig,
@@ -318,7 +363,6 @@ def run(
     with clock.phase("other retrievers on train"):
         valid = fit_stage(split, "valid", users, chosen.model, item_vectors)
     with clock.phase("candidate pools (validation)"):
-        every = list(range(split.n_users))
         valid_pool = candidate_pool.build(
             valid.model.pool_parts(), valid.histories, config.pool_depth
         )
@@ -350,33 +394,15 @@ def run(
         rerank_weight = tuning["rerank"]["weight"]
 
     with clock.phase(f"SASRec on train + validation (refit, {config.refit})"):
-        test_histories = [split.history(u, "test") for u in every]
+        test_histories = [split.history(u, "test") for u in range(split.n_users)]
         refit = refit_sasrec(
             test_histories, split.n_items, chosen.config, chosen.model, config.refit
         )
     with clock.phase("other retrievers on train + validation"):
         test = fit_stage(split, "test", users, refit, item_vectors)
     results: dict[str, Any] = {}
-    model = test.model
-
-    def by_items(matrix_of: Callable[[np.ndarray], np.ndarray]) -> Scorer:
-        return lambda block: matrix_of(test.x(block))
-
-    assert model.popularity is not None and model.knn is not None
-    popularity, knn = model.popularity, model.knn
-    sasrec_name = (
-        f"SASRec (max_len {chosen.config.max_len}, dropout {chosen.config.dropout}, "
-        f"{chosen.config.epochs} epochs)"
-    )
-    systems: dict[str, Scorer] = {
-        "popularity": lambda block: np.broadcast_to(popularity, (len(block), popularity.size)),
-        "item-kNN (cosine)": by_items(lambda x: x @ knn),
-        "EASE (lambda 100)": by_items(lambda x: x @ model.item_item),
-        sasrec_name: lambda block: model.sequential.scores([test.histories[u] for u in block]),
-        "embedding-only (MiniLM)": by_items(lambda x: embedding_scores(x, item_vectors)),
-    }
     with clock.phase("baselines (test)"):
-        for name, scorer in systems.items():
+        for name, scorer in baseline_scorers(test, chosen.config, item_vectors).items():
             results[name] = evaluate(split, scorer, config, users)
     with clock.phase("fusion (test)"):
         inputs = test.fusion_inputs()
@@ -400,18 +426,17 @@ def run(
 
     if save_collab is not None:
         with clock.phase("agent model (all interactions)"):
-            full = [split.train[u] + [split.valid[u], split.test[u]] for u in every]
-            agent_sasrec = refit_sasrec(full, split.n_items, chosen.config, refit, config.refit)
-            agent_model = CollabModel.fit(
-                full,
-                split.item_ids,
-                alpha=tuned.alpha,
-                content=item_vectors,
-                sequential=agent_sasrec,
+            save_agent_model(
+                save_collab,
+                split,
+                chosen.config,
+                refit,
+                config.refit,
+                tuned.alpha,
+                tuned.weights.model_dump(),
+                item_vectors,
+                ranker,
             )
-            agent_model.ranker = ranker
-            agent_model.save(save_collab)
-            (save_collab / FUSION_FILE).write_text(json.dumps(tuned.weights.model_dump(), indent=2))
 
     clock.seconds["total (wall clock)"] = round(time.perf_counter() - began, 2)
     user_ranks: dict[str, list[int]] = {
