@@ -10,7 +10,7 @@ the collaborative blend on the validation split only; the winner is saved for th
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,35 +105,46 @@ class Tuned:
 
 
 def tune(
-    inputs: Inputs,
-    targets: Sequence[int],
-    grid: Mapping[str, Sequence[float]] = GRID,
-    progress: Callable[[int, int], None] | None = None,
+    inputs: Inputs, targets: Sequence[int], grid: Mapping[str, Sequence[float]] = GRID
 ) -> Tuned:
-    """Best NDCG@10 over ``grid`` on the given (validation) targets; ties go to the earlier
-    grid point, so the simplest setting wins when a signal adds nothing."""
-    best: Tuned | None = None
-    points = list(itertools.product(*grid.values()))
-    content_rank = list_ranks(masked(inputs.content, inputs.seen))  # the same at every point
-    collab_ranks: dict[float, np.ndarray] = {}
-    for n, values in enumerate(points, start=1):
-        chosen = dict(zip(grid, values, strict=True))
-        weights = FusionWeights(
-            rrf_k=int(chosen["rrf_k"]),
-            rrf=float(chosen["rrf"]),
-            profile=float(chosen["profile"]),
-            collab=1.0,
-        )
-        alpha = float(chosen["alpha"])
-        if alpha not in collab_ranks:  # one ranking per blend, not per grid point
-            collab_ranks = {alpha: list_ranks(masked(inputs.collab(alpha), inputs.seen))}
-        scores = fused_from_ranks(
-            collab_ranks[alpha], content_rank, inputs.content, inputs.seen, weights
-        )
-        score = ndcg_at(target_ranks(scores, targets))
-        if best is None or score > best.ndcg10:
-            best = Tuned(float(chosen["alpha"]), weights, score, len(points))
-        if progress is not None:
-            progress(n, len(points))
-    assert best is not None
-    return best
+    """Best NDCG@10 over ``grid`` on the given (validation) targets; see :func:`tune_blocks`."""
+    return tune_blocks([(inputs, targets)], grid)
+
+
+def tune_blocks(
+    blocks: Iterable[tuple[Inputs, Sequence[int]]], grid: Mapping[str, Sequence[float]] = GRID
+) -> Tuned:
+    """Best NDCG@10 over ``grid`` on (validation) targets given a block of users at a time, so
+    memory follows the block, not users x items. Each ranking is computed once per block and
+    blend, not per grid point. Ties go to the earlier grid point, so the simplest setting wins
+    when a signal adds nothing."""
+    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    sums = np.zeros(len(points))
+    users = 0
+    for inputs, targets in blocks:
+        content_rank = list_ranks(masked(inputs.content, inputs.seen))
+        for alpha in dict.fromkeys(float(p["alpha"]) for p in points):
+            collab_rank = list_ranks(masked(inputs.collab(alpha), inputs.seen))
+            for n, point in enumerate(points):
+                if float(point["alpha"]) != alpha:
+                    continue
+                scores = fused_from_ranks(
+                    collab_rank, content_rank, inputs.content, inputs.seen, _weights(point)
+                )
+                ranks = target_ranks(scores, targets)
+                sums[n] += np.where(ranks <= 10, 1.0 / np.log2(ranks + 1.0), 0.0).sum()
+        users += len(targets)
+    if not users:
+        raise ValueError("tuning needs at least one user")
+    best = int(np.argmax(sums))  # the first of equal sums: the earlier grid point
+    chosen = points[best]
+    return Tuned(float(chosen["alpha"]), _weights(chosen), sums[best] / users, len(points))
+
+
+def _weights(point: Mapping[str, float]) -> FusionWeights:
+    return FusionWeights(
+        rrf_k=int(point["rrf_k"]),
+        rrf=float(point["rrf"]),
+        profile=float(point["profile"]),
+        collab=1.0,
+    )

@@ -42,7 +42,7 @@ from eval.pipeline import (
     fused_scores,
     ndcg_at,
     target_ranks,
-    tune,
+    tune_blocks,
 )
 from eval.plot import ndcg_plot, sasrec_curve_plot
 from eval.sequential import choose
@@ -168,10 +168,10 @@ class Stage:
     def x(self, users: list[int]) -> np.ndarray:
         return history_matrix([self.histories[u] for u in users], len(self.model.item_ids))
 
-    def fusion_inputs(self) -> Inputs:
-        chosen = [self.histories[u] for u in self.users]
+    def fusion_inputs(self, users: list[int]) -> Inputs:
+        chosen = [self.histories[u] for u in users]
         sequential, item_item = self.model.parts(chosen)
-        x = self.x(self.users)
+        x = self.x(users)
         assert self.model.content is not None
         return Inputs(
             seen=x > 0,
@@ -375,7 +375,8 @@ def run(
             config.seed,
         )
     with clock.phase("fusion grid (validation)"):
-        tuned = tune(valid.fusion_inputs(), valid.targets)
+        blocks = [valid.users[n : n + CHUNK] for n in range(0, len(valid.users), CHUNK)]
+        tuned = tune_blocks((valid.fusion_inputs(b), [split.valid[u] for u in b]) for b in blocks)
     tuning: dict[str, Any] = {
         "alpha": tuned.alpha,
         "fusion": tuned.weights.model_dump(),
@@ -405,10 +406,13 @@ def run(
         for name, scorer in baseline_scorers(test, chosen.config, item_vectors).items():
             results[name] = evaluate(split, scorer, config, users)
     with clock.phase("fusion (test)"):
-        inputs = test.fusion_inputs()
-        fused = fused_scores(inputs.collab(tuned.alpha), inputs.content, inputs.seen, tuned.weights)
+
+        def fused(block: list[int]) -> np.ndarray:
+            inputs = test.fusion_inputs(block)
+            collab = inputs.collab(tuned.alpha)
+            return fused_scores(collab, inputs.content, inputs.seen, tuned.weights)
+
         results["recagent: fusion (previous design)"] = evaluate(split, fused, config, users)
-        del fused, inputs
     with clock.phase("candidate pools and learned ranker (test)"):
         ranked, test_pool = pool_scores(test, users, ranker, config.pool_depth, tuned.alpha)
         results["recagent: learned ranker"] = evaluate(split, ranked, config, users)

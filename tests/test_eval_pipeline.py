@@ -165,3 +165,28 @@ def test_malformed_answers_are_errors_and_never_cached(tmp_path: Path, body: byt
     again = ChatClient(target, ResponseCache(cache_path), retries=0)
     again._http = client._http
     assert content(again.one(request)) == "ok"  # the re-run asks again, it does not replay
+
+
+def test_tuning_a_block_of_users_at_a_time_chooses_what_tuning_all_at_once_does() -> None:
+    from eval.pipeline import tune_blocks
+
+    users, items = 60, 40
+    rng = np.random.default_rng(4)
+    targets = rng.integers(0, items, size=users).tolist()
+    sequential, item_item = rng.normal(size=(2, users, items))
+    item_item[np.arange(users), targets] += rng.uniform(0, 3, size=users)  # EASE knows some
+    content = rng.uniform(size=(users, items))
+    content[np.arange(users), targets] += rng.uniform(0, 0.5, size=users)
+    seen = rng.uniform(size=(users, items)) < 0.1
+    seen[np.arange(users), targets] = False
+    whole = Inputs(seen, sequential, item_item, content)
+    at_once = tune(whole, targets)
+
+    def part(rows: slice) -> Inputs:
+        return Inputs(seen[rows], sequential[rows], item_item[rows], content[rows])
+
+    blocks = [(part(slice(n, n + 25)), targets[n : n + 25]) for n in range(0, users, 25)]
+    in_blocks = tune_blocks(blocks)
+    assert (in_blocks.alpha, in_blocks.weights) == (at_once.alpha, at_once.weights)
+    assert in_blocks.ndcg10 == pytest.approx(at_once.ndcg10)
+    assert at_once.alpha < 1.0  # the signal is in EASE, so the blend moved away from SASRec
