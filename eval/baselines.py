@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tools.candidate_pool import knn_similarity
 from tools.collaborative import ease_weights
 
 
@@ -15,11 +16,7 @@ def popularity(x: np.ndarray) -> np.ndarray:
 
 def item_knn(x: np.ndarray) -> np.ndarray:
     """Item-based collaborative filtering, cosine similarity over co-occurrence, all neighbours."""
-    co = x.T @ x
-    norms = np.sqrt(np.maximum(np.diag(co), 1e-12))
-    similarity = co / norms[:, None] / norms[None, :]
-    np.fill_diagonal(similarity, 0.0)
-    scores: np.ndarray = x @ similarity
+    scores: np.ndarray = x @ knn_similarity(x)
     return scores
 
 

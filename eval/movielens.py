@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from indexing.movielens import ml100k_dir
-from tools.collaborative import history_matrix
+from tools.candidate_pool import history_matrix
 
 TIE_RULE = "same-second ties keep the data file's row order"
 

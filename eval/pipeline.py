@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tools.candidate_pool import ranks_among_unseen
 from tools.config import FusionWeights
 
 CONTENT_DEPTH = 100
@@ -25,21 +26,6 @@ GRID: dict[str, Sequence[float]] = {
     "rrf": (0.0, 0.1, 0.25, 0.5),
     "profile": (0.0, 0.01, 0.02, 0.05),
 }
-
-
-def masked(scores: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    out = scores.astype(np.float64, copy=True)
-    out[seen] = -np.inf
-    return out
-
-
-def list_ranks(scores: np.ndarray) -> np.ndarray:
-    """1-based rank of every item in each row (stable: equal scores by item index)."""
-    order = np.argsort(-scores, axis=1, kind="stable")
-    ranks = np.empty_like(order)
-    rows = np.arange(scores.shape[0])[:, None]
-    ranks[rows, order] = np.arange(1, scores.shape[1] + 1)[None, :]
-    return ranks
 
 
 def target_ranks(scores: np.ndarray, targets: Sequence[int]) -> np.ndarray:
@@ -74,7 +60,7 @@ def fused_scores(
     collab: np.ndarray, content: np.ndarray, seen: np.ndarray, weights: FusionWeights
 ) -> np.ndarray:
     return fused_from_ranks(
-        list_ranks(masked(collab, seen)), list_ranks(masked(content, seen)), content, seen, weights
+        ranks_among_unseen(collab, seen), ranks_among_unseen(content, seen), content, seen, weights
     )
 
 
@@ -122,9 +108,9 @@ def tune_blocks(
     sums = np.zeros(len(points))
     users = 0
     for inputs, targets in blocks:
-        content_rank = list_ranks(masked(inputs.content, inputs.seen))
+        content_rank = ranks_among_unseen(inputs.content, inputs.seen)
         for alpha in dict.fromkeys(float(p["alpha"]) for p in points):
-            collab_rank = list_ranks(masked(inputs.collab(alpha), inputs.seen))
+            collab_rank = ranks_among_unseen(inputs.collab(alpha), inputs.seen)
             for n, point in enumerate(points):
                 if float(point["alpha"]) != alpha:
                     continue

@@ -48,7 +48,8 @@ from eval.plot import ndcg_plot, sasrec_curve_plot
 from eval.sequential import choose
 from eval.significance import against_best_baseline, paired_bootstrap
 from tools import candidate_pool
-from tools.collaborative import FUSION_FILE, CollabModel, history_matrix
+from tools.candidate_pool import content_scores, history_matrix
+from tools.collaborative import FUSION_FILE, CollabModel
 from tools.ranker import LearnedRanker
 from tools.sasrec import SASRec, SASRecConfig
 
@@ -147,14 +148,6 @@ def evaluate(
     return result
 
 
-def embedding_scores(x: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """Cosine of each item's text embedding with the mean of the user's history embeddings."""
-    profiles = x @ items / np.maximum(x.sum(axis=1, keepdims=True), 1)
-    profiles /= np.maximum(np.linalg.norm(profiles, axis=1, keepdims=True), 1e-12)
-    scores: np.ndarray = profiles @ items.T
-    return scores
-
-
 @dataclass
 class Stage:
     """Every retriever fitted on what is known before one stage ("valid" or "test")."""
@@ -177,7 +170,7 @@ class Stage:
             seen=x > 0,
             sequential=sequential,
             item_item=item_item,
-            content=embedding_scores(x, self.model.content),
+            content=content_scores(x, self.model.content),
         )
 
 
@@ -307,7 +300,7 @@ def baseline_scorers(
         "item-kNN (cosine)": by_items(lambda x: x @ knn),
         "EASE (lambda 100)": by_items(lambda x: x @ model.item_item),
         name: lambda block: model.sequential.scores([test.histories[u] for u in block]),
-        "embedding-only (MiniLM)": by_items(lambda x: embedding_scores(x, item_vectors)),
+        "embedding-only (MiniLM)": by_items(lambda x: content_scores(x, item_vectors)),
     }
 
 

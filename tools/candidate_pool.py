@@ -73,9 +73,17 @@ class Pool:
         return out
 
 
+def history_matrix(histories: Sequence[Sequence[int]], n_items: int) -> np.ndarray:
+    """Binary histories x items matrix (1 where the history holds the item)."""
+    x = np.zeros((len(histories), n_items), dtype=np.float32)
+    for row, history in enumerate(histories):
+        x[row, list(history)] = 1.0
+    return x
+
+
 def knn_similarity(x: np.ndarray) -> np.ndarray:
     """Item-item cosine of co-occurrence in the user x item matrix ``x``, zero diagonal."""
-    co = (x.T @ x).astype(np.float32)
+    co = x.T @ x
     norms = np.sqrt(np.maximum(np.diag(co), 1e-12))
     similarity: np.ndarray = co / norms[:, None] / norms[None, :]
     np.fill_diagonal(similarity, 0.0)
@@ -90,21 +98,33 @@ def standardise(scores: np.ndarray) -> np.ndarray:
     return out
 
 
-def ranks_among_unseen(scores: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """1-based rank of every item per row with seen items last (ties by item index)."""
-    masked = np.where(seen, -np.inf, scores)
-    order = np.argsort(-masked, axis=1, kind="stable")
+def list_ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based rank of every item in each row (stable: equal scores by item index)."""
+    order = np.argsort(-scores, axis=1, kind="stable")
     ranks = np.empty_like(order)
     rows = np.arange(scores.shape[0])[:, None]
     ranks[rows, order] = np.arange(1, scores.shape[1] + 1)[None, :]
     return ranks
 
 
-def retriever_scores(parts: Parts, histories: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
-    """Each retriever's raw scores, one row per history."""
-    x = np.zeros((len(histories), parts.n_items), dtype=np.float32)
-    for row, history in enumerate(histories):
-        x[row, list(history)] = 1.0
+def ranks_among_unseen(scores: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """1-based rank of every item per row with seen items last (ties by item index)."""
+    return list_ranks(np.where(seen, -np.inf, scores))
+
+
+def content_scores(x: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Cosine of each item's text embedding with the mean of the history's embeddings (``x``:
+    histories x items, ``items``: L2-normalised embeddings)."""
+    profiles = x @ items / np.maximum(x.sum(axis=1, keepdims=True), 1)
+    profiles /= np.maximum(np.linalg.norm(profiles, axis=1, keepdims=True), 1e-12)
+    scores: np.ndarray = profiles @ items.T
+    return scores
+
+
+def retriever_scores(
+    parts: Parts, histories: Sequence[Sequence[int]], x: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Each retriever's raw scores, one row per history (``x``: their history matrix)."""
     out = {
         "sasrec": parts.sequential.scores(histories).astype(np.float32),
         "ease": (x @ parts.ease).astype(np.float32),
@@ -114,9 +134,7 @@ def retriever_scores(parts: Parts, histories: Sequence[Sequence[int]]) -> dict[s
         ).copy(),
     }
     if parts.content is not None:
-        profile = x @ parts.content
-        profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
-        out["content"] = (profile @ parts.content.T).astype(np.float32)
+        out["content"] = content_scores(x, parts.content).astype(np.float32)
     else:
         out["content"] = np.zeros_like(x)
     return out
@@ -124,10 +142,9 @@ def retriever_scores(parts: Parts, histories: Sequence[Sequence[int]]) -> dict[s
 
 def _chunk(parts: Parts, histories: Sequence[Sequence[int]], depth: int) -> Pool:
     n = len(histories)
-    seen = np.zeros((n, parts.n_items), dtype=bool)
-    for row, history in enumerate(histories):
-        seen[row, list(history)] = True
-    raw = retriever_scores(parts, histories)
+    x = history_matrix(histories, parts.n_items)
+    seen = x > 0
+    raw = retriever_scores(parts, histories, x)
     ranks = {name: ranks_among_unseen(raw[name], seen) for name in RETRIEVERS}
     chosen = np.zeros_like(seen)
     for name in RETRIEVERS:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tools import candidate_pool
-from tools.candidate_pool import Parts
+from tools.candidate_pool import Parts, history_matrix, standardise
 from tools.ranker import RANKER_FILE, LearnedRanker
 from tools.sasrec import SASRec, SASRecConfig
 
@@ -45,9 +45,6 @@ def ease_weights(x: np.ndarray, lam: float = 100.0) -> np.ndarray:
     return out
 
 
-standardise = candidate_pool.standardise
-
-
 @dataclass(frozen=True)
 class Ranked:
     """One recommended item: its score and, from the learned ranker, what each feature added."""
@@ -55,13 +52,6 @@ class Ranked:
     item_id: str
     score: float
     contributions: dict[str, float] = field(default_factory=dict)
-
-
-def history_matrix(histories: Sequence[Sequence[int]], n_items: int) -> np.ndarray:
-    x = np.zeros((len(histories), n_items), dtype=np.float32)
-    for row, history in enumerate(histories):
-        x[row, list(history)] = 1.0
-    return x
 
 
 class CollabModel:
