@@ -68,7 +68,7 @@ def read_inter(path: Path, min_rating: float | None = None) -> list[tuple[str, s
             if not row:
                 continue
             try:
-                if r >= 0 and float(row[r]) < (min_rating or 0.0):
+                if min_rating is not None and float(row[r]) < min_rating:
                     continue
                 rows.append((row[u], row[i], float(row[t]), number))
             except (IndexError, ValueError):

@@ -133,11 +133,10 @@ def evaluate(
         rows = score[start : start + len(block)] if isinstance(score, np.ndarray) else score(block)
         values = rows.astype(np.float64, copy=True)
         for row, user in enumerate(block):
-            values[row, split.history(user, "test")] = -np.inf
-        full += target_ranks(values, [split.test[u] for u in block]).tolist()
-        for row, user in enumerate(block):
             seen = split.history(user, "test")
+            values[row, seen] = -np.inf
             sampled.append(sampled_rank(rows[row], split.test[user], seen, rng, config.negatives))
+        full += target_ranks(values, [split.test[u] for u in block]).tolist()
         tops += np.argsort(-values, axis=1, kind="stable")[:, :10].tolist()
     result: dict[str, Any] = {
         "full": metrics_from_ranks(full),
@@ -157,6 +156,13 @@ class Stage:
     targets: list[int]
     histories: list[list[int]]  # every user's, index = user
     model: CollabModel
+
+    def unseen(self, scores: np.ndarray, users: list[int]) -> np.ndarray:
+        """A copy of ``scores`` (row n: ``users[n]``) with each user's history at -inf."""
+        out = scores.copy()
+        for row, user in enumerate(users):
+            out[row, self.histories[user]] = -np.inf
+        return out
 
     def x(self, users: list[int]) -> np.ndarray:
         return history_matrix([self.histories[u] for u in users], len(self.model.item_ids))
@@ -238,11 +244,9 @@ def llm_ranks(
     scores: np.ndarray,
     titles: list[str],
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The LLM's order of each user's top 20 (``scores`` rows follow ``users``)."""
-    values = scores.copy()
-    for row, user in enumerate(users):
-        values[row, stage.histories[user]] = -np.inf
-    tops = top_lists(values, rerank.TOP)
+    """The LLM's order of each user's top 20 (``scores``: rows follow ``users``, seen items
+    already at -inf)."""
+    tops = top_lists(scores, rerank.TOP)
     histories = [[titles[i] for i in stage.histories[u]] for u in users]
     candidates = [[titles[i] for i in top] for top in tops]
     return tops, rerank.rerank_all(client, histories, candidates, f"LLM rerank ({stage.name})")
@@ -259,10 +263,8 @@ def tune_rerank(
 ) -> dict[str, Any]:
     """The rerank weight with the best validation NDCG@10 on ``rows`` (users), kept only if its
     gain over no rerank is significant; otherwise 0."""
-    tops, ranks = llm_ranks(client, stage, rows, scores, titles)
-    values = scores.copy()
-    for row, user in enumerate(rows):
-        values[row, stage.histories[user]] = -np.inf
+    values = stage.unseen(scores, rows)
+    tops, ranks = llm_ranks(client, stage, rows, values, titles)
     targets = [stage.targets[stage.users.index(u)] for u in rows]
     by_weight, ranks_by_weight = {}, {}
     for weight in rerank.WEIGHTS:
@@ -411,11 +413,9 @@ def run(
         results["recagent: learned ranker"] = evaluate(split, ranked, config, users)
     if client is not None and rerank_weight:  # 0: the rerank did not earn its place
         with clock.phase("LLM rerank (test users)"):
-            tops, ranks = llm_ranks(client, test, users, ranked, titles)
+            values = test.unseen(ranked, users)
+            tops, ranks = llm_ranks(client, test, users, values, titles)
             orders = [rerank.blend(r, rerank_weight, tuned.weights.rrf_k) for r in ranks]
-            values = ranked.copy()
-            for row, user in enumerate(users):
-                values[row, test.histories[user]] = -np.inf
             name = f"recagent: learned ranker + LLM rerank of top {rerank.TOP}"
             results[f"{name} (weight {rerank_weight})"] = evaluate(
                 split, apply_order(values, tops, orders), config, users
@@ -492,10 +492,6 @@ def run(
     ndcg_plot(report, out_dir / "ndcg.png")
     sasrec_curve_plot(report, out_dir / "sasrec-curve.png")
     return report
-
-
-def _since(start: float) -> float:
-    return round(time.perf_counter() - start, 2)
 
 
 BASELINES = (

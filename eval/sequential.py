@@ -9,7 +9,7 @@ the test stage retrains that setting on train + validation for the epoch count t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -51,7 +51,7 @@ class Chosen:
         }
 
 
-def validation_scorer(split: Split) -> Any:
+def validation_scorer(split: Split) -> Callable[[SASRec], float]:
     """The model -> NDCG@10 of every user's validation item (full ranking, seen excluded)."""
     histories = [split.train[u] for u in range(split.n_users)]
     seen = matrix(split, "valid") > 0

@@ -160,6 +160,7 @@ class SASRec:
         began = time.perf_counter()
         best: tuple[float, int, dict[str, Any]] | None = None
         checks_since_best = 0
+        epoch = 0
         for epoch in range(1, config.epochs + 1):
             net.train()
             order = torch.randperm(len(usable), generator=generator)
@@ -176,27 +177,22 @@ class SASRec:
             if progress is not None:
                 progress(epoch, loss_value)
             out_of_time = config.max_seconds is not None and _since(began) >= config.max_seconds
-            last = epoch == config.epochs or out_of_time
-            if validate is None or (epoch % config.eval_every and not last):
-                if out_of_time:
-                    model.best_epoch = epoch
-                    break
-                continue
-            net.eval()
-            score = validate(model)
-            model.curve.append(Point(epoch, round(loss_value, 4), round(score, 4), _since(began)))
-            if best is None or score > best[0]:
-                best = (score, epoch, copy.deepcopy(net.state_dict()))
-                checks_since_best = 0
-            else:
-                checks_since_best += 1
+            due = epoch % config.eval_every == 0 or epoch == config.epochs or out_of_time
+            if validate is not None and due:
+                net.eval()
+                score = validate(model)
+                point = Point(epoch, round(loss_value, 4), round(score, 4), _since(began))
+                model.curve.append(point)
+                if best is None or score > best[0]:
+                    best = (score, epoch, copy.deepcopy(net.state_dict()))
+                    checks_since_best = 0
+                else:
+                    checks_since_best += 1
             if checks_since_best >= config.patience or out_of_time:
                 break
         if best is not None:
             net.load_state_dict(best[2])
-            model.best_epoch = best[1]
-        elif not model.best_epoch:
-            model.best_epoch = config.epochs
+        model.best_epoch = best[1] if best is not None else epoch  # without checks: the last
         model.seconds = _since(began)
         net.eval()
         return model
