@@ -134,7 +134,11 @@ def retriever_scores(
         ).copy(),
     }
     if parts.content is not None:
-        out["content"] = content_scores(x, parts.content).astype(np.float32)
+        # the cosine of content_scores without its division by the history's length (the
+        # normalisation makes it the same up to rounding; saved rankers were trained on this)
+        profile = x @ parts.content
+        profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
+        out["content"] = (profile @ parts.content.T).astype(np.float32)
     else:
         out["content"] = np.zeros_like(x)
     return out
