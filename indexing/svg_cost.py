@@ -7,39 +7,37 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from tools import svg_child
 from tools.errors import MediaError
 from tools.files import read_bounded
 from tools.media import SVG_SUFFIXES, WORKING_SIZE
-from tools.svg import prepare, renderer
+from tools.svg import renderer, request_header
 
 
 def svg_sandbox_cost(paths: Sequence[Path], max_bytes: int) -> dict[str, float | int | bool]:
     """Seconds to render ``paths`` in process and in the sandbox, and the sandbox's share."""
-    import resvg_py
-
     jobs = []
     for path in paths:
         if path.suffix.lower() not in SVG_SUFFIXES:
             continue
         try:
-            data = read_bounded(path, max_bytes, "image")
-            jobs.append((path, *prepare(data, path, max_bytes, WORKING_SIZE)))
+            jobs.append((path, read_bounded(path, max_bytes, "image")))
         except MediaError:
             continue
     sandbox = renderer()
     if jobs:  # the child's start is paid once per process: not part of the per-picture cost
-        sandbox.render(jobs[0][1], jobs[0][2], jobs[0][3], jobs[0][0])
+        sandbox.render(jobs[0][1], jobs[0][0], WORKING_SIZE)
     started = time.perf_counter()
-    for _path, text, width, height in jobs:
+    for path, data in jobs:
         try:
-            resvg_py.svg_to_bytes(svg_string=text, width=width, height=height)
-        except ValueError:
+            svg_child.render(request_header(path, WORKING_SIZE), data)
+        except svg_child.Refused:
             continue
     direct = time.perf_counter() - started
     started = time.perf_counter()
-    for path, text, width, height in jobs:
+    for path, data in jobs:
         try:
-            sandbox.render(text, width, height, path)
+            sandbox.render(data, path, WORKING_SIZE)
         except MediaError:
             continue
     sandboxed = time.perf_counter() - started

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from PIL import Image
 from tools.errors import MediaError
 from tools.files import read_bounded
 from tools.media import load_image
-from tools.svg import Renderer, renderer
+from tools.svg import MAX_SVG_BYTES, Renderer, RendererPool, renderer
 
 LIMIT = 20_000_000
 NS = 'xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"'
@@ -58,13 +59,78 @@ def test_references_outside_the_folder_are_not_loaded(catalogue: Path) -> None:
     assert (0, 0, 255, 255) in _colours(inside)  # a picture beside the SVG is still drawn
 
 
-def test_markup_building_entities_are_refused(catalogue: Path) -> None:
+def test_entities_expand_before_the_checks_see_the_markup(catalogue: Path) -> None:
+    """An entity that builds a reference is expanded by the parser, so the reference is seen and
+    removed like any other; an external entity is refused."""
+    secret = catalogue.parent / "secret.png"
     path = catalogue / "entity.svg"
     path.write_text(
-        f"<!DOCTYPE svg [<!ENTITY e \"<image h&#114;ef='/etc/passwd'/>\">]><svg {NS}>&e;</svg>"
+        f"<!DOCTYPE svg [<!ENTITY e \"<image width='100' height='100' h&#114;ef='{secret}'/>\">]>"
+        f'<svg {NS} width="100" height="100">&e;</svg>'
     )
-    with pytest.raises(MediaError, match="entity"):
-        load_image(path, LIMIT, LIMIT)
+    assert (255, 0, 0, 255) not in _colours(path)
+    external = catalogue / "external.svg"
+    external.write_text(
+        f'<!DOCTYPE svg [<!ENTITY e SYSTEM "{secret}">]><svg {NS} width="9" height="9">&e;</svg>'
+    )
+    with pytest.raises(MediaError, match="external entity"):
+        load_image(external, LIMIT, LIMIT)
+
+
+def test_markup_checks_are_linear_and_bounded(catalogue: Path) -> None:
+    """Inputs that made the old regular-expression checks quadratic are parsed (or refused) at
+    once, and nested <use> that would multiply into 100,000 elements is refused."""
+    for name, body in (
+        ("opens.svg", f"<svg {NS}>" + "<svg " * 40_000),
+        ("word.svg", f'<svg {NS} width="9" height="9"><rect id="' + "a" * 200_000 + '"/></svg>'),
+    ):
+        path = catalogue / name
+        path.write_text(body)
+        try:
+            load_image(path, LIMIT, LIMIT)
+        except MediaError as exc:
+            assert "not well-formed" in str(exc)
+    defs = '<rect id="l0" width="1" height="1"/>'
+    for level in range(1, 6):
+        uses = f'<use xlink:href="#l{level - 1}"/>' * 10
+        defs += f'<g id="l{level}">{uses}</g>'
+    bomb = _svg(catalogue, "use.svg", f'<defs>{defs}</defs><use xlink:href="#l5"/>')
+    with pytest.raises(MediaError, match="expands to more than"):
+        load_image(bomb, LIMIT, LIMIT)
+    loop = _svg(catalogue, "loop.svg", '<g id="a"><use xlink:href="#a"/></g>')
+    with pytest.raises(MediaError, match="refers to itself"):
+        load_image(loop, LIMIT, LIMIT)
+    big = catalogue / "big.svg"
+    big.write_text(f"<svg {NS}>" + " " * (MAX_SVG_BYTES + 1) + "</svg>")
+    with pytest.raises(MediaError, match="over the limit"):
+        load_image(big, LIMIT, LIMIT)
+
+
+def test_a_full_pool_refuses_at_once_instead_of_queueing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = RendererPool(size=1, queue_limit=0)
+    started, release = threading.Event(), threading.Event()
+    real = Renderer.render
+
+    def slow(self: Renderer, data: bytes, path: Path, size: int, **limits: object) -> bytes:
+        started.set()
+        release.wait(10)
+        return real(self, data, path, size, **limits)
+
+    monkeypatch.setattr(Renderer, "render", slow)
+    try:
+        first = threading.Thread(target=pool.render, args=(GOOD.encode(), tmp_path / "a.svg", 10))
+        first.start()
+        assert started.wait(10)  # the only renderer is busy with a slow picture
+        with pytest.raises(MediaError, match="too many SVG pictures"):
+            pool.render(GOOD.encode(), tmp_path / "waits.svg", 10)
+        release.set()
+        first.join(10)
+        assert pool.render(GOOD.encode(), tmp_path / "ok.svg", 10).startswith(b"\x89PNG")
+    finally:
+        release.set()
+        pool.close()
 
 
 def test_extreme_declared_shape_is_refused_before_rendering(catalogue: Path) -> None:
@@ -101,17 +167,17 @@ def test_memory_limit_and_deadline_are_enforced(tmp_path: Path) -> None:
     small = Renderer(memory=300 << 20)
     try:  # a 65535 x 65535 canvas needs 17 GB: over the limit, an error for this picture only
         with pytest.raises(MediaError, match=r"memory limit|could not be rendered"):
-            small.render(GOOD, 65535, 65535, tmp_path / "big.svg")
-        assert small.render(GOOD, 10, 10, tmp_path / "ok.svg").startswith(b"\x89PNG")
+            small.render(GOOD.encode(), tmp_path / "big.svg", 65535)
+        assert small.render(GOOD.encode(), tmp_path / "ok.svg", 10).startswith(b"\x89PNG")
     finally:
         small.close()
     slow = Renderer(deadline=0.001)
     try:
         with pytest.raises(MediaError, match="longer than"):
-            slow.render(GOOD, 10, 10, tmp_path / "slow.svg")
+            slow.render(GOOD.encode(), tmp_path / "slow.svg", 10)
     finally:
         slow.close()
-    assert renderer().render(GOOD, 10, 10, tmp_path / "shared.svg").startswith(b"\x89PNG")
+    assert renderer().render(GOOD.encode(), tmp_path / "shared.svg", 10).startswith(b"\x89PNG")
 
 
 def test_links_and_devices_are_not_read(catalogue: Path) -> None:

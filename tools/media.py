@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from tools.errors import MediaError
 from tools.files import read_bounded
-from tools.svg import prepare, renderer
+from tools.svg import MAX_SVG_BYTES, renderer
 
 SVG_SUFFIXES = {".svg", ".svgz"}
 WORKING_SIZE = 384  # longest side kept after decoding; captioners and embedders downscale anyway
@@ -73,8 +73,9 @@ def _decode_raster(data: bytes, path: Path, max_pixels: int) -> Image.Image:
 
 
 def _render_svg(data: bytes, path: Path, max_bytes: int, size: int) -> Image.Image:
-    text, width, height = prepare(data, path, max_bytes, size)
-    png = renderer().render(text, width, height, path)
+    png = renderer().render(
+        data, path, size, max_bytes=min(max_bytes, MAX_SVG_BYTES), max_ref_bytes=max_bytes
+    )
     try:
         image = Image.open(io.BytesIO(png))
         image.load()
