@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import subprocess
 from pathlib import Path
 
@@ -37,4 +38,24 @@ def noise_wav(path: Path, seconds: float = 3.0) -> Path:
     t = np.arange(int(16000 * seconds)) / 16000
     signal = 0.3 * np.sin(2 * np.pi * 440 * t) * (t % 0.5 < 0.25) + 0.05 * rng.normal(size=t.size)
     soundfile.write(str(path), signal.astype(np.float32), 16000)
+    return path
+
+
+def lying_wav(path: Path, rate: int, channels: int = 1, data_bytes: int = 20_000) -> Path:
+    """A PCM WAV whose header declares ``rate`` and ``channels`` over a few bytes of noise (the
+    header is written by hand, so it may claim what no encoder would write)."""
+    data = np.random.default_rng(0).integers(-3000, 3000, data_bytes // 2).astype("<i2")
+    fmt = struct.pack(
+        "<IHHIIHH", 16, 1, channels, rate, (rate * channels * 2) & 0xFFFFFFFF, channels * 2, 16
+    )
+    body = data.tobytes()
+    path.write_bytes(
+        b"RIFF"
+        + struct.pack("<I", 36 + len(body))
+        + b"WAVEfmt "
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(body))
+        + body
+    )
     return path

@@ -142,3 +142,25 @@ def test_media_symlinks_are_not_followed(tmp_path: Path) -> None:
     (tmp_path / "link.wav").symlink_to(wav)
     with pytest.raises(MediaError, match="symbolic link"):
         load_audio(tmp_path / "link.wav", BIG, 60)
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "problem"),
+    [
+        (1_000_003, 1, "sample rate of 1,000,003 Hz"),
+        (10_000_019, 1, "sample rate"),
+        (2**31 - 1, 1, "sample rate"),
+        (7_000, 1, "sample rate"),
+        (16_000, 16, "16 channels"),
+    ],
+)
+def test_audio_header_claims_are_refused_before_decoding(
+    tmp_path: Path, rate: int, channels: int, problem: str
+) -> None:
+    """A 20 KB WAV may claim any sample rate or channel count; decoding and resampling cost
+    follows the claim, so it is checked first (a million Hz once took 900 MB)."""
+    path = media.lying_wav(tmp_path / "voice.wav", rate, channels)
+    with pytest.raises(MediaError, match=problem):
+        load_audio(path, 1_000_000, 600)
+    fine = media.lying_wav(tmp_path / "fine.wav", 16_000, 2)
+    assert load_audio(fine, 1_000_000, 600).shape == (5_000,)

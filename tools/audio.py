@@ -7,6 +7,7 @@ through PyAV's ffmpeg (bundled with faster-whisper). Resampling uses a polyphase
 from __future__ import annotations
 
 import io
+import re
 from math import gcd
 from pathlib import Path
 
@@ -16,11 +17,16 @@ from tools.errors import MediaError
 from tools.files import read_bounded
 
 SAMPLE_RATE = 16_000
+MIN_RATE, MAX_RATE = 8_000, 192_000  # sample rates a file may declare
+MAX_CHANNELS = 8
+MAX_DECODED_SAMPLES = 32_000_000  # mono samples before resampling (128 MB of float32)
+BLOCK_FRAMES = 1 << 16
 
 
 def load_audio(path: Path, max_bytes: int, max_seconds: float) -> np.ndarray:
-    """The file read once (no link followed, size checked), its duration read from the
-    container before decoding, and decoding stopped at the limit whatever the container says."""
+    """The file read once (no link followed, size checked), its sample rate, channels and
+    duration read from the header and checked before decoding, and decoding stopped at the
+    limit (in seconds and in samples) whatever the header says."""
     data = read_bounded(path, max_bytes, "audio")
     try:
         samples, rate = _read_soundfile(data, path, max_seconds)
@@ -33,7 +39,7 @@ def load_audio(path: Path, max_bytes: int, max_seconds: float) -> np.ndarray:
             raise
         except Exception as second:
             raise MediaError(
-                f"unreadable or corrupt audio ({first}; ffmpeg: {second}): {path}"
+                f"unreadable or corrupt audio ({_reason(first)}; ffmpeg: {_reason(second)}): {path}"
             ) from second
     if samples.size == 0:
         raise MediaError(f"audio holds no samples: {path}")
@@ -45,19 +51,54 @@ def load_audio(path: Path, max_bytes: int, max_seconds: float) -> np.ndarray:
     return resample(samples, rate)
 
 
+def _reason(exc: Exception) -> str:
+    """A decoder's error text without the in-memory file's ``<... object at 0x...>``."""
+    return re.sub(r"<[^<>]* object at 0x[0-9a-fA-F]+>", "the file", str(exc))[:300]
+
+
 def _too_long(seconds: float, max_seconds: float, path: Path) -> str:
     return f"audio lasts {seconds:.0f} s, over the limit of {max_seconds:.0f} s: {path}"
+
+
+def check_format(rate: int, channels: int, path: Path) -> None:
+    """Refuse a declared sample rate or channel count outside sane bounds, before decoding
+    (a header may claim anything, and decoding and resampling cost follows the claim)."""
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise MediaError(
+            f"audio declares a sample rate of {rate:,} Hz, outside {MIN_RATE:,}-{MAX_RATE:,} Hz: "
+            f"{path}"
+        )
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise MediaError(f"audio declares {channels} channels, outside 1-{MAX_CHANNELS}: {path}")
+
+
+def _sample_cap(rate: int, max_seconds: float) -> int:
+    """Mono samples to decode at most: the duration limit (plus a second) at ``rate``, within
+    :data:`MAX_DECODED_SAMPLES` whatever the limit says."""
+    return min(int((max_seconds + 1) * rate), MAX_DECODED_SAMPLES)
 
 
 def _read_soundfile(data: bytes, path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
     import soundfile
 
     info = soundfile.info(io.BytesIO(data))
+    check_format(int(info.samplerate), int(info.channels), path)
     if info.frames > 0 and info.duration > max_seconds:
         raise MediaError(_too_long(info.duration, max_seconds, path))
-    frames = int((max_seconds + 1) * info.samplerate)  # never more than the limit, if it lies
-    samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True, frames=frames)
-    return samples.mean(axis=1), int(rate)
+    cap = _sample_cap(int(info.samplerate), max_seconds)
+    blocks: list[np.ndarray] = []
+    total = 0
+    with soundfile.SoundFile(io.BytesIO(data)) as sound:  # block by block, mixed down as read
+        while total <= cap:
+            block = sound.read(min(BLOCK_FRAMES, cap + 1 - total), dtype="float32", always_2d=True)
+            if not len(block):
+                break
+            blocks.append(block.mean(axis=1))
+            total += len(block)
+    if total > cap:
+        raise MediaError(_too_long(total / info.samplerate, max_seconds, path))
+    samples = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+    return samples, int(info.samplerate)
 
 
 def _read_av(data: bytes, path: Path, max_seconds: float) -> np.ndarray:
@@ -68,10 +109,12 @@ def _read_av(data: bytes, path: Path, max_seconds: float) -> np.ndarray:
     with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
         if not container.streams.audio:
             raise MediaError(f"no audio stream in the file: {path}")
+        stream = container.streams.audio[0]
+        check_format(int(stream.rate or 0), int(stream.channels or 0), path)
         if container.duration is not None and container.duration / 1e6 > max_seconds:
             raise MediaError(_too_long(container.duration / 1e6, max_seconds, path))
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-        limit = int((max_seconds + 1) * SAMPLE_RATE)
+        limit = _sample_cap(SAMPLE_RATE, max_seconds)
         chunks: list[np.ndarray] = []
         total = 0
         for frame in container.decode(audio=0):
