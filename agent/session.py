@@ -96,8 +96,19 @@ class Loaded:
 
 def check_user(user_id: str) -> str:
     if not USER_ID.fullmatch(user_id):
-        raise InputError(f"user id {user_id!r} is not allowed: use 1-64 letters, digits, _.@-")
+        shown = user_id if len(user_id) <= 80 else f"{user_id[:80]}…"
+        raise InputError(f"user id {shown!r} is not allowed: use 1-64 letters, digits, _.@-")
     return user_id
+
+
+def check_key(key: str) -> str:
+    """A session's key: a user id, or ``space~user`` for a client's own space (the service's
+    per-client tokens; a space is 1-32 letters, digits, '-' or '_')."""
+    space, mark, user = key.rpartition("~")
+    if mark and not (0 < len(space) <= 32 and space.replace("-", "").replace("_", "").isalnum()):
+        raise InputError(f"session space {space[:40]!r} is not allowed")
+    check_user(user)
+    return key
 
 
 class SessionStore:
@@ -187,7 +198,7 @@ class SessionStore:
 
     # -- the interface ----------------------------------------------------------------------
     def load(self, user_id: str) -> Conversation:
-        check_user(user_id)
+        check_key(user_id)
         with self._connect() as db:
             record, profile = self._read(db, user_id)
         convo = Conversation(
@@ -205,7 +216,7 @@ class SessionStore:
 
     def save(self, convo: Conversation) -> None:
         """Add what ``convo`` did since it was loaded to what is stored now (one transaction)."""
-        check_user(convo.user_id)
+        check_key(convo.user_id)
         base = convo.base if isinstance(convo.base, Loaded) else _empty(convo.user_id)
         with self._connect(write=True) as db:
             stored, profile = self._read(db, convo.user_id)
@@ -235,7 +246,7 @@ class SessionStore:
 
     def reset(self, user_id: str) -> None:
         """Forget the user's session and profile (without reading them: a corrupt row goes)."""
-        check_user(user_id)
+        check_key(user_id)
         with self._connect(write=True) as db:
             db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
             db.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))

@@ -70,6 +70,7 @@ def index_catalogue(
     from indexing.loaders import load_catalogue
     from indexing.pipeline import Indexer
     from indexing.store import open_store
+    from tools.renders import RenderCache
 
     loaded = load_catalogue(catalogue)
     if limit is not None:
@@ -81,7 +82,7 @@ def index_catalogue(
         markup=False,
     )
     store, models = open_store(settings, reembed=reembed)
-    indexer = Indexer(store, models, settings.index)
+    indexer = Indexer(store, models, settings.index, RenderCache(settings.renders_dir))
     if out.is_terminal:
         with render.progress(out, "indexing") as report_progress:
             report = indexer.run(loaded, prune=prune, progress=report_progress)

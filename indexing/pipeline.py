@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -35,10 +36,13 @@ from tools.config import IndexSettings
 from tools.errors import MediaError
 from tools.factory import Models
 from tools.files import read_bounded
-from tools.media import decode_image
+from tools.media import SVG_SUFFIXES, decode_image
+from tools.renders import RenderCache
 from tools.transcribe import Transcript
 
-DOC_VERSION = "doc-v2"  # bump when the document layout or stored metadata changes
+log = logging.getLogger(__name__)
+
+DOC_VERSION = "doc-v3"  # bump when the document layout or stored metadata changes
 
 STAGES = (
     "hash",
@@ -130,6 +134,7 @@ class _Planned:
     text_hash: str
     image_hash: str | None
     image_digest: str = ""  # SHA-256 of the image file's bytes
+    media_sha256: dict[str, str] = field(default_factory=dict)  # {path: SHA-256} of every file
     needs_text: bool = False
     needs_image: bool = False
 
@@ -137,13 +142,20 @@ class _Planned:
 class Indexer:
     """Runs the pipeline for one store with one set of models."""
 
-    def __init__(self, store: Store, models: Models, settings: IndexSettings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        models: Models,
+        settings: IndexSettings,
+        renders: RenderCache | None = None,
+    ) -> None:
         self.store = store
         self.models = models
         self.settings = settings
+        self.renders = renders  # where SVG pictures are kept rendered, for serving
 
     # -- planning -------------------------------------------------------------------------
-    def _hashes(self, item: Item) -> tuple[str, str | None, str]:
+    def _hashes(self, item: Item) -> tuple[str, str | None, str, dict[str, str]]:
         """Content hashes; raises MediaError when a media file is missing or over a limit."""
         image_digest = ""
         if item.image is not None:
@@ -151,6 +163,9 @@ class Indexer:
         audio_digests = [
             _file_digest(path, self.settings.max_audio_bytes, "audio") for path in item.audio
         ]
+        files = dict(zip(map(str, item.audio), audio_digests, strict=True))
+        if item.image is not None:
+            files[str(item.image)] = image_digest
         fields = item.model_dump(mode="json", exclude={"image", "audio"})
         text_hash = _digest(
             DOC_VERSION,
@@ -164,18 +179,18 @@ class Indexer:
         image_hash = (
             _digest(image_digest, self.models.image_embedder.model_id) if item.image else None
         )
-        return text_hash, image_hash, image_digest
+        return text_hash, image_hash, image_digest, files
 
     def plan(self, items: Sequence[Item], report: IndexReport) -> list[_Planned]:
         planned: list[_Planned] = []
         with report.times.stage("hash", len(items)):
             for item in items:
                 try:
-                    text_hash, image_hash, image_digest = self._hashes(item)
+                    text_hash, image_hash, image_digest, files = self._hashes(item)
                 except (MediaError, OSError) as exc:
                     report.failed.append(ItemError("media", str(exc), item.id))
                     continue
-                planned.append(_Planned(item, text_hash, image_hash, image_digest))
+                planned.append(_Planned(item, text_hash, image_hash, image_digest, files))
             state = self.store.stored_state([p.item.id for p in planned])
         for p in planned:
             p.needs_text = state.text_hash.get(p.item.id) != p.text_hash
@@ -237,6 +252,7 @@ class Indexer:
                         self.settings.max_image_bytes,
                         self.settings.max_image_pixels,
                     )
+                    self._keep_render(p, images[p.item.id])
                 except MediaError as exc:
                     failed[p.item.id] = str(exc)
         text_work = [p for p in chunk if p.needs_text and p.item.id not in failed]
@@ -322,7 +338,18 @@ class Indexer:
         self, p: _Planned, caption: tuple[str, str] | None, transcript: str
     ) -> dict[str, Any]:
         source = self.models.transcriber.model_id if p.item.audio else ""
-        return item_metadata(p.item, p.text_hash, caption, transcript, source)
+        return item_metadata(p.item, p.text_hash, caption, transcript, source, p.media_sha256)
+
+    def _keep_render(self, p: _Planned, image: Image.Image) -> None:
+        """An SVG's render kept for serving (content-addressed: done once per file version)."""
+        assert p.item.image is not None
+        if self.renders is None or p.item.image.suffix.lower() not in SVG_SUFFIXES:
+            return
+        if self.renders.get(p.image_digest) is None:
+            try:
+                self.renders.put(p.image_digest, image)
+            except OSError as exc:  # serving renders it later; the index is not at stake
+                log.warning("could not keep the render of %s: %s", p.item.image, exc)
 
     def _image_metadata(self, p: _Planned) -> dict[str, Any]:
         return image_metadata(p.item, p.image_hash or "")

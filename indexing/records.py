@@ -44,9 +44,11 @@ def item_metadata(
     caption: tuple[str, str] | None,
     transcript: str,
     transcript_source: str,
+    media_sha256: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Metadata of an item's entry in the text collection: the filter fields, the media text
-    and the whole item as JSON (the facts explanations may cite)."""
+    """Metadata of an item's entry in the text collection: the filter fields, the media text,
+    the whole item as JSON (the facts explanations may cite) and the SHA-256 of each media file
+    as indexed (``{path: digest}``: what may be served)."""
     return {
         **_filter_fields(item),
         "text_hash": text_hash,
@@ -55,7 +57,19 @@ def item_metadata(
         "transcript": transcript,
         "transcript_source": transcript_source,
         "item_json": item.model_dump_json(),
+        "media_sha256": json.dumps(dict(media_sha256 or {}), sort_keys=True),
     }
+
+
+def media_digests(meta: Mapping[str, Any]) -> dict[str, str]:
+    """``{path: SHA-256}`` of the media files an item was indexed with ({} for older stores)."""
+    try:
+        digests = json.loads(str(meta.get("media_sha256") or "{}"))
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(digests, dict):
+        return {}
+    return {str(k): str(v) for k, v in digests.items()}
 
 
 def facts_from_metadata(meta: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,14 @@ from indexing.chroma import (
     TextEmbeddingFunction,
     open_client,
 )
-from indexing.records import Filters, Hit, StoredItem, Taxonomy, media_from_metadata
+from indexing.records import (
+    Filters,
+    Hit,
+    StoredItem,
+    Taxonomy,
+    media_digests,
+    media_from_metadata,
+)
 from indexing.schema import Item
 from tools.config import Settings
 from tools.embed_image import ImageEmbedder
@@ -266,10 +273,17 @@ class Store:
 
     def media(self, item_id: str) -> tuple[Path | None, list[Path]]:
         """The item's picture and sound files as the catalogue named them (resolved paths)."""
+        return self.media_files(item_id)[:2]
+
+    def media_files(self, item_id: str) -> tuple[Path | None, list[Path], dict[str, str]]:
+        """:meth:`media` and the SHA-256 of each file as indexed (``{path: digest}``; empty for
+        items indexed before digests were stored)."""
         got = self.text.get(ids=[item_id], include=["metadatas"])
         if not got["ids"]:
-            return None, []
-        return media_from_metadata((got["metadatas"] or [{}])[0] or {})
+            return None, [], {}
+        meta = (got["metadatas"] or [{}])[0] or {}
+        image, audio = media_from_metadata(meta)
+        return image, audio, media_digests(meta)
 
     def text_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored text embeddings of ``ids`` (unknown ids are left out)."""

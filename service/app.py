@@ -1,6 +1,7 @@
 """The recommender as an HTTP service: the same turn the command line runs, over FastAPI.
 
-Routes (all but ``/healthz`` need ``Authorization: Bearer TOKEN`` when a token is configured):
+Routes (all but ``/healthz`` and the page's files need ``Authorization: Bearer TOKEN`` when a
+token is configured; :mod:`service.auth` says whose sessions a token opens):
 
 * ``POST /v1/recommendations``: one turn, JSON in, the JSON of ``recommend --json`` out;
 * ``POST /v1/sessions/{user}/messages``: one turn as server-sent events (``understood``: the
@@ -11,20 +12,24 @@ Routes (all but ``/healthz`` need ``Authorization: Bearer TOKEN`` when a token i
 * ``GET`` / ``DELETE /v1/sessions/{user}``: the session (messages, profile, constraints) / forget;
 * ``GET /v1/items/{id}``, ``/v1/items/{id}/image``, ``/v1/items/{id}/audio``;
 * ``/`` the chat page (static HTML, CSS and JavaScript shipped with the package);
-* ``/healthz`` (the process is up), ``/readyz`` (store readable, LLM reachable or degraded);
-  the OpenAPI schema at ``/docs``.
+* ``/healthz`` (the process is up), ``/readyz`` (store and session database readable, LLM
+  reachable or degraded); the OpenAPI schema at ``/openapi.json`` (no interactive docs page: it
+  would load scripts from a CDN into the page's origin).
 
-Every error is JSON ``{"error": message}``; a request body is bounded before it is parsed.
+Every request passes :class:`service.guard.Guard` first (Host, Origin, body limits by route,
+body deadline, security headers). Every error is JSON ``{"error": message}`` in the request's
+terms: server paths and in-memory object names are taken out (the log keeps the details).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
+import re
+import tempfile
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +37,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.conversation import Conversation, TurnResult
@@ -46,20 +53,19 @@ from agent.session import SessionStore, check_user
 from agent.steps import LLMFailure
 from indexing.records import Filters
 from service import media
+from service.auth import Tokens, Unauthorised, session_key
+from service.guard import BodyTimeout, Guard
 from service.schemas import Problem, RecommendRequest, TurnRequest
 from service.uploads import save_uploads
 from tools.config import Settings, describe_errors
 from tools.errors import InputError, LLMUnavailable, RecagentError, StoreError
+from tools.renders import RenderCache
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; media-src 'self' blob:; "
-    "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
+MAX_ERROR_CHARS = 500
+_OBJECT_REPR = re.compile(r"<[^<>]{0,200} object at 0x[0-9a-fA-F]+>")
 TURN_THREADS = 64  # turns in flight at once; more wait for a thread
 # most specific first: the first class an error is an instance of decides
 STATUS = {media.NotServed: 404, InputError: 400, StoreError: 503, LLMUnavailable: 503}
@@ -78,23 +84,56 @@ class Service:
         roots = self.recommender.store.catalogue_roots()
         return roots or [self.settings.data_dir / "catalogues"]
 
+    def private_folders(self) -> list[str]:
+        """Folders of this machine that answers must not name: temporary files, the data,
+        store and model folders and the catalogues' folders."""
+        folders = [
+            tempfile.gettempdir(),
+            self.settings.data_dir,
+            self.settings.resolved_store_dir,
+            self.settings.cache_dir,
+            *self.media_roots(),
+        ]
+        return sorted({str(Path(f)) for f in folders if len(str(f)) > 1}, key=len, reverse=True)
+
+
+def public_text(text: str, folders: list[str]) -> str:
+    """``text`` fit for a client: a path inside ``folders`` becomes its file name, an in-memory
+    object's name goes, and the length is bounded."""
+    text = _OBJECT_REPR.sub("the data", text)
+    for folder in folders:
+        text = re.sub(re.escape(folder) + r"(?:/[^\s'\"]*)?", lambda m: Path(m.group()).name, text)
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
 
 def _status(exc: RecagentError) -> int:
     return next((status for kind, status in STATUS.items() if isinstance(exc, kind)), 500)
 
 
-def _problem(status: int, message: str) -> JSONResponse:
-    return JSONResponse(Problem(error=message).model_dump(), status_code=status)
-
-
 def create_app(service: Service) -> FastAPI:
     """The FastAPI application for ``service``."""
     cfg = service.settings.service
-    token = cfg.token.get_secret_value() if cfg.token else None
+    tokens = Tokens(cfg)
+    private = service.private_folders()
+    renders = RenderCache(service.settings.renders_dir)
+    index = service.settings.index
+    limits = media.Limits(index.max_image_bytes, index.max_image_pixels, index.max_audio_bytes)
+
+    def public(text: str) -> str:
+        return public_text(text, private)
+
+    def problem(status: int, message: str) -> JSONResponse:
+        if status >= 500:
+            log.warning("answered %d: %s", status, message)
+        return JSONResponse(Problem(error=public(message)).model_dump(), status_code=status)
+
     app = FastAPI(
         title="recagent",
         description="Conversational multimodal recommendations with explanations.",
         version="1",
+        docs_url=None,  # the interactive pages load scripts from a CDN: not in our origin
+        redoc_url=None,
+        openapi_url=None,  # served below, behind the token
     )
     if cfg.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -106,40 +145,33 @@ def create_app(service: Service) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
 
-    @app.middleware("http")
-    async def bounded(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        multipart = request.headers.get("content-type", "").startswith("multipart/")
-        limit = cfg.max_upload_bytes * 2 + 100_000 if multipart else cfg.max_body_bytes
-        length = request.headers.get("content-length")
-        if request.method in {"POST", "PUT", "PATCH"} and length is None:
-            return _problem(411, "a Content-Length header is required")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return _problem(413, f"the request body is over the limit of {limit:,} bytes")
-        return await call_next(request)
+    app.add_middleware(Guard, cfg=cfg)  # added last: the outermost layer
 
     @app.exception_handler(RecagentError)
     async def domain_error(_: Request, exc: RecagentError) -> JSONResponse:
-        return _problem(_status(exc), exc.message)
+        return problem(_status(exc), exc.message)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _problem(exc.status_code, str(exc.detail))
+        return problem(exc.status_code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
-        return _problem(422, f"invalid request: {problems}")
+        return problem(422, f"invalid request: {problems}")
+
+    @app.exception_handler(BodyTimeout)
+    async def slow_body(_: Request, __: BodyTimeout) -> JSONResponse:
+        return problem(408, f"the request body did not arrive within {cfg.read_timeout_s:g} s")
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
-        return _problem(500, "internal error (the server log has the details)")
+        return problem(500, "internal error (the server log has the details)")
 
-    app.state.token = token
+    app.state.tokens = tokens
     # Turns wait on the LLM most of the time: one thread each, not the event loop's small
     # default pool, so a new turn starts (and streams its first event) while others wait.
     turns = ThreadPoolExecutor(TURN_THREADS, thread_name_prefix="recagent-turn")
@@ -147,16 +179,24 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(Unauthorised)
     async def unauthorised(_: Request, __: Unauthorised) -> JSONResponse:
-        response = _problem(401, "a valid `Authorization: Bearer TOKEN` header is required")
+        response = problem(401, "a valid `Authorization: Bearer TOKEN` header is required")
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
-    # -- the page -----------------------------------------------------------------------------
+    # -- the page (its security headers come from the Guard, like every answer's) -------------
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(_: Space) -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+        return app.openapi_schema
 
     # -- health -------------------------------------------------------------------------------
     @app.get("/healthz")
@@ -164,11 +204,18 @@ def create_app(service: Service) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz")
-    async def readyz(_: Auth) -> JSONResponse:
+    async def readyz(_: Space) -> JSONResponse:
         try:
             items, pictures = await run_in_threadpool(service.recommender.store.count)
         except Exception as exc:  # the store itself: not ready at all
-            return JSONResponse({"status": "unready", "reason": f"store: {exc}"}, 503)
+            log.warning("not ready: the store: %s", exc)
+            return JSONResponse({"status": "unready", "reason": "the store cannot be read"}, 503)
+        try:  # what a turn needs besides the store: its session database
+            await run_in_threadpool(service.sessions.users)
+        except Exception as exc:
+            log.warning("not ready: the session database: %s", exc)
+            reason = "the session database cannot be read (the server log has the details)"
+            return JSONResponse({"status": "unready", "reason": reason}, 503)
         llm = await run_in_threadpool(service.llm_ready)
         body: dict[str, Any] = {"status": "ready", "items": items, "pictures": pictures}
         if llm is not None:
@@ -177,37 +224,39 @@ def create_app(service: Service) -> FastAPI:
 
     # -- turns --------------------------------------------------------------------------------
     @app.post("/v1/recommendations")
-    async def recommend(body: RecommendRequest, _: Auth) -> dict[str, Any]:
-        user = check_user(body.user)
+    async def recommend(body: RecommendRequest, space: Space) -> dict[str, Any]:
+        key = session_key(space, check_user(body.user))
         k = min(body.k, cfg.max_k)
         filters = body.filters.filters() if body.filters else None
 
         def turn() -> dict[str, Any]:
-            convo = service.sessions.load(user)
+            convo = service.sessions.load(key)
             result = service.recommender.respond(convo, body.message, k, filters=filters)
             service.sessions.save(convo)
-            return _result_json(result)
+            return _result_json(result, public)
 
         return await run_in_threadpool(turn)
 
     @app.post("/v1/sessions/{user}/messages")
-    async def message(user: str, request: Request, _: Auth) -> EventSourceResponse:
-        check_user(user)
+    async def message(user: str, request: Request, space: Space) -> EventSourceResponse:
+        key = session_key(space, check_user(user))
         body, uploads = await _turn_input(request, cfg.max_body_bytes)
         k = min(body.k, cfg.max_k)
         filters = body.filters.filters() if body.filters else None
-        folder, attached = await run_in_threadpool(save_uploads, uploads, cfg.max_upload_bytes)
+        folder, attached = await run_in_threadpool(
+            save_uploads, uploads, cfg.max_upload_bytes, cfg.max_svg_bytes
+        )
         events = _stream_turn(
-            service, user, body.message, k, filters, attached, folder.cleanup, turns
+            service, key, body.message, k, filters, attached, folder.cleanup, turns, public
         )
         return EventSourceResponse(events, ping=15)
 
     @app.post("/v1/sessions/{user}/feedback")
-    async def feedback(user: str, body: Feedback, _: Auth) -> dict[str, Any]:
-        check_user(user)
+    async def feedback(user: str, body: Feedback, space: Space) -> dict[str, Any]:
+        key = session_key(space, check_user(user))
 
         def record() -> dict[str, Any]:
-            convo = service.sessions.load(user)
+            convo = service.sessions.load(key)
             service.recommender.record_feedback(convo, body)
             service.sessions.save(convo)
             return {"recorded": body.model_dump(), "profile": convo.profile.model_dump()}
@@ -215,69 +264,68 @@ def create_app(service: Service) -> FastAPI:
         return await run_in_threadpool(record)
 
     @app.get("/v1/sessions/{user}")
-    async def session(user: str, _: Auth) -> dict[str, Any]:
-        convo = await run_in_threadpool(service.sessions.load, check_user(user))
-        return _session_json(convo)
+    async def session(user: str, space: Space) -> dict[str, Any]:
+        key = session_key(space, check_user(user))
+        convo = await run_in_threadpool(service.sessions.load, key)
+        return _session_json(convo, user)
 
     @app.delete("/v1/sessions/{user}", status_code=204)
-    async def forget(user: str, _: Auth) -> Response:
-        await run_in_threadpool(service.sessions.reset, check_user(user))
+    async def forget(user: str, space: Space) -> Response:
+        await run_in_threadpool(service.sessions.reset, session_key(space, check_user(user)))
         return Response(status_code=204)
 
     # -- items --------------------------------------------------------------------------------
     @app.get("/v1/items/{item_id:path}/image")
-    async def item_image(item_id: str, _: Auth) -> Response:
+    async def item_image(item_id: str, _: Space) -> Response:
         def read() -> tuple[bytes, str]:
-            image, _audio = service.recommender.store.media(item_id)
+            image, _audio, digests = service.recommender.store.media_files(item_id)
             if image is None:
-                raise media.NotServed(f"item {item_id!r} has no picture")
-            index = service.settings.index
+                raise media.NotServed(f"item {_shown(item_id)} has no picture")
             return media.picture(
-                image, service.media_roots(), index.max_image_bytes, index.max_image_pixels
+                image, service.media_roots(), digests.get(str(image)), renders, limits
             )
 
         data, kind = await run_in_threadpool(read)
         return Response(data, media_type=kind, headers=_SAFE_HEADERS)
 
     @app.get("/v1/items/{item_id:path}/audio")
-    async def item_audio(item_id: str, _: Auth, index: int = 0) -> Response:
+    async def item_audio(item_id: str, _: Space, index: int = 0) -> Response:
         def read() -> tuple[bytes, str]:
-            _image, audio = service.recommender.store.media(item_id)
+            _image, audio, digests = service.recommender.store.media_files(item_id)
             sounds = media.effect_first(audio)
             if not 0 <= index < len(sounds):
-                raise media.NotServed(f"item {item_id!r} has no sound number {index}")
-            limit = service.settings.index.max_audio_bytes
-            return media.sound(sounds[index], service.media_roots(), limit)
+                raise media.NotServed(f"item {_shown(item_id)} has no sound number {index}")
+            chosen = sounds[index]
+            return media.sound(chosen, service.media_roots(), digests.get(str(chosen)), limits)
 
         data, kind = await run_in_threadpool(read)
         return Response(data, media_type=kind, headers=_SAFE_HEADERS)
 
     @app.get("/v1/items/{item_id:path}")
-    async def item(item_id: str, _: Auth) -> dict[str, Any]:
+    async def item(item_id: str, _: Space) -> dict[str, Any]:
         found = await run_in_threadpool(service.recommender.store.items, [item_id])
         if item_id not in found:
-            raise media.NotServed(f"no item {item_id!r} in the store")
+            raise media.NotServed(f"no item {_shown(item_id)} in the store")
         return _item_json(found[item_id].id, found[item_id].title, found[item_id].facts)
 
     return app
 
 
 # -- helpers ------------------------------------------------------------------------------------
-class Unauthorised(Exception):
-    """The request lacks the configured bearer token."""
+async def authorised(request: Request) -> str:
+    """The dependency every route but /healthz and the page has: the bearer token, if tokens
+    are configured; the session space it opens (see :mod:`service.auth`)."""
+    tokens: Tokens = request.app.state.tokens
+    return tokens.space(request.headers.get("authorization", ""))
 
 
-async def authorised(request: Request) -> None:
-    """The dependency every route but /healthz has: the configured bearer token, if any."""
-    token: str | None = request.app.state.token
-    if token is None:
-        return
-    given = request.headers.get("authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        raise Unauthorised
+Space = Annotated[str, Depends(authorised)]
 
 
-Auth = Annotated[None, Depends(authorised)]
+def _shown(item_id: str) -> str:
+    """An item id as an error may quote it: bounded."""
+    return repr(item_id if len(item_id) <= 80 else f"{item_id[:80]}…")
+
 
 _SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"}
 
@@ -293,8 +341,9 @@ def _item_json(item_id: str, title: str, facts: dict[str, Any]) -> dict[str, Any
     }
 
 
-def _result_json(result: TurnResult) -> dict[str, Any]:
+def _result_json(result: TurnResult, public: Callable[[str], str]) -> dict[str, Any]:
     data = result.as_dict()
+    data["notices"] = [public(str(n)) for n in data.get("notices", [])]
     facts = {r.item_id: r.facts for r in result.recommendations}
     for rec in data["recommendations"]:
         item = _item_json(rec["id"], rec["title"], facts.get(rec["id"], {}))
@@ -302,9 +351,9 @@ def _result_json(result: TurnResult) -> dict[str, Any]:
     return data
 
 
-def _session_json(convo: Conversation) -> dict[str, Any]:
+def _session_json(convo: Conversation, user: str) -> dict[str, Any]:
     return {
-        "user": convo.user_id,
+        "user": user,
         "messages": [{"role": r, "text": t} for r, t in convo.messages],
         "recommended": convo.recommended,
         "profile": convo.profile.model_dump(),
@@ -319,16 +368,26 @@ async def _turn_input(request: Request, max_body: int) -> tuple[TurnRequest, dic
     if kind.startswith("multipart/form-data"):
         form = await request.form(max_files=2, max_fields=10, max_part_size=max_body)
         uploads = {name: form.get(name) for name in ("image", "audio") if form.get(name)}
+        for name in ("image", "audio"):
+            if name in uploads and not isinstance(uploads[name], UploadFile):
+                raise InputError(f"invalid form: {name} must be a file")
+        fields: dict[str, str] = {}
+        for name in ("message", "k", "filters"):
+            value = form.get(name)
+            if isinstance(value, UploadFile):
+                raise InputError(f"invalid form: {name} must be a text field, not a file")
+            fields[name] = value or ""
         try:
-            filters = json.loads(str(form.get("filters") or "null"))
             body = TurnRequest(
-                message=str(form.get("message") or ""),
-                k=int(str(form.get("k") or 3)),
-                filters=filters,
+                message=fields["message"],
+                k=int(fields["k"] or 3),
+                filters=json.loads(fields["filters"] or "null"),
             )
+        except RecursionError:
+            raise InputError("invalid form: filters is nested too deeply") from None
         except (ValueError, ValidationError) as exc:
             detail = describe_errors(exc) if isinstance(exc, ValidationError) else str(exc)
-            raise InputError(f"invalid form: {detail}") from None
+            raise InputError(f"invalid form: {detail[:300]}") from None
         return body, uploads
     raw = await request.body()
     if len(raw) > max_body:
@@ -348,6 +407,7 @@ async def _stream_turn(
     attached: dict[str, Path],
     cleanup: Callable[[], None],
     pool: ThreadPoolExecutor,
+    public: Callable[[str], str],
 ) -> AsyncIterator[dict[str, str]]:
     """The turn's events as they happen; a client that goes away cancels the turn's LLM use,
     and that turn is not saved."""
@@ -385,7 +445,7 @@ async def _stream_turn(
                 put("end", None)
                 return
             service.sessions.save(convo)
-            data = _result_json(result)
+            data = _result_json(result, public)
             put("intro", {"text": result.intro})
             for number, rec in enumerate(data["recommendations"], start=1):
                 put("item", {"number": number, **rec})
@@ -398,7 +458,7 @@ async def _stream_turn(
                 },
             )
         except RecagentError as exc:
-            put("error", {"error": exc.message})
+            put("error", {"error": public(exc.message)})
         except Exception as exc:  # never a traceback to the client
             log.exception("turn failed", exc_info=exc)
             put("error", {"error": "internal error (the server log has the details)"})

@@ -9,6 +9,7 @@ from agent.llm import endpoint
 from agent.recommender import Recommender
 from agent.session import SessionStore
 from service.app import Service
+from service.auth import Tokens
 from tools.config import Settings
 from tools.errors import ConfigError, RecagentError
 
@@ -23,12 +24,14 @@ def loopback(host: str) -> bool:
 
 
 def check_exposure(settings: Settings) -> None:
-    """Refuse to listen beyond this machine without a token."""
+    """Refuse to listen beyond this machine without a token, and any token too short."""
     cfg = settings.service
-    if not loopback(cfg.host) and cfg.token is None:
+    Tokens(cfg)  # raises ConfigError naming the setting of an empty or short token
+    if not loopback(cfg.host) and not cfg.secured:
         raise ConfigError(
             f"refusing to serve on {cfg.host} without a token: set service.token (or "
-            "RECAGENT_SERVICE__TOKEN), or bind to 127.0.0.1"
+            "RECAGENT_SERVICE__TOKEN, at least 16 characters) or service.tokens, or bind to "
+            "127.0.0.1"
         )
 
 

@@ -1,9 +1,13 @@
 """Uploaded pictures and voice messages: size-limited while read, kept in a temporary folder
-for one request only, named by the server (never by the client's file name)."""
+for one request only, named by the server (never by the client's file name). An SVG upload is
+also limited in markup size (after inflating ``.svgz``, which stops at the limit) before any
+check of its markup runs."""
 
 from __future__ import annotations
 
+import gzip
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +18,17 @@ CHUNK = 1 << 16
 
 
 def save_uploads(
-    uploads: dict[str, Any], max_bytes: int
+    uploads: dict[str, Any], max_bytes: int, max_svg_bytes: int
 ) -> tuple[tempfile.TemporaryDirectory[str], dict[str, Path]]:
     """``{"image": UploadFile, "audio": UploadFile}`` saved to a new temporary folder, as
     ``{name: path}`` for :meth:`Recommender.respond`; the caller removes the folder (its
     ``cleanup()``) when the turn is over. A bad upload removes it at once and raises."""
     folder = tempfile.TemporaryDirectory(prefix="recagent-upload-")
     try:
-        return folder, _save(uploads, Path(folder.name), max_bytes)
+        saved = _save(uploads, Path(folder.name), max_bytes)
+        for path in saved.values():
+            _check_svg_size(path, max_svg_bytes)
+        return folder, saved
     except BaseException:
         folder.cleanup()
         raise
@@ -53,3 +60,18 @@ def _save(uploads: dict[str, Any], folder: Path, max_bytes: int) -> dict[str, Pa
             raise InputError(f"the {field} upload is empty")
         saved[path.name] = path
     return saved
+
+
+def _check_svg_size(path: Path, limit: int) -> None:
+    """An SVG upload's markup is at most ``limit`` bytes (a ``.svgz`` inflated only that far)."""
+    suffix = path.suffix.lower()
+    if suffix == ".svg" and path.stat().st_size > limit:
+        raise InputError(f"the SVG upload is over the limit of {limit / 1e6:.1f} MB")
+    if suffix == ".svgz":
+        try:
+            with gzip.open(path, "rb") as stream:
+                inflated = len(stream.read(limit + 1))
+        except (OSError, EOFError, zlib.error):
+            raise InputError("the SVGZ upload could not be inflated") from None
+        if inflated > limit:
+            raise InputError(f"the SVGZ upload inflates to more than {limit / 1e6:.1f} MB")

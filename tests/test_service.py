@@ -34,7 +34,7 @@ def _client(small: Any, tmp_path: Path, **service: Any) -> TestClient:
     )
     recommender = Recommender(settings, store, models, None)
     app = create_app(Service(settings, recommender, SessionStore(tmp_path), lambda: None))
-    return TestClient(app)
+    return TestClient(app, base_url="http://127.0.0.1")
 
 
 def _events(response: Any) -> list[tuple[str, Any]]:
@@ -63,7 +63,9 @@ def test_health_and_one_turn_as_json(small: Any, tmp_path: Path) -> None:
         json={"user": "ann", "message": "something", "k": 3, "filters": {"category": "food"}},
     ).json()
     assert all(r["id"].startswith("food/") for r in filtered["recommendations"])
-    assert "/docs" in [r.path for r in client.app.routes]  # type: ignore[attr-defined]
+    schema = client.get("/openapi.json")
+    assert schema.status_code == 200 and "/v1/recommendations" in schema.json()["paths"]
+    assert client.get("/docs").status_code == 404  # the CDN-loading pages are off
 
 
 def test_a_streamed_turn_and_feedback_that_changes_the_next(small: Any, tmp_path: Path) -> None:
@@ -128,7 +130,9 @@ def test_items_and_media_only_from_the_catalogue(small: Any, tmp_path: Path) -> 
         elsewhere, Recommender(elsewhere, store, models, None), SessionStore(tmp_path), lambda: None
     )
     service.media_roots = lambda: [tmp_path]  # type: ignore[method-assign]
-    outside = TestClient(create_app(service)).get("/v1/items/animals/birds/robin/image")
+    outside = TestClient(create_app(service), base_url="http://127.0.0.1").get(
+        "/v1/items/animals/birds/robin/image"
+    )
     assert outside.status_code == 404 and "outside the catalogue" in outside.json()["error"]
 
 
@@ -157,7 +161,9 @@ def test_uploads_search_by_picture_and_are_bounded(small: Any, tmp_path: Path) -
 
 
 def test_security_token_limits_ids_and_errors(small: Any, tmp_path: Path) -> None:
-    client = _client(small, tmp_path, token=SecretStr("s3cret"), max_body_bytes=2_000)
+    client = _client(
+        small, tmp_path, token=SecretStr("s3cret-token-0123456789"), max_body_bytes=2_000
+    )
     assert client.get("/healthz").status_code == 200  # open
     for method, path in (
         ("get", "/readyz"),
@@ -170,7 +176,7 @@ def test_security_token_limits_ids_and_errors(small: Any, tmp_path: Path) -> Non
         }
     wrong = client.get("/v1/sessions/ann", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
-    auth = {"Authorization": "Bearer s3cret"}
+    auth = {"Authorization": "Bearer s3cret-token-0123456789"}
     assert client.get("/v1/sessions/ann", headers=auth).status_code == 200
     huge = client.post(
         "/v1/recommendations", headers=auth, json={"user": "ann", "message": "x" * 5_000}
@@ -197,12 +203,16 @@ def test_exposure_needs_a_token(small: Any) -> None:
     with pytest.raises(ConfigError, match="without a token"):
         check_exposure(public)
     check_exposure(settings)  # loopback: fine
-    token = public.service.model_copy(update={"token": SecretStr("t")})
+    for weak in ("", "   ", "t" * 15):
+        token = public.service.model_copy(update={"token": SecretStr(weak)})
+        with pytest.raises(ConfigError, match="service.token"):
+            check_exposure(public.model_copy(update={"service": token}))
+    token = public.service.model_copy(update={"token": SecretStr("t" * 16)})
     check_exposure(public.model_copy(update={"service": token}))
 
 
 def test_the_page_and_its_files_ship_with_the_package(small: Any, tmp_path: Path) -> None:
-    client = _client(small, tmp_path, token=SecretStr("t"))
+    client = _client(small, tmp_path, token=SecretStr("t-0123456789abcdef"))
     page = client.get("/")  # the page itself needs no token; its API calls do
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in page.headers["content-security-policy"]

@@ -1,0 +1,155 @@
+"""What every request passes before a route sees it (a pure ASGI middleware, so streamed answers
+pass through untouched):
+
+* **Host**: only the names this server answers to (the loopback names, the bound address and
+  ``service.allowed_hosts``) — a DNS-rebinding page on another name gets 400;
+* **Origin**: a state-changing request (POST, PUT, PATCH, DELETE) from a browser must come from
+  the page's own origin (or ``service.cors_origins``) — a cross-site form gets 403;
+* **body size by route**: multipart only where a route takes uploads, with its own limit; every
+  other route gets ``service.max_body_bytes``; the declared length is checked before a byte of
+  the body is read (no length: 411);
+* **body time**: the body must arrive within ``service.read_timeout_s`` (:class:`BodyTimeout`);
+* **headers on every answer**: the page's Content-Security-Policy (no framing), nosniff and no
+  referrer, on the page, its files and the API alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse
+
+from tools.config import LOOPBACK_HOSTS, ServiceSettings
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; media-src 'self' blob:; "
+    "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+UPLOAD_ROUTE = re.compile(r"/v1/sessions/[^/]+/messages")
+MULTIPART_OVERHEAD = 100_000  # form fields and part headers beside the two files
+
+
+class BodyTimeout(Exception):
+    """The request body did not arrive in time."""
+
+
+def host_name(host: str) -> str:
+    """The name part of a Host header or URL authority (``[::1]:80`` → ``::1``), lower-cased."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+@dataclass
+class Policy:
+    """The admission rules of one service configuration."""
+
+    cfg: ServiceSettings
+    hosts: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.hosts = {*LOOPBACK_HOSTS, *(host_name(h) for h in self.cfg.allowed_hosts)}
+        try:
+            if not ipaddress.ip_address(self.cfg.host).is_unspecified:
+                self.hosts.add(host_name(self.cfg.host))
+        except ValueError:  # a name, such as localhost or the machine's
+            self.hosts.add(host_name(self.cfg.host))
+
+    def body_limit(self, method: str, path: str, multipart: bool) -> int:
+        if multipart and method == "POST" and UPLOAD_ROUTE.fullmatch(path):
+            return self.cfg.max_upload_bytes * 2 + MULTIPART_OVERHEAD
+        return self.cfg.max_body_bytes
+
+    def refusal(self, method: str, path: str, headers: Headers) -> tuple[int, str] | None:
+        """(status, message) when the request is refused before any route runs, else None."""
+        host = host_name(headers.get("host", ""))
+        if "*" not in self.hosts and host not in self.hosts:
+            return 400, (
+                f"this server does not answer to the host name {host[:100]!r} "
+                "(add it to service.allowed_hosts)"
+            )
+        origin = headers.get("origin")
+        if method in STATE_CHANGING and origin is not None and not self._same_site(origin, headers):
+            return 403, "cross-site requests are refused (the Origin is not this server's page)"
+        length = headers.get("content-length")
+        if length is None and (method in BODY_METHODS or "transfer-encoding" in headers):
+            return 411, "a Content-Length header is required"
+        if length is not None:
+            kind = headers.get("content-type", "").lower()
+            limit = self.body_limit(method, path, kind.startswith("multipart/"))
+            if not length.isdigit() or int(length) > limit:
+                return 413, f"the request body is over this route's limit of {limit:,} bytes"
+        return None
+
+    def _same_site(self, origin: str, headers: Headers) -> bool:
+        if origin in self.cfg.cors_origins:
+            return True
+        parts = urlsplit(origin)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            return False  # "null" (sandboxed frames, files) and anything odd
+        return parts.netloc.lower() == headers.get("host", "").strip().lower()
+
+
+class Guard:
+    """The ASGI middleware applying :class:`Policy` and the security headers (module doc)."""
+
+    def __init__(self, app: App, cfg: ServiceSettings) -> None:
+        self.app = app
+        self.policy = Policy(cfg)
+        self.read_timeout = cfg.read_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        refused = self.policy.refusal(scope["method"], scope["path"], headers)
+        if refused is not None:
+            status, message = refused
+            response = JSONResponse({"error": message}, status, headers=SECURITY_HEADERS)
+            await response(scope, receive, send)
+            return
+
+        body_done = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done
+            if body_done:  # after the body: waiting for a disconnect is not bounded
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout)
+            except TimeoutError:
+                raise BodyTimeout from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                out = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in out:
+                        out[name] = value
+            await send(message)
+
+        await self.app(scope, timed_receive, send_with_headers)
