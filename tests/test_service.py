@@ -205,7 +205,7 @@ def test_exposure_needs_a_token(small: Any) -> None:
     check_exposure(settings)  # loopback: fine
     for weak in ("", "   ", "t" * 15):
         token = public.service.model_copy(update={"token": SecretStr(weak)})
-        with pytest.raises(ConfigError, match="service.token"):
+        with pytest.raises(ConfigError, match=r"service\.token"):
             check_exposure(public.model_copy(update={"service": token}))
     token = public.service.model_copy(update={"token": SecretStr("t" * 16)})
     check_exposure(public.model_copy(update={"service": token}))
