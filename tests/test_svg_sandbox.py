@@ -97,6 +97,14 @@ def test_markup_checks_are_linear_and_bounded(catalogue: Path) -> None:
     bomb = _svg(catalogue, "use.svg", f'<defs>{defs}</defs><use xlink:href="#l5"/>')
     with pytest.raises(MediaError, match="expands to more than"):
         load_image(bomb, LIMIT, LIMIT)
+    blur = '<filter id="f"><feGaussianBlur stdDeviation="20"/></filter>'
+    blurred = '<rect id="l0" width="100" height="100" filter="url(#f)"/>'
+    for level in range(1, 4):  # 1,000 blurred copies: few elements, 36 s for resvg
+        uses = f'<use xlink:href="#l{level - 1}"/>' * 10
+        blurred += f'<g id="l{level}">{uses}</g>'
+    slow = _svg(catalogue, "blur.svg", f'<defs>{blur}{blurred}</defs><use xlink:href="#l3"/>')
+    with pytest.raises(MediaError, match="filters or masks"):
+        load_image(slow, LIMIT, LIMIT)
     loop = _svg(catalogue, "loop.svg", '<g id="a"><use xlink:href="#a"/></g>')
     with pytest.raises(MediaError, match="refers to itself"):
         load_image(loop, LIMIT, LIMIT)

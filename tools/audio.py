@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 from math import gcd
 from pathlib import Path
 
@@ -28,6 +29,9 @@ def load_audio(path: Path, max_bytes: int, max_seconds: float) -> np.ndarray:
     duration read from the header and checked before decoding, and decoding stopped at the
     limit (in seconds and in samples) whatever the header says."""
     data = read_bounded(path, max_bytes, "audio")
+    declared = _riff_format(data)
+    if declared is not None:  # a WAV's own claim, checked even where no decoder can open it
+        check_format(*declared, path)
     try:
         samples, rate = _read_soundfile(data, path, max_seconds)
     except MediaError:
@@ -70,6 +74,27 @@ def check_format(rate: int, channels: int, path: Path) -> None:
         )
     if not 1 <= channels <= MAX_CHANNELS:
         raise MediaError(f"audio declares {channels} channels, outside 1-{MAX_CHANNELS}: {path}")
+
+
+def _riff_format(data: bytes) -> tuple[int, int] | None:
+    """(sample rate, channels) from a RIFF/WAVE file's ``fmt`` chunk, None if it has none: a
+    bounded walk over at most 64 chunk headers."""
+    if len(data) < 12 or data[:4] not in {b"RIFF", b"RIFX"} or data[8:12] != b"WAVE":
+        return None
+    order = "<" if data[:4] == b"RIFF" else ">"
+    offset = 12
+    for _ in range(64):
+        if offset + 8 > len(data):
+            return None
+        kind, size = (
+            data[offset : offset + 4],
+            struct.unpack(order + "I", data[offset + 4 : offset + 8])[0],
+        )
+        if kind == b"fmt " and offset + 16 <= len(data):
+            channels, rate = struct.unpack(order + "HI", data[offset + 10 : offset + 16])
+            return int(rate), int(channels)
+        offset += 8 + size + (size & 1)
+    return None
 
 
 def _sample_cap(rate: int, max_seconds: float) -> int:

@@ -12,7 +12,8 @@ An SVG is a program for the renderer. What a catalogue's picture may do here:
   entity or DTD is fetched; internal entities expand inside the child's limits) and written
   back without its DTD, so the renderer sees only what the checks saw.
 * **size**: at most ``MAX_SVG_BYTES`` of markup (``.svgz`` is inflated only up to it); at most
-  ``MAX_ELEMENTS`` elements once every ``<use>`` is expanded (nested ``<use>`` multiply); the
+  ``MAX_ELEMENTS`` elements once every ``<use>`` is expanded (nested ``<use>`` multiply), of
+  which at most ``MAX_EFFECTS`` filtered or masked (each costs a pass over its region); the
   output size comes from the declared size (``width``/``height``/``viewBox``): the long side is
   the working size, and a shape thinner than 1:``MAX_ASPECT`` is refused before rendering.
 * **the renderers**: ``POOL_SIZE`` long-lived child processes, each with an address-space limit
@@ -43,6 +44,7 @@ DEADLINE_S = 10.0  # seconds for one picture
 MAX_ASPECT = 256  # longest side / shortest side
 MAX_SVG_BYTES = 4_000_000  # markup after inflating .svgz
 MAX_ELEMENTS = 50_000  # elements after expanding <use> (the demo catalogue's largest: 1,809)
+MAX_EFFECTS = 200  # of them filtered or masked (the demo catalogue's most: 29)
 POOL_SIZE = 2  # renderers (child processes)
 QUEUE_LIMIT = 8  # pictures that may wait for a renderer
 CHILD = Path(__file__).with_name("svg_child.py")
@@ -57,6 +59,7 @@ def request_header(
         "svgz": path.suffix.lower() == ".svgz",
         "max_bytes": max_bytes,
         "max_elements": MAX_ELEMENTS,
+        "max_effects": MAX_EFFECTS,
         "max_ref_bytes": max_bytes,
         "max_aspect": MAX_ASPECT,
         "size": size,
