@@ -245,3 +245,50 @@ def test_a_short_load_benchmark(small: Any, tmp_path: Path) -> None:
         assert run["turns"] == int(level) * 2 and run["errors"] == 0 and run["lost_sessions"] == 0
         assert run["first_event_p95_s"] is not None and run["turns_per_s"] > 0
     assert figures["bars"]["no_errors_at_most_sessions"] is True
+
+
+def test_svg_pictures_are_served_as_their_index_time_render(
+    prepared_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An SVG is rendered once, at index time, and served as that PNG without rendering it
+    again; once the file changes it is not served until the catalogue is indexed again."""
+    from indexing.loaders import load_catalogue, write_jsonl
+    from indexing.pipeline import Indexer
+    from indexing.schema import Item
+    from indexing.store import open_store
+    from tools.config import load_settings
+    from tools.renders import RenderCache
+    from tools.svg import RendererPool
+
+    folder = tmp_path / "catalogue"
+    folder.mkdir()
+    picture = folder / "kite.svg"
+    picture.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="10">'
+        '<rect width="20" height="10" fill="#ff0000"/></svg>'
+    )
+    rows = folder / "items.jsonl"
+    write_jsonl([Item(id="toys/kite", title="Kite", description="A kite.", image=picture)], rows)
+    settings = load_settings(
+        cache_dir=prepared_models, data_dir=tmp_path / "data", store_dir=tmp_path / "store"
+    )
+    store, models = open_store(settings)
+    renders = RenderCache(settings.renders_dir)
+    assert not Indexer(store, models, settings.index, renders).run(load_catalogue(rows)).failed
+    kept = list(settings.renders_dir.glob("*.png"))
+    assert len(kept) == 1
+
+    def no_rendering(*_: Any, **__: Any) -> bytes:
+        raise AssertionError("the served SVG was rendered again")
+
+    monkeypatch.setattr(RendererPool, "render", no_rendering)
+    service = Service(
+        settings, Recommender(settings, store, models, None), SessionStore(tmp_path), lambda: None
+    )
+    client = TestClient(create_app(service), base_url="http://127.0.0.1")
+    served = client.get("/v1/items/toys/kite/image")
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    assert served.content == kept[0].read_bytes()
+    picture.write_text(picture.read_text().replace("#ff0000", "#0000ff"))
+    changed = client.get("/v1/items/toys/kite/image")
+    assert changed.status_code == 404 and "changed since" in changed.json()["error"]
