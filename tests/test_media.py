@@ -150,7 +150,7 @@ def test_media_symlinks_are_not_followed(tmp_path: Path) -> None:
         (1_000_003, 1, "sample rate of 1,000,003 Hz"),
         (10_000_019, 1, "sample rate"),
         (2**31 - 1, 1, "sample rate"),
-        (7_000, 1, "sample rate"),
+        (3_999, 1, "sample rate"),
         (16_000, 16, "16 channels"),
     ],
 )

@@ -18,7 +18,7 @@ from tools.errors import MediaError
 from tools.files import read_bounded
 
 SAMPLE_RATE = 16_000
-MIN_RATE, MAX_RATE = 8_000, 192_000  # sample rates a file may declare
+MIN_RATE, MAX_RATE = 4_000, 192_000  # sample rates a file may declare (the demo has 5 kHz)
 MAX_CHANNELS = 8
 MAX_DECODED_SAMPLES = 32_000_000  # mono samples before resampling (128 MB of float32)
 BLOCK_FRAMES = 1 << 16
