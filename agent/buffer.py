@@ -13,7 +13,8 @@ from typing import Any
 
 from indexing.records import Hit
 
-SIGNALS = ("text", "image", "profile", "collab", "feedback")  # feedback: near a liked item
+SIGNALS = ("text", "image", "labels", "profile", "collab", "feedback")
+# labels: a photo's labels against the text; feedback: near a liked item
 
 
 @dataclass

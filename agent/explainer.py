@@ -16,11 +16,15 @@ from agent.grounding import Checked, Explanation, check
 
 def explainable(facts: Mapping[str, Any]) -> dict[str, Any]:
     """Facts worth explaining with: a pixel-statistics caption describes colours and shape only,
-    and the small model then explains nothing but that, so it is left out."""
+    and the small model then explains nothing but that, so it is left out; a vision model's
+    labels are given as what the picture looks like (``caption`` says so), not as a fact."""
     skip = {"image", "caption_source", "has_image", "has_audio"}
     if facts.get("caption_source") == "pixels":
         skip.add("caption")
-    return {k: v for k, v in facts.items() if v not in (None, "", [], {}) and k not in skip}
+    shown = {k: v for k, v in facts.items() if v not in (None, "", [], {}) and k not in skip}
+    if "caption" in shown and str(facts.get("caption_source", "")).startswith("vision:"):
+        shown["caption"] = f"(what the picture looks like to a vision model) {shown['caption']}"
+    return shown
 
 
 def explanation_schema(ids: Sequence[str]) -> type[BaseModel]:

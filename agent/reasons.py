@@ -41,6 +41,8 @@ class Reason:
             return f"it is close to {self.value}, which you asked for more of"
         if self.field == "title":
             return f"its name says “{self.value}”"
+        if self.field == "caption":  # the vision model's labels: a look, not a catalogue fact
+            return f"its picture looks like “{self.value}” to the vision model"
         return f"its {self.field} mentions “{self.value}”"
 
 

@@ -51,6 +51,7 @@ from agent.request_types import Applied, Request
 from agent.steps import StepRunner, background
 from agent.toolkit import TurnContext, retrieve_collab, retrieve_text
 from agent.understanding import Understanding, seen_titles
+from indexing.photo_search import search_photo
 from indexing.records import Filters, Hit, Taxonomy
 from indexing.store import Store
 from tools.collaborative import CollabModel, discover, tuned_fusion
@@ -245,8 +246,11 @@ class Recommender:
             try:
                 for f in filters:
                     with ctx.timed("retrieval"):
-                        hits = self.store.search_image(picture, REQUEST_DEPTH, f)
-                    ctx.buffer.add(f"image:{picture.name}:{f.category}", "image", hits)
+                        found = search_photo(
+                            self.store, self.models.photo_tagger, picture, REQUEST_DEPTH, f
+                        )
+                    for kind, hits in found.by_kind().items():
+                        ctx.buffer.add(f"{kind}:{picture.name}:{f.category}", kind, hits)
             except MediaError as exc:
                 runner.notices.append(f"The attached picture {picture.name} cannot be used: {exc}")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.buffer import Candidate, CandidateBuffer
+from indexing.photo_search import search_photo
 from indexing.records import Filters, Hit
 from indexing.store import Store
 from tools.audio import load_audio
@@ -69,9 +70,13 @@ def retrieve_text(
 
 
 def retrieve_image(ctx: TurnContext, path: Path) -> list[Candidate]:
+    """Search by photo: its picture and its labels (see :mod:`indexing.photo_search`)."""
     with ctx.timed("retrieval"):
-        hits = ctx.store.search_image(path, RETRIEVE_K, ctx.filters)
-    return ctx.buffer.add(f"image:{path.name}", "image", hits)
+        found = search_photo(ctx.store, ctx.models.photo_tagger, path, RETRIEVE_K, ctx.filters)
+    added: list[Candidate] = []
+    for kind, hits in found.by_kind().items():
+        added += ctx.buffer.add(f"{kind}:{path.name}", kind, hits)
+    return list({c.id: c for c in added}.values())
 
 
 def retrieve_similar(ctx: TurnContext, candidate: Candidate) -> list[Candidate]:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cli import render
 from cli.options import ConfigOpt, StoreOpt, UrlOpt, settings
@@ -15,6 +16,8 @@ from cli.render import console
 from indexing.records import Filters
 from tools.config import Settings
 from tools.errors import InputError
+
+PHOTO_DEPTH = 50  # each path's depth before fusion
 
 
 def index(
@@ -140,15 +143,22 @@ def search_store(
     as_json: bool = False,
 ) -> None:
     """Search by ``image`` if given, else by ``query``; print a table or JSON."""
+    from agent.photo import ranked_photo_hits
+    from indexing.photo_search import search_photo
     from indexing.store import open_store
 
-    store, _ = open_store(settings)
+    store, models = open_store(settings)
     if image is not None:
-        hits = store.search_image(image, k, filters)
+        found = search_photo(store, models.photo_tagger, image, max(k, PHOTO_DEPTH), filters)
+        hits = ranked_photo_hits(found, settings.fusion, k)
+        seen = ", ".join(f"{label.kind.name} {label.probability:.2f}" for label in found.seen)
     else:
         assert query is not None
         hits = store.search_text(query, k, filters)
     if as_json:
         render.print_json(out, [render.hit_json(h) for h in hits])
-    else:
-        render.print_hits(hits, out, title=f"image {image}" if image else repr(query))
+        return
+    if image is not None:
+        model = models.photo_tagger.vision.model_id if models.photo_tagger else "no vision model"
+        out.print(f"the photo looks like ({escape(model)}): {escape(seen or 'nothing sure')}")
+    render.print_hits(hits, out, title=f"image {image}" if image else repr(query))

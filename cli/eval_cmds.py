@@ -381,6 +381,41 @@ def eval_simulate(
         print_results(out, "results.json, results.md, episodes.jsonl")
 
 
+@eval_app.command("photos")
+def eval_photos(
+    ctx: typer.Context,
+    photos: Annotated[
+        Path | None,
+        typer.Option(help="A photo set (JSON lines, see eval/photos/README.md); default: ours."),
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="dev (to look at and tune on), test (to report) or all.")
+    ] = "all",
+    sweep: Annotated[
+        bool, typer.Option(help="Also the dev half's fusion over label threshold and weight.")
+    ] = False,
+    out: ResultsOpt = Path("results/photos"),
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Search by photo on real photographs (not catalogue items): precision@5 by category for
+    pixel statistics, the vision embedding alone, the photo's labels alone and the fusion, over
+    the configured (demo) store indexed with the vision model."""
+    from agent.build import open_indexed_store
+    from eval import photos as photo_eval
+
+    if split not in ("all", *photo_eval.SPLITS):
+        raise InputError(f"unknown split {split!r}: use dev, test or all")
+    cfg = settings(ctx, config, store_dir=store)
+    chosen = photo_eval.load_photos(photos or photo_eval.PHOTO_SET, split)
+    if not chosen:
+        raise InputError(f"no photos in the {split} split")
+    indexed, models = open_indexed_store(cfg)
+    with render.progress(console, "pixel statistics of the catalogue") as report:
+        photo_eval.run(indexed, models, cfg.fusion, chosen, out, sweep, report)
+    print_results(out, "results.json, results.md")
+
+
 @eval_app.command("conversations")
 def eval_conversations(
     ctx: typer.Context,

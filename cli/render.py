@@ -136,6 +136,9 @@ def print_hits(hits: Sequence[Hit], out: Console, title: str) -> None:
     for column in ("#", "score", "item", "category", "caption / transcript"):
         table.add_column(column, overflow="fold")
     for rank, hit in enumerate(hits, start=1):
+        score = f"{hit.score:.3f}"
+        if hit.matched not in {"text", "image"}:  # a fused photo search: each path's share
+            score += f"\n[dim]{safe(hit.matched)}[/dim]"
         media = []
         if hit.caption:
             media.append(f"[dim]caption ({safe(hit.caption_source)}):[/dim] {safe(hit.caption)}")
@@ -143,7 +146,7 @@ def print_hits(hits: Sequence[Hit], out: Console, title: str) -> None:
             media.append(f"[dim]heard:[/dim] “{safe(hit.transcript)}”")
         table.add_row(
             str(rank),
-            f"{hit.score:.3f}",
+            score,
             f"{safe(hit.title)}\n[dim]{safe(hit.id)}[/dim]",
             safe(hit.category or "-"),
             "\n".join(media) or "-",

@@ -261,17 +261,18 @@ class Indexer:
         image_work = [p for p in chunk if p.needs_image and p.item.id not in failed]
 
         to_caption = [p for p in text_work if p.item.id in images]
-        captions: dict[str, tuple[str, str]] = {}
+        captions: dict[str, tuple[str, str, str]] = {}
         if to_caption:
             with times.stage("caption", len(to_caption)):
                 made = self.models.captioner.caption([images[p.item.id] for p in to_caption])
             captions = {
-                p.item.id: (c.text, c.source) for p, c in zip(to_caption, made, strict=True)
+                p.item.id: (c.text, c.source, c.pixels)
+                for p, c in zip(to_caption, made, strict=True)
             }
 
         documents = [
             p.item.text_for_embedding(
-                captions.get(p.item.id, ("", ""))[0], transcripts.get(p.item.id, "")
+                captions.get(p.item.id, ("", "", ""))[0], transcripts.get(p.item.id, "")
             )
             for p in text_work
         ]
@@ -335,7 +336,7 @@ class Indexer:
         return out
 
     def _text_metadata(
-        self, p: _Planned, caption: tuple[str, str] | None, transcript: str
+        self, p: _Planned, caption: tuple[str, str, str] | None, transcript: str
     ) -> dict[str, Any]:
         source = self.models.transcriber.model_id if p.item.audio else ""
         return item_metadata(p.item, p.text_hash, caption, transcript, source, p.media_sha256)

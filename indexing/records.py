@@ -41,19 +41,21 @@ def image_metadata(item: Item, image_hash: str) -> dict[str, Any]:
 def item_metadata(
     item: Item,
     text_hash: str,
-    caption: tuple[str, str] | None,
+    caption: tuple[str, str, str] | None,
     transcript: str,
     transcript_source: str,
     media_sha256: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Metadata of an item's entry in the text collection: the filter fields, the media text,
-    the whole item as JSON (the facts explanations may cite) and the SHA-256 of each media file
-    as indexed (``{path: digest}``: what may be served)."""
+    """Metadata of an item's entry in the text collection: the filter fields, the media text
+    (``caption`` is its text, source and pixel facts), the whole item as JSON (the facts
+    explanations may cite) and the SHA-256 of each media file as indexed (``{path: digest}``:
+    what may be served)."""
     return {
         **_filter_fields(item),
         "text_hash": text_hash,
         "caption": caption[0] if caption else "",
         "caption_source": caption[1] if caption else "",
+        "pixel_facts": caption[2] if caption else "",  # kept apart: not in the document
         "transcript": transcript,
         "transcript_source": transcript_source,
         "item_json": item.model_dump_json(),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from indexing.chroma import (
     ImageEmbeddingFunction,
@@ -243,10 +244,49 @@ class Store:
         )
         return self._hits(result, "text")
 
-    def search_image(self, image: Path, k: int = 5, filters: Filters | None = None) -> list[Hit]:
-        """Items whose pictures look like ``image`` (any file the image loader reads, SVG
-        included; the loader's size limits apply)."""
-        picture = load_image(image, self.loader.max_bytes, self.loader.max_pixels)
+    def search_weighted(
+        self,
+        queries: Sequence[tuple[str, float]],
+        k: int = 5,
+        filters: Filters | None = None,
+        matched: str = "labels",
+    ) -> list[Hit]:
+        """Items near several texts at once, each with a weight: an item's similarity is the
+        weighted mean of its similarity to each text (0 where it is not among a text's top
+        ``k``), best first. Search by a photo's labels, weighted by their probability."""
+        queries = [(q, w) for q, w in queries if q.strip() and w > 0]
+        if not queries:
+            return []
+        result = self.text.query(
+            query_texts=[q for q, _ in queries],
+            n_results=k,
+            where=(filters or Filters()).where(),
+            include=["distances"],
+        )
+        total = sum(w for _, w in queries)
+        scores: dict[str, float] = {}
+        for (_, weight), ids, distances in zip(
+            queries, result["ids"], result["distances"] or [], strict=True
+        ):
+            for item_id, distance in zip(ids, distances, strict=True):
+                scores[item_id] = scores.get(item_id, 0.0) + weight * (1.0 - distance) / total
+        ranked = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
+        facts = self.items([item_id for item_id, _ in ranked])
+        return [
+            Hit.of(facts.get(i) or StoredItem(i, i, None), round(score, 4), matched)
+            for i, score in ranked
+        ]
+
+    def search_image(
+        self, image: Path | Image.Image, k: int = 5, filters: Filters | None = None
+    ) -> list[Hit]:
+        """Items whose pictures look like ``image`` (a decoded picture, or any file the image
+        loader reads, SVG included; the loader's size limits apply)."""
+        picture = (
+            image
+            if isinstance(image, Image.Image)
+            else load_image(image, self.loader.max_bytes, self.loader.max_pixels)
+        )
         result = self.images.query(
             query_images=[np.asarray(picture.convert("RGBA"))],
             n_results=k,

@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: the demo catalogue (Tux Paint stamps), espeak-ng (speech for the tests),
-# chromium (the browser the web page's tests drive) and libgomp1 (OpenMP, which LightGBM needs).
-APT_PACKAGES=(tuxpaint-stamps-default espeak-ng chromium libgomp1)
+# chromium (the browser the web page's tests drive), libgomp1 (OpenMP, which LightGBM needs) and
+# WordNet 3.0 (what ImageNet labels mean: their hypernyms).
+APT_PACKAGES=(tuxpaint-stamps-default espeak-ng chromium libgomp1 wordnet-base wordnet-sense-index)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

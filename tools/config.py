@@ -26,6 +26,8 @@ from tools.errors import ConfigError
 DEFAULT_LLM = "Qwen/Qwen2.5-Coder-0.5B-Instruct"
 DEFAULT_WHISPER = "Systran/faster-whisper-tiny.en"
 DEFAULT_TEXT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_VISION = "efficientnet-lite0"
+NO_MODEL = "none"  # a role switched off (TOML has no null)
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -38,10 +40,29 @@ class ModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
 
     llm: str = Field(DEFAULT_LLM, description="Chat LLM served by vLLM.")
+    vision: str = Field(
+        DEFAULT_VISION,
+        description="ImageNet vision model that tags pictures and embeds them: "
+        "efficientnet-lite0 (shipped), efficientnet-lite2 (shipped, larger), a Hugging Face "
+        "image-classification model id or folder, or none (pixel statistics only).",
+    )
+    vision_min_confidence: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Labels of a catalogue picture below this probability are not stored.",
+    )
+    photo_min_confidence: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Labels of a photo searched by below this probability are not used "
+        "(chosen on the dev photos: `recagent eval photos --sweep`).",
+    )
     captioner: str | None = Field(
         None,
         description="Image-to-text model (e.g. Salesforce/blip-image-captioning-base). "
-        "None: describe images from pixel statistics.",
+        "None: the vision model's labels (pixel statistics when vision is none).",
     )
     whisper: str = Field(DEFAULT_WHISPER, description="Speech-to-text checkpoint.")
     whisper_backend: Literal["faster-whisper", "openai-whisper"] = Field(
@@ -52,7 +73,8 @@ class ModelSettings(BaseModel):
     text_embedder: str = Field(DEFAULT_TEXT_EMBEDDER, description="sentence-transformers model.")
     image_embedder: str | None = Field(
         None,
-        description="CLIP model (transformers CLIPModel). None: pixel-statistics embedding.",
+        description="CLIP model (transformers CLIPModel), or pixels for pixel statistics. "
+        "None: the vision model's pooled features (pixel statistics when vision is none).",
     )
     device: str = Field("cpu", description="torch device for transformers models.")
 
@@ -125,6 +147,9 @@ class FusionWeights(BaseModel):
     rrf: float = Field(1.0, ge=0, description="Weight of the RRF score.")
     text: float = Field(0.05, ge=0, description="Weight of text similarity.")
     image: float = Field(0.02, ge=0, description="Weight of image similarity.")
+    labels: float = Field(
+        0.02, ge=0, description="Weight of a photo's labels' similarity to an item's text."
+    )
     profile: float = Field(0.03, ge=0, description="Weight of similarity to the profile's likes.")
     collab: float = Field(
         0.0, ge=0, description="Weight of the RRF of collaborative retrievals (by rank)."

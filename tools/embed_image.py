@@ -1,4 +1,5 @@
-"""Image embeddings: transformers CLIP by id or path when configured, else pixel statistics.
+"""Image embeddings: the vision model's pooled features by default (:class:`VisionEmbedder`),
+transformers CLIP by id or path when configured, else pixel statistics.
 
 A CLIP embedder also embeds text into the same space (text-to-image search); the pixel embedder
 cannot, and says so with ``supports_text = False``.
@@ -14,6 +15,9 @@ from PIL import Image
 
 from tools import pixels
 from tools.media import composite_rgb
+from tools.vision import VisionModel
+
+PIXELS = "pixels"  # models.image_embedder value that asks for pixel statistics
 
 
 class ImageEmbedder(Protocol):
@@ -43,6 +47,28 @@ class PixelEmbedder:
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         raise NotImplementedError("the pixel-statistics embedder cannot embed text; configure CLIP")
+
+
+class VisionEmbedder:
+    """An ImageNet model's pooled features, L2-normalised (see :mod:`tools.vision`)."""
+
+    supports_text = False
+
+    def __init__(self, vision: VisionModel) -> None:
+        self.vision = vision
+
+    @property
+    def model_id(self) -> str:
+        return f"vision:{self.vision.model_id}"
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        seen = self.vision.see(images)
+        if not seen:
+            return np.zeros((0, 1), dtype=np.float32)
+        return np.stack([s.features for s in seen]).astype(np.float32)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError("an ImageNet classifier cannot embed text; configure CLIP")
 
 
 class ClipEmbedder:
@@ -108,5 +134,14 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return unit
 
 
-def make_image_embedder(model_ref: str | None, device: str = "cpu") -> ImageEmbedder:
-    return ClipEmbedder(model_ref, device) if model_ref else PixelEmbedder()
+def make_image_embedder(
+    model_ref: str | None, device: str = "cpu", vision: VisionModel | None = None
+) -> ImageEmbedder:
+    """CLIP when a model is set, pixel statistics when asked for (``pixels``) or when no
+    vision model is configured, else the vision model's features."""
+    if model_ref == PIXELS or (model_ref is None and vision is None):
+        return PixelEmbedder()
+    if model_ref:
+        return ClipEmbedder(model_ref, device)
+    assert vision is not None
+    return VisionEmbedder(vision)

