@@ -64,6 +64,14 @@ def prepare_models(
 
             path = provisioning.prepare(shipped, settings.models_dir, update, force=force)
         out.print(f"[green]✓[/green] {shipped.hub_id} ({shipped.role}) -> {escape(str(path))}")
+    from tools.errors import ModelError
+    from tools.wordnet import prepare_wordnet
+
+    try:  # what the vision model's labels mean (their hypernyms)
+        where = prepare_wordnet(settings.cache_dir)
+        out.print(f"[green]✓[/green] WordNet 3.0 (label meanings) -> {escape(str(where))}")
+    except ModelError as exc:
+        out.print(f"[yellow]![/yellow] {escape(str(exc))}; labels will have no hypernyms")
 
 
 @models_app.command("list")
@@ -82,8 +90,10 @@ def models_list(
     table = Table(title=escape(f"models (cache: {cfg.models_dir})"))
     for column in ("role", "configured", "loads from", "status"):
         table.add_column(column, overflow="fold")
+    vision = cfg.models.vision if cfg.models.vision.lower() != "none" else None
     roles = {
         "llm": cfg.models.llm,
+        "vision": vision,
         "captioner": cfg.models.captioner,
         "whisper": cfg.models.whisper,
         "text_embedder": cfg.models.text_embedder,
@@ -91,8 +101,15 @@ def models_list(
     }
     for role, ref in roles.items():
         if ref is None:
-            fallback = "pixel description" if role == "captioner" else "pixel statistics"
+            fallback = {
+                "vision": "pixel statistics only",
+                "captioner": "the vision model's labels" if vision else "pixel description",
+                "image_embedder": "the vision model's features" if vision else "pixel statistics",
+            }[role]
             table.add_row(role, "(none)", fallback, "[green]built in[/green]")
+            continue
+        if ref == "pixels":
+            table.add_row(role, ref, "pixel statistics", "[green]built in[/green]")
             continue
         shipped = provisioning.SHIPPED.get(ref)
         try:
@@ -201,13 +218,20 @@ def demo(
     catalogue = install("tuxpaint", None, cfg, console)
     console.print(f"catalogue: {escape(str(catalogue))}")
     console.rule("3. index")
-    index_catalogue(cfg, catalogue, console, prune=True)
+    index_catalogue(cfg, catalogue, console, prune=True, reembed=True)  # a no-op when unchanged
     console.rule("4. sample searches")
     for query, filters in DEMO_TEXT_QUERIES:
         where = filters.where()
         if where:
             console.print(f"[dim]filter: {escape(str(where))}[/dim]")
         search_store(cfg, console, query=query, image=None, k=3, filters=filters)
+    console.print(
+        "search by photo: an ImageNet classifier (models.vision) reads the photo as labels "
+        "with their WordNet meaning and as features; it knows ImageNet's 1,000 everyday kinds "
+        "and nothing else, and the catalogue is cartoon stamps and cut-outs, not photographs, "
+        "so picture-to-picture similarity is rough and the labels' words carry much of the match",
+        markup=False,
+    )
     for photo in demo_images():
         search_store(cfg, console, query=None, image=photo, k=3, filters=Filters())
     if skip_llm:

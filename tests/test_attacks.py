@@ -782,8 +782,9 @@ def test_11_errors_do_not_leak_server_paths_or_objects(
 
 def test_03_lying_wav_headers_are_refused_before_decoding(main: Server, tmp_path: Path) -> None:
     """Resampling bomb: WAV headers claiming 1,000,003 Hz, 2^31-1 Hz or 16 channels (and the rates
-    just outside 4,000-192,000 Hz (the demo catalogue has a 5 kHz sound), 0 Hz, 9 channels) are refused quickly, with a notice naming
-    the problem, and the server's memory barely grows."""
+    just outside 4,000-192,000 Hz (the demo catalogue has a 5 kHz sound), 0 Hz, 9 channels)
+    are refused quickly, with a notice naming the problem, and the server's memory barely
+    grows."""
     assert main.process is not None
     voice = noise_wav(tmp_path / "voice.wav", seconds=1.0).read_bytes()
     assert_normal_turn(upload(main, "wav", audio=("voice.wav", voice, "audio/wav")))

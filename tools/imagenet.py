@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from tools.errors import ModelError
 
@@ -79,10 +80,15 @@ def _hypernyms(wnids: list[str], cache_dir: Path) -> dict[str, tuple[str, ...]]:
         synset = wordnet.synset_from_pos_and_offset("n", int(wnid[1:]))
         chain: list[str] = []
         for _ in range(HYPERNYM_LEVELS):
-            parents = synset.hypernyms() or synset.instance_hypernyms()
+            # sorted: nltk keeps pointers in a set, whose order changes from run to run
+            parents = sorted(synset.hypernyms() or synset.instance_hypernyms(), key=_name)
             if not parents:
                 break
-            chain += [p.lemma_names()[0].replace("_", " ") for p in parents]
-            synset = max(parents, key=lambda p: p.max_depth())  # the most specific lineage
+            chain += [_name(p) for p in parents]
+            synset = max(parents, key=lambda p: (p.max_depth(), _name(p)))  # most specific
         found[wnid] = tuple(chain)
     return found
+
+
+def _name(synset: Any) -> str:
+    return str(synset.lemma_names()[0]).replace("_", " ")

@@ -54,6 +54,10 @@ class VisionModel(Protocol):
 
     def see(self, images: Sequence[Image.Image]) -> list[Seen]: ...
 
+    def forget(self) -> None: ...
+
+    def raw_forward(self, images: Sequence[Image.Image]) -> int: ...
+
 
 def square_on_white(image: Image.Image, size: int) -> Image.Image:
     """``image`` flattened onto white, padded to a square (centred) and resized to ``size``."""
@@ -115,6 +119,17 @@ class _Memoised:
 
     def _forward(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+    def forget(self) -> None:
+        """Drop the kept outputs (benchmarks time the model, not the memo)."""
+        self._memo = _Memo()
+
+    def raw_forward(self, images: Sequence[Image.Image]) -> int:
+        """The model alone on ``images``, a batch at a time, nothing kept: the raw component
+        ``bench index`` compares the picture stage with. Returns the pictures seen."""
+        for start in range(0, len(images), BATCH):
+            self._forward(images[start : start + BATCH])
+        return len(images)
 
     def see(self, images: Sequence[Image.Image]) -> list[Seen]:
         keys = [self._memo.key(i) for i in images]
