@@ -45,7 +45,8 @@ def test_index_reindex_change_and_prune(
     # Captions and transcripts are stored and findable.
     speaking = next(r for r in rows if r["attributes"]["has_spoken_description"])  # type: ignore[index]
     stored = store.items([str(speaking["id"])])[str(speaking["id"])]
-    assert stored.facts["transcript"] and stored.facts["caption_source"] == "pixels"
+    assert stored.facts["transcript"]
+    assert stored.facts["caption_source"] == "vision:efficientnet-lite0"
     assert stored.title == speaking["title"]
 
     # An unchanged re-run does no model work.
@@ -156,7 +157,7 @@ def test_switching_image_embedder_reindexes_images(
     _write(catalogue, rows)
     store, indexer = _store(settings)
     indexer.run(load_catalogue(catalogue))
-    assert store.image_embedder_id == "pixelstats-v1"
+    assert store.image_embedder_id == "vision:efficientnet-lite0"
     clip = settings.model_copy(
         update={
             "models": settings.models.model_copy(
@@ -166,7 +167,7 @@ def test_switching_image_embedder_reindexes_images(
     )
     # any other command (it opens the store without reembed) refuses, naming both models,
     # and the stored vectors stay
-    with pytest.raises(StoreError, match=r"pixelstats-v1.*clip:"):
+    with pytest.raises(StoreError, match=r"vision:efficientnet-lite0.*clip:"):
         open_store(clip)
     assert _store(settings)[0].images.count() == len([r for r in rows if r.get("image")])
     clip_store, clip_indexer = _store(clip, reembed=True)  # only index --reembed re-embeds

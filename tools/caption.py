@@ -20,7 +20,7 @@ from tools.imagenet import ImageNetClass
 from tools.media import composite_rgb
 from tools.vision import VisionModel
 
-LABELS_VERSION = "labels-v1"  # bump when the label text changes (items are captioned again)
+LABELS_VERSION = "labels-v2"  # bump when the label text changes (items are captioned again)
 
 
 @dataclass(frozen=True)
