@@ -251,6 +251,12 @@ class SessionStore:
             db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
             db.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))
 
+    def check(self) -> None:
+        """Read from the database (what a turn needs); raises when it cannot be read."""
+        with self._connect() as db:
+            db.execute("SELECT user_id FROM sessions LIMIT 1").fetchall()
+            db.execute("SELECT user_id FROM profiles LIMIT 1").fetchall()
+
     def users(self) -> list[str]:
         with self._connect() as db:
             rows = db.execute(

@@ -54,7 +54,7 @@ from agent.steps import LLMFailure
 from indexing.records import Filters
 from service import media
 from service.auth import Tokens, Unauthorised, session_key
-from service.guard import BodyTimeout, Guard
+from service.guard import SECURITY_HEADERS, UNAUTHORISED, BodyTimeout, Guard, is_form
 from service.schemas import Problem, RecommendRequest, TurnRequest
 from service.uploads import save_uploads
 from tools.config import Settings, describe_errors
@@ -94,7 +94,8 @@ class Service:
             self.settings.cache_dir,
             *self.media_roots(),
         ]
-        return sorted({str(Path(f)) for f in folders if len(str(f)) > 1}, key=len, reverse=True)
+        named = {str(Path(f)) for f in folders} | {str(Path(f).resolve()) for f in folders}
+        return sorted((f for f in named if len(f) > 1), key=len, reverse=True)
 
 
 def public_text(text: str, folders: list[str]) -> str:
@@ -102,7 +103,11 @@ def public_text(text: str, folders: list[str]) -> str:
     object's name goes, and the length is bounded."""
     text = _OBJECT_REPR.sub("the data", text)
     for folder in folders:
-        text = re.sub(re.escape(folder) + r"(?:/[^\s'\"]*)?", lambda m: Path(m.group()).name, text)
+        text = re.sub(
+            re.escape(folder) + r"(?![^/\s'\":,)])(?:/[^\s'\"]*)?",
+            lambda m: Path(m.group()).name,
+            text,
+        )
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
@@ -125,7 +130,9 @@ def create_app(service: Service) -> FastAPI:
     def problem(status: int, message: str) -> JSONResponse:
         if status >= 500:
             log.warning("answered %d: %s", status, message)
-        return JSONResponse(Problem(error=public(message)).model_dump(), status_code=status)
+        return JSONResponse(  # security headers too: a 500 is answered outside the Guard
+            Problem(error=public(message)).model_dump(), status, headers=SECURITY_HEADERS
+        )
 
     app = FastAPI(
         title="recagent",
@@ -179,7 +186,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(Unauthorised)
     async def unauthorised(_: Request, __: Unauthorised) -> JSONResponse:
-        response = problem(401, "a valid `Authorization: Bearer TOKEN` header is required")
+        response = problem(401, UNAUTHORISED)
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
@@ -211,7 +218,7 @@ def create_app(service: Service) -> FastAPI:
             log.warning("not ready: the store: %s", exc)
             return JSONResponse({"status": "unready", "reason": "the store cannot be read"}, 503)
         try:  # what a turn needs besides the store: its session database
-            await run_in_threadpool(service.sessions.users)
+            await run_in_threadpool(service.sessions.check)
         except Exception as exc:
             log.warning("not ready: the session database: %s", exc)
             reason = "the session database cannot be read (the server log has the details)"
@@ -281,9 +288,7 @@ def create_app(service: Service) -> FastAPI:
             image, _audio, digests = service.recommender.store.media_files(item_id)
             if image is None:
                 raise media.NotServed(f"item {_shown(item_id)} has no picture")
-            return media.picture(
-                image, service.media_roots(), digests.get(str(image)), renders, limits
-            )
+            return media.picture(image, service.media_roots(), digests, renders, limits)
 
         data, kind = await run_in_threadpool(read)
         return Response(data, media_type=kind, headers=_SAFE_HEADERS)
@@ -296,7 +301,7 @@ def create_app(service: Service) -> FastAPI:
             if not 0 <= index < len(sounds):
                 raise media.NotServed(f"item {_shown(item_id)} has no sound number {index}")
             chosen = sounds[index]
-            return media.sound(chosen, service.media_roots(), digests.get(str(chosen)), limits)
+            return media.sound(chosen, service.media_roots(), digests, limits)
 
         data, kind = await run_in_threadpool(read)
         return Response(data, media_type=kind, headers=_SAFE_HEADERS)
@@ -365,7 +370,7 @@ def _session_json(convo: Conversation, user: str) -> dict[str, Any]:
 async def _turn_input(request: Request, max_body: int) -> tuple[TurnRequest, dict[str, Any]]:
     """The message (JSON, or form fields) and the uploads of a turn request."""
     kind = request.headers.get("content-type", "")
-    if kind.startswith("multipart/form-data"):
+    if is_form(kind):
         form = await request.form(max_files=2, max_fields=10, max_part_size=max_body)
         uploads = {name: form.get(name) for name in ("image", "audio") if form.get(name)}
         for name in ("image", "audio"):

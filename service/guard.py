@@ -8,7 +8,11 @@ pass through untouched):
 * **body size by route**: multipart only where a route takes uploads, with its own limit; every
   other route gets ``service.max_body_bytes``; the declared length is checked before a byte of
   the body is read (no length: 411);
-* **body time**: the body must arrive within ``service.read_timeout_s`` (:class:`BodyTimeout`);
+* **the token** (where one is configured) for everything but the page and ``/healthz``, before
+  a byte of the body is read;
+* **body time**: the whole body must arrive within ``service.read_timeout_s`` of the headers
+  (a JSON body is read here, within that deadline, before any route runs; a form raises
+  :class:`BodyTimeout` in the route that reads it); 408 otherwise;
 * **headers on every answer**: the page's Content-Security-Policy (no framing), nosniff and no
   referrer, on the page, its files and the API alike.
 """
@@ -26,6 +30,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 
+from service.auth import Tokens, Unauthorised
 from tools.config import LOOPBACK_HOSTS, ServiceSettings
 
 Scope = MutableMapping[str, Any]
@@ -53,11 +58,21 @@ class BodyTimeout(Exception):
 
 
 def host_name(host: str) -> str:
-    """The name part of a Host header or URL authority (``[::1]:80`` → ``::1``), lower-cased."""
+    """The name part of a Host header or URL authority (``[::1]:80`` → ``::1``), lower-cased;
+    anything malformed comes back as it is (and matches no allowed name)."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host
+        end = host.find("]")
+        rest = host[end + 1 :] if end > 0 else "?"
+        if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+            return host
+        return host[1:end]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def is_form(content_type: str) -> bool:
+    """Whether a body is a multipart form (the one kind the upload route reads as such)."""
+    return content_type.strip().lower().startswith("multipart/form-data")
 
 
 @dataclass
@@ -95,8 +110,7 @@ class Policy:
         if length is None and (method in BODY_METHODS or "transfer-encoding" in headers):
             return 411, "a Content-Length header is required"
         if length is not None:
-            kind = headers.get("content-type", "").lower()
-            limit = self.body_limit(method, path, kind.startswith("multipart/"))
+            limit = self.body_limit(method, path, is_form(headers.get("content-type", "")))
             if not length.isdigit() or int(length) > limit:
                 return 413, f"the request body is over this route's limit of {limit:,} bytes"
         return None
@@ -111,11 +125,13 @@ class Policy:
 
 
 class Guard:
-    """The ASGI middleware applying :class:`Policy` and the security headers (module doc)."""
+    """The ASGI middleware applying :class:`Policy`, the token (before a byte of the body is
+    read) and the security headers (module doc)."""
 
     def __init__(self, app: App, cfg: ServiceSettings) -> None:
         self.app = app
         self.policy = Policy(cfg)
+        self.tokens = Tokens(cfg)
         self.read_timeout = cfg.read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -124,11 +140,22 @@ class Guard:
             return
         headers = Headers(scope=scope)
         refused = self.policy.refusal(scope["method"], scope["path"], headers)
+        if refused is None and not PUBLIC.fullmatch(scope["path"]):
+            try:
+                self.tokens.space(headers.get("authorization", ""))
+            except Unauthorised:
+                refused = 401, UNAUTHORISED
         if refused is not None:
-            status, message = refused
-            response = JSONResponse({"error": message}, status, headers=SECURITY_HEADERS)
-            await response(scope, receive, send)
+            await _refuse(*refused, scope, receive, send)
             return
+        until = asyncio.get_running_loop().time() + self.read_timeout  # the whole body's time
+        if not is_form(headers.get("content-type", "")) and int(headers.get("content-length") or 0):
+            try:  # read (bounded by its checked length) before any route runs
+                body = await _read_body(receive, until)
+            except BodyTimeout:
+                await _refuse(408, self._late(), scope, receive, send)
+                return
+            receive = _replay(body, receive)
 
         body_done = False
 
@@ -136,20 +163,66 @@ class Guard:
             nonlocal body_done
             if body_done:  # after the body: waiting for a disconnect is not bounded
                 return await receive()
-            try:
-                message = await asyncio.wait_for(receive(), self.read_timeout)
-            except TimeoutError:
-                raise BodyTimeout from None
+            message = await _before(receive(), until)
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_done = True
             return message
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                out = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    if name not in out:
-                        out[name] = value
+                _secure(MutableHeaders(scope=message))
             await send(message)
 
         await self.app(scope, timed_receive, send_with_headers)
+
+    def _late(self) -> str:
+        return f"the request body did not arrive within {self.read_timeout:g} s"
+
+
+PUBLIC = re.compile(r"/|/healthz|/static/.*")  # what needs no token: the page and liveness
+UNAUTHORISED = "a valid `Authorization: Bearer TOKEN` header is required"
+
+
+def _secure(headers: MutableHeaders) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        if name not in headers:
+            headers[name] = value
+
+
+async def _refuse(status: int, message: str, scope: Scope, receive: Receive, send: Send) -> None:
+    extra = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    response = JSONResponse({"error": message}, status, headers={**SECURITY_HEADERS, **extra})
+    await response(scope, receive, send)
+
+
+async def _before(waiting: Awaitable[Message], until: float) -> Message:
+    remaining = until - asyncio.get_running_loop().time()
+    try:
+        return await asyncio.wait_for(waiting, max(remaining, 0.0))
+    except TimeoutError:
+        raise BodyTimeout from None
+
+
+async def _read_body(receive: Receive, until: float) -> bytes:
+    chunks = []
+    while True:
+        message = await _before(receive(), until)
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed

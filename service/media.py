@@ -74,9 +74,14 @@ class Limits:
     max_audio_bytes: int
 
 
-def _indexed(data: bytes, path: Path, digest: str | None) -> str:
-    """The SHA-256 of ``data``; NotServed when it is not the digest the item was indexed with."""
+def _indexed(data: bytes, path: Path, digests: dict[str, str]) -> str:
+    """The SHA-256 of ``data``; NotServed when it is not the digest the item was indexed with
+    (an item indexed with digests but none for this file is refused too; an item of a store
+    indexed before digests were kept has none at all)."""
     actual = hashlib.sha256(data).hexdigest()
+    digest = digests.get(str(path))
+    if digests and digest is None:
+        raise NotServed(f"this item's file was not indexed, it is not served: {path.name}")
     if digest is not None and actual != digest:
         raise NotServed(
             "this item's file changed since the catalogue was indexed; it is not served until "
@@ -86,14 +91,19 @@ def _indexed(data: bytes, path: Path, digest: str | None) -> str:
 
 
 def picture(
-    path: Path, roots: list[Path], digest: str | None, renders: RenderCache, limits: Limits
+    path: Path,
+    roots: list[Path],
+    digests: dict[str, str],
+    renders: RenderCache,
+    limits: Limits,
 ) -> tuple[bytes, str]:
-    """(bytes, content type) of an item's picture; an SVG comes back as its stored PNG."""
+    """(bytes, content type) of an item's picture (``digests``: the item's files as indexed);
+    an SVG comes back as its stored PNG."""
     where = confined(path, roots)
     suffix = where.suffix.lower()
     try:
         data = read_bounded(where, limits.max_image_bytes, "image")
-        actual = _indexed(data, where, digest)
+        actual = _indexed(data, path, digests)
         if suffix in SVG_SUFFIXES:
             stored = renders.get(actual)
             if stored is not None:
@@ -123,7 +133,9 @@ def _check_picture(data: bytes, suffix: str, path: Path) -> None:
         raise NotServed(f"this item's picture is not a {suffix} picture: {path.name}")
 
 
-def sound(path: Path, roots: list[Path], digest: str | None, limits: Limits) -> tuple[bytes, str]:
+def sound(
+    path: Path, roots: list[Path], digests: dict[str, str], limits: Limits
+) -> tuple[bytes, str]:
     """(bytes, content type) of an item's sound file."""
     where = confined(path, roots)
     suffix = where.suffix.lower()
@@ -133,7 +145,7 @@ def sound(path: Path, roots: list[Path], digest: str | None, limits: Limits) -> 
         data = read_bounded(where, limits.max_audio_bytes, "audio")
     except MediaError as exc:
         raise NotServed(f"this item's sound cannot be served: {exc.message}") from exc
-    _indexed(data, where, digest)
+    _indexed(data, path, digests)
     head = data[4:12] if suffix == ".m4a" else data[:4]
     if not any(head.startswith(magic) for magic in AUDIO_MAGIC[suffix]):
         raise NotServed(f"this item's sound is not a {suffix} file: {where.name}")

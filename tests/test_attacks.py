@@ -523,15 +523,17 @@ def test_08_json_route_body_limit_ignores_a_multipart_content_type(
 
 
 def test_09_interactive_docs_are_off_and_the_schema_needs_the_token(main: Server) -> None:
-    """CDN scripts and an open schema: with a token set /docs and /redoc are gone (404),
-    /openapi.json needs the token, and no response references cdn.jsdelivr.net."""
+    """CDN scripts and an open schema: with a token set /docs and /redoc are gone (404 with
+    the token; 401 without it, like any route but the page), /openapi.json needs the token,
+    and no response references cdn.jsdelivr.net."""
     bodies: list[str] = []
     with main.client() as client, httpx.Client(base_url=main.url, timeout=10) as anonymous:
         for path in ("/docs", "/redoc"):
             for who in (client, anonymous):
                 response = who.get(path)
                 bodies.append(response.text)
-                assert response.status_code == 404, (path, response.status_code)
+                expected = 404 if who is client else 401
+                assert response.status_code == expected, (path, response.status_code)
         closed = anonymous.get("/openapi.json")
         assert closed.status_code == 401, closed.status_code
         schema = client.get("/openapi.json")
@@ -722,6 +724,39 @@ def test_14_slow_clients_are_cut_off(owners: Server) -> None:
         assert closed or first_status(received) == 408, (name, received[:200], f"{seconds:.1f} s")
         assert seconds < 8.0, (name, seconds)
     assert len(results) == 2
+
+
+def test_14_a_trickled_body_and_an_anonymous_body_are_cut_off(owners: Server) -> None:
+    """Slowloris on the body (found by review): one byte every 0.5 s restarted a per-chunk
+    deadline for ever; the whole body now has `read_timeout_s` (2 s). And a client without a
+    token is answered 401 before a byte of its body is read."""
+    head = (
+        f"POST /v1/recommendations HTTP/1.1\r\nHost: 127.0.0.1:{owners.port}\r\n"
+        f"Authorization: Bearer {owners.token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    ).encode()
+    started = time.monotonic()
+    received = b""
+    with socket.create_connection(("127.0.0.1", owners.port), timeout=10) as sock:
+        sock.sendall(head)
+        try:
+            for _ in range(30):  # 15 s of trickling unless the server stops it
+                sock.sendall(b" ")
+                ready, _, _ = select.select([sock], [], [], 0.5)
+                if ready:
+                    received = sock.recv(65536)
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    seconds = time.monotonic() - started
+    assert seconds < 5.0, (seconds, received[:200])
+    assert not received or first_status(received) == 408, received[:200]
+    anonymous = (
+        f"POST /v1/recommendations HTTP/1.1\r\nHost: 127.0.0.1:{owners.port}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 900000\r\n\r\n"
+    ).encode()
+    received, _closed, seconds = raw_exchange(owners.port, anonymous, wait_s=3.0)
+    assert first_status(received) == 401, (received[:200], seconds)  # at once, body unread
 
 
 def test_11_errors_do_not_leak_server_paths_or_objects(

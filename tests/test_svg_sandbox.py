@@ -103,15 +103,48 @@ def test_markup_checks_are_linear_and_bounded(catalogue: Path) -> None:
         uses = f'<use xlink:href="#l{level - 1}"/>' * 10
         blurred += f'<g id="l{level}">{uses}</g>'
     slow = _svg(catalogue, "blur.svg", f'<defs>{blur}{blurred}</defs><use xlink:href="#l3"/>')
-    with pytest.raises(MediaError, match="filters or masks"):
+    with pytest.raises(MediaError, match="with filters, masks"):
         load_image(slow, LIMIT, LIMIT)
     loop = _svg(catalogue, "loop.svg", '<g id="a"><use xlink:href="#a"/></g>')
-    with pytest.raises(MediaError, match="refers to itself"):
+    with pytest.raises(MediaError, match="leads back to itself"):
         load_image(loop, LIMIT, LIMIT)
     big = catalogue / "big.svg"
     big.write_text(f"<svg {NS}>" + " " * (MAX_SVG_BYTES + 1) + "</svg>")
     with pytest.raises(MediaError, match="over the limit"):
         load_image(big, LIMIT, LIMIT)
+
+
+def test_cost_bounds_read_references_as_the_renderer_does(catalogue: Path) -> None:
+    """What a review found slipping past the bounds: targets with spaces, a plain href beside a
+    cheap xlink:href (resvg takes the plain one), markers drawn at every vertex, layers made
+    by group opacity, and an SVG hidden in a malformed raster data: URL."""
+    import base64
+
+    def nested(use: str) -> str:
+        defs = '<rect id="cheap" width="1" height="1"/><rect id="l0" width="1" height="1"/>'
+        for level in range(1, 9):
+            defs += f'<g id="l{level}">' + use.format(level - 1) * 10 + "</g>"
+        return f'<defs>{defs}</defs><use href="#l8"/>'
+
+    marker = '<marker id="m">' + '<rect width="1" height="1"/>' * 100 + "</marker>"
+    points = " ".join(f"{i},{i % 7}" for i in range(1000))
+    for name, body, problem in (
+        ("spaces.svg", nested('<use xlink:href=" #l{} "/>'), "expands to more than"),
+        ("hrefs.svg", nested('<use xlink:href="#cheap" href="#l{}"/>'), "expands to more than"),
+        (
+            "markers.svg",
+            f'<defs>{marker}</defs><polyline points="{points}" marker-mid="url(#m)"/>',
+            "expands to more than",
+        ),
+        ("layers.svg", '<g opacity=".5"><rect width="9" height="9"/></g>' * 300, "opacity"),
+    ):
+        with pytest.raises(MediaError, match=problem):
+            load_image(_svg(catalogue, name, body), LIMIT, LIMIT)
+    red = f'<svg {NS} width="9" height="9"><rect width="9" height="9" fill="#ff0000"/></svg>'
+    hidden = base64.b64encode(red.encode()).decode()
+    for kind in ("image/png/x", "image/png"):  # malformed, and an SVG under a raster type
+        image = f'<image width="100" height="100" href="data:{kind};base64,{hidden}"/>'
+        assert (255, 0, 0, 255) not in _colours(_svg(catalogue, "hidden.svg", image))
 
 
 def test_a_full_pool_refuses_at_once_instead_of_queueing(

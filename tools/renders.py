@@ -11,12 +11,17 @@ from pathlib import Path
 
 from PIL import Image
 
+from tools.media import WORKING_SIZE
+
+LAYOUT = f"svg-{WORKING_SIZE}px-v1"  # what a render is: a change starts a fresh folder
+
 
 class RenderCache:
-    """PNG renders in ``folder``, one file per source digest (``<sha256>.png``)."""
+    """PNG renders under ``folder`` (in a subfolder named by the render size and version), one
+    file per source digest (``<sha256>.png``)."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder = folder
+        self.folder = folder / LAYOUT
 
     def path(self, digest: str) -> Path:
         if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):

@@ -103,9 +103,11 @@ class Renderer:
         assert child.stdout is not None
         fd = child.stdout.fileno()
         chunks, got = [], 0
+        poller = select.poll()  # poll, not select: any descriptor number works
+        poller.register(fd, select.POLLIN)
         while got < count:
             remaining = until - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            if remaining <= 0 or not poller.poll(remaining * 1000):
                 raise TimeoutError
             chunk = os.read(fd, count - got)
             if not chunk:
@@ -140,6 +142,9 @@ class Renderer:
                     "SVG crashed the renderer or went over its memory limit "
                     f"({self.memory >> 20} MiB), refused: {path}"
                 ) from exc
+            except BaseException:  # anything else: its answer may be in the pipe, so the
+                self._discard()  # next picture would read it; a fresh child instead
+                raise
         if status != 0:
             raise MediaError(f"{answer.decode('utf-8', 'replace')}: {path}")
         return answer

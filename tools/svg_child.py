@@ -22,6 +22,7 @@ import gzip
 import io
 import json
 import os
+import re
 import resource
 import stat
 import struct
@@ -38,13 +39,12 @@ RASTER_TYPES = {
     ".jpeg": "image/jpeg",
     ".gif": "image/gif",
 }
-DATA_RASTER = (
-    "data:image/png",
-    "data:image/jpeg",
-    "data:image/jpg",
-    "data:image/gif",
-    "data:image/webp",
-)
+DATA_RASTER = re.compile(r"data:image/(png|jpeg|jpg|gif|webp)(;base64)?,", re.I)
+RASTER_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF")  # png, jpeg, gif, webp
+EFFECTS = ("filter", "mask", "clip-path", "opacity", "mix-blend-mode", "isolation")
+MARKERS = ("marker-start", "marker-mid", "marker-end", "marker")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_URL_ID = re.compile(r"url\(\s*['\"]?#([^'\")\s]+)")
 UNIT_PX = {"px": 1.0, "pt": 4 / 3, "pc": 16.0, "mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96.0}
 
 
@@ -88,57 +88,111 @@ def _href_names(element: Any) -> list[str]:
     return [name for name in element.attrib if _local(name) == "href"]
 
 
-def _has_effect(element: Any, styled: bool) -> bool:
-    """Whether the renderer applies a filter or a mask to ``element`` (each costs a pass over
-    its region: a thousand blurred copies took 36 s); ``styled`` when a ``<style>`` sheet
-    mentions them, which may apply them to any element."""
-    if styled or "filter" in element.attrib or "mask" in element.attrib:
+def _target(element: Any) -> str:
+    """The id a ``<use>`` refers to, as resvg reads it: a plain ``href`` wins over
+    ``xlink:href`` and surrounding spaces are ignored; "" when it is not ``#id``."""
+    names = sorted(_href_names(element), key=lambda n: n.startswith("{"))  # href first
+    value = str(element.get(names[0]) or "").strip() if names else ""
+    return value[1:].strip() if value.startswith("#") else ""
+
+
+def _data_raster(value: str) -> bool:
+    """A ``data:`` URL of a raster picture whose bytes really are one (an SVG under a raster
+    type, or under a malformed type, would be rendered unchecked)."""
+    match = DATA_RASTER.match(value)
+    if match is None:
+        return False
+    payload = value[match.end() : match.end() + 64]
+    if match.group(2):
+        try:
+            head = base64.b64decode(payload[: len(payload) // 4 * 4])
+        except ValueError:
+            return False
+    else:
+        from urllib.parse import unquote_to_bytes
+
+        head = unquote_to_bytes(payload)
+    return head.startswith(RASTER_MAGIC)
+
+
+def _properties(element: Any) -> dict[str, str]:
+    """The element's attributes and ``style`` declarations, by local name."""
+    found = {_local(k): str(v).strip() for k, v in element.attrib.items()}
+    for declaration in str(element.get("style") or "").split(";"):
+        name, _, value = declaration.partition(":")
+        if value.strip():
+            found[name.strip()] = value.strip()
+    return found
+
+
+def _vertices(element: Any) -> int:
+    """At most how many vertices a shape has (two numbers of its geometry each, and ends)."""
+    geometry = str(element.get("d") or element.get("points") or "")
+    return len(_NUMBER.findall(geometry)) // 2 + 2
+
+
+def _has_effect(properties: dict[str, str], styled: bool) -> bool:
+    """Whether the renderer draws the element in a layer of its own (a filter, a mask, a clip,
+    group opacity, blending: each a pass over its region; a thousand blurred copies took 36 s,
+    two thousand half-transparent groups 16 s); ``styled`` when a ``<style>`` sheet mentions
+    any of them, which may apply them to any element."""
+    if styled:
         return True
-    style = element.get("style") or ""
-    return "filter" in style or "mask" in style
+    for name in EFFECTS:
+        value = properties.get(name)
+        if value is not None and value not in ("none", "1", "auto", "normal"):
+            return True
+    return False
 
 
 def expanded_size(root: Any, max_elements: int, max_effects: int) -> tuple[int, int]:
-    """(elements, filtered or masked elements) the renderer would build once every ``<use>``
-    is expanded; more than ``max_elements`` or ``max_effects`` (or a ``<use>`` that refers to
-    itself through its targets) is refused. Each element is costed once (memoised), so this is
-    linear in the document."""
+    """(elements, layered elements) the renderer would build once every ``<use>`` and every
+    marker is expanded; more than ``max_elements`` or ``max_effects`` (or a reference cycle)
+    is refused. Each element is costed once (memoised), so this is linear in the document."""
     by_id: dict[str, Any] = {}
     styled = False
     for element in root.iter():
-        ident = element.get("id")
+        ident = str(element.get("id") or "").strip()
         if ident:
             by_id.setdefault(ident, element)
         if _local(element.tag) == "style":
             sheet = "".join(element.itertext())
-            styled = styled or "filter" in sheet or "mask" in sheet
+            styled = styled or any(name in sheet for name in (*EFFECTS, "marker"))
     cost: dict[int, tuple[int, int]] = {}
     active: set[int] = set()
+
+    def check(elements: int, effects: int) -> None:
+        if elements > max_elements:
+            raise Refused(
+                f"SVG expands to more than {max_elements:,} elements (nested <use> or "
+                "markers), refused"
+            )
+        if effects > max_effects:
+            raise Refused(
+                f"SVG draws more than {max_effects:,} elements with filters, masks, clips, "
+                "opacity or blending, refused"
+            )
 
     def size(element: Any) -> tuple[int, int]:
         key = id(element)
         if key in cost:
             return cost[key]
         if key in active:
-            raise Refused("SVG has a <use> that refers to itself, refused")
+            raise Refused("SVG has a reference that leads back to itself, refused")
         active.add(key)
-        elements, effects = 1, int(_has_effect(element, styled))
-        stack = list(element)
-        if _local(element.tag) == "use":
-            target = next((element.get(n) for n in _href_names(element)), "") or ""
-            if target.startswith("#") and target[1:] in by_id:
-                stack.append(by_id[target[1:]])
-        for child in stack:
+        properties = _properties(element)
+        elements, effects = 1, int(_has_effect(properties, styled))
+        children = [(child, 1) for child in element]
+        if _local(element.tag) == "use" and _target(element) in by_id:
+            children.append((by_id[_target(element)], 1))
+        for name in MARKERS:  # a marker is drawn at every vertex
+            found = _URL_ID.search(properties.get(name, ""))
+            if found is not None and found.group(1) in by_id:
+                children.append((by_id[found.group(1)], _vertices(element)))
+        for child, times in children:
             more, costly = size(child)
-            elements, effects = elements + more, effects + costly
-            if elements > max_elements:
-                raise Refused(
-                    f"SVG expands to more than {max_elements:,} elements (nested <use>), refused"
-                )
-            if effects > max_effects:
-                raise Refused(
-                    f"SVG applies filters or masks to more than {max_effects:,} elements, refused"
-                )
+            elements, effects = elements + times * more, effects + times * costly
+            check(elements, effects)
         active.discard(key)
         cost[key] = (elements, effects)
         return cost[key]
@@ -181,7 +235,7 @@ def sanitize(root: Any, folder: Path | None, limit: int) -> None:
     for element in root.iter():
         for name in _href_names(element):
             value = str(element.get(name) or "").strip()
-            if value.startswith("#") or value.lower().startswith(DATA_RASTER):
+            if value.startswith("#") or _data_raster(value):
                 continue
             inlined = _inline(value, folder, budget)
             budget -= len(inlined)
