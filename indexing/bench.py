@@ -240,7 +240,7 @@ def _raw_components(
         "items_per_s": _rate(len(images), seconds),
     }
     documents = [
-        item.text_for_embedding(c.text)
+        item.text_for_embedding(c.text, "", c.pixels)
         for item, c in zip([i for i in items if i.image is not None], captions, strict=False)
     ]
     documents += [item.text_for_embedding() for item in items if item.image is None]

@@ -42,7 +42,7 @@ from tools.transcribe import Transcript
 
 log = logging.getLogger(__name__)
 
-DOC_VERSION = "doc-v3"  # bump when the document layout or stored metadata changes
+DOC_VERSION = "doc-v4"  # bump when the document layout or stored metadata changes
 
 STAGES = (
     "hash",
@@ -272,7 +272,9 @@ class Indexer:
 
         documents = [
             p.item.text_for_embedding(
-                captions.get(p.item.id, ("", "", ""))[0], transcripts.get(p.item.id, "")
+                captions.get(p.item.id, ("", "", ""))[0],
+                transcripts.get(p.item.id, ""),
+                captions.get(p.item.id, ("", "", ""))[2],
             )
             for p in text_work
         ]

@@ -88,9 +88,9 @@ class Item(BaseModel):
     def _empty_image(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    def text_for_embedding(self, caption: str = "", transcript: str = "") -> str:
+    def text_for_embedding(self, caption: str = "", transcript: str = "", pixels: str = "") -> str:
         """The document stored in the text collection: title, category, subcategory path,
-        description, caption, transcript."""
+        description, caption, transcript, then the pixel facts (last: the weakest signal)."""
         parts = [self.title]
         if self.category:
             parts.append(f"Category: {self.category}.")
@@ -106,4 +106,6 @@ class Item(BaseModel):
             parts.append(f"Image: {caption}")
         if transcript:
             parts.append(f"Audio: {transcript}")
+        if pixels and pixels != caption:
+            parts.append(f"Pixels: {pixels}")
         return "\n".join(parts)

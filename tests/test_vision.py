@@ -17,6 +17,7 @@ from eval import photos as photo_eval
 from indexing.loaders import load_catalogue
 from indexing.pipeline import Indexer
 from indexing.store import open_store
+from tools.caption import VisionTagger
 from tools.config import Settings, load_settings
 from tools.factory import build_models
 from tools.media import load_image
@@ -35,14 +36,16 @@ def test_a_tiger_stamp_is_tagged_as_a_big_cat(settings: Settings, demo_catalogue
     models = build_models(settings)
     assert models.tagger is not None
     picture = load_image(_stamp(demo_catalogue, "animals/mammals/cats/tiger"), 10**8, 10**8)
-    labels = models.tagger.labels([picture])[0]
+    tagger = VisionTagger(models.tagger.vision, 0.3)  # the stamp's tiger is 0.6 sure
+    labels = tagger.labels([picture])[0]
     assert labels[0].kind.name == "tiger" and labels[0].probability > 0.3
-    caption = models.tagger.caption([picture])[0]
+    caption = tagger.caption([picture])[0]
     assert caption.source == "vision:efficientnet-lite0"
     assert caption.text.startswith("looks like: tiger") and "big cat" in caption.text
     assert caption.pixels  # the pixel facts are kept, apart from the labels
     blank = Image.new("RGBA", (64, 64), (0, 0, 0, 0))  # nothing to see: no label is sure
-    assert models.tagger.caption([blank])[0].text == ""
+    assert tagger.caption([blank])[0].text == ""
+    assert models.tagger.caption([picture])[0].text == ""  # the default stores only 0.7 and up
     features = models.image_embedder.embed([picture, picture])
     assert features.shape == (2, 1280)
     assert np.allclose(np.linalg.norm(features, axis=1), 1.0, atol=1e-5)
@@ -72,7 +75,7 @@ def _settings(tmp: Path, cache: Path, **models: Any) -> Settings:
 def test_a_photo_of_an_animal_finds_that_kind_of_animal(
     kinds_catalogue: Path, prepared_models: Path, tmp_path: Path
 ) -> None:
-    settings = _settings(tmp_path, prepared_models)
+    settings = _settings(tmp_path, prepared_models, vision_min_confidence=0.3)
     store, models = open_store(settings)
     assert not Indexer(store, models, settings.index).run(load_catalogue(kinds_catalogue)).failed
     cats = store.items(["animals/mammals/cats/tiger"])["animals/mammals/cats/tiger"]

@@ -47,7 +47,7 @@ class ModelSettings(BaseModel):
         "image-classification model id or folder, or none (pixel statistics only).",
     )
     vision_min_confidence: float = Field(
-        0.1,
+        0.7,
         ge=0,
         le=1,
         description="Labels of a catalogue picture below this probability are not stored.",
