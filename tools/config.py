@@ -53,7 +53,7 @@ class ModelSettings(BaseModel):
         description="Labels of a catalogue picture below this probability are not stored.",
     )
     photo_min_confidence: float = Field(
-        0.3,
+        0.5,
         ge=0,
         le=1,
         description="Labels of a photo searched by below this probability are not used "
