@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from agent.photo import ranked_photo_hits
-from indexing.photo_search import PhotoHits
+from indexing.photo_search import PhotoHits, search_photo
 from indexing.records import Hit
 from indexing.store import Store
 from tools.caption import VisionTagger
@@ -128,13 +128,7 @@ def _ids(hits: Sequence[Hit]) -> list[str]:
 
 
 def _paths(store: Store, tagger: VisionTagger, photo: Photo) -> PhotoHits:
-    picture = load_image(photo.path, store.loader.max_bytes, store.loader.max_pixels)
-    found = PhotoHits(image=store.search_image(picture, DEPTH))
-    found.seen = tagger.labels([picture])[0]
-    found.labels = store.search_weighted(
-        [(label.kind.words(), label.probability) for label in found.seen], DEPTH
-    )
-    return found
+    return search_photo(store, tagger, photo.path, DEPTH)
 
 
 def run(
