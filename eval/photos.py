@@ -151,8 +151,13 @@ def run(
         )
     pixels = PixelIndex(store, progress)
     rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
     for photo in photos:
-        found = _paths(store, tagger, photo)
+        try:  # a photo that cannot be read costs itself only
+            found = _paths(store, tagger, photo)
+        except MediaError as exc:
+            skipped.append({"id": photo.id, "problem": str(exc)})
+            continue
         ranked = {
             "pixel statistics": pixels.search(photo.path, store, K),
             "vision embedding": _ids(found.image),
@@ -189,10 +194,12 @@ def run(
             for name in SYSTEMS
         },
         "per photo": rows,
+        "skipped": skipped,
     }
+    read = {row["id"] for row in rows}
     if sweep:
         figures["dev sweep"] = _sweep(
-            store, tagger, weights, [p for p in photos if p.split == "dev"]
+            store, tagger, weights, [p for p in photos if p.split == "dev" and p.id in read]
         )
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(figures, indent=1))
@@ -242,6 +249,8 @@ def markdown(figures: dict[str, Any]) -> str:
         seen = ", ".join(f"{n} {p:.2f}" for n, p in row["looks like"]) or "-"
         scores = " | ".join(f"{row['precision@5'][s]:.1f}" for s in SYSTEMS)
         lines.append(f"| {row['id']} | {row['split']} | {seen} | {scores} |")
+    for bad in figures.get("skipped", []):
+        lines.append(f"\nskipped {bad['id']}: {bad['problem']}")
     if "dev sweep" in figures:
         lines += [
             "",

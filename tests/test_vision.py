@@ -83,13 +83,16 @@ def test_a_photo_of_an_animal_finds_that_kind_of_animal(
     assert "looks like" in cats.facts["caption"]
     photos = tmp_path / "photos.jsonl"
     source = photo_eval.load_photos()[0].path.parent / "chelsea.png"  # a real tabby cat
-    photos.write_text(
-        json.dumps({"id": "cat", "source": str(source), "split": "test", "relevant": [KINDS[0]]})
-        + "\n"
-    )
+    (tmp_path / "broken.jpg").write_bytes(b"not a photo")
+    rows = [
+        {"id": "cat", "source": str(source), "split": "test", "relevant": [KINDS[0]]},
+        {"id": "broken", "source": "broken.jpg", "split": "test", "relevant": [KINDS[0]]},
+    ]
+    photos.write_text("".join(json.dumps(row) + "\n" for row in rows))
     figures = photo_eval.run(
         store, models, settings.fusion, photo_eval.load_photos(photos), tmp_path / "out"
     )
+    assert [bad["id"] for bad in figures["skipped"]] == ["broken"]  # costs itself only
     row = figures["per photo"][0]
     assert any(name in {"Egyptian cat", "tabby"} for name, _ in row["looks like"])
     assert row["precision@5"]["fusion"] >= 0.6, row
