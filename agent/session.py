@@ -32,6 +32,7 @@ from agent.profile import USER_ID, UserProfile, union
 from agent.request_types import TurnMemory
 from tools.config import describe_errors
 from tools.errors import InputError, StoreError
+from tools.text import shorten
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,9 @@ class Loaded:
 
 def check_user(user_id: str) -> str:
     if not USER_ID.fullmatch(user_id):
-        shown = user_id if len(user_id) <= 80 else f"{user_id[:80]}…"
-        raise InputError(f"user id {shown!r} is not allowed: use 1-64 letters, digits, _.@-")
+        raise InputError(
+            f"user id {shorten(user_id)!r} is not allowed: use 1-64 letters, digits, _.@-"
+        )
     return user_id
 
 

@@ -23,13 +23,10 @@ terms: server paths and in-memory object names are taken out (the log keeps the 
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import re
 import tempfile
-import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,26 +37,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agent.conversation import Conversation, TurnResult
+from agent.conversation import Conversation
 from agent.feedback import Feedback
 from agent.recommender import Recommender
 from agent.session import SessionStore, check_user
-from agent.steps import LLMFailure
-from indexing.records import Filters
 from service import media
 from service.auth import Tokens, Unauthorised, session_key
-from service.guard import SECURITY_HEADERS, UNAUTHORISED, BodyTimeout, Guard, is_form
-from service.schemas import Problem, RecommendRequest, TurnRequest
+from service.guard import SECURITY_HEADERS, SPACE, UNAUTHORISED, BodyTimeout, Guard, late
+from service.schemas import Problem, RecommendRequest
+from service.turns import item_json, read_turn, result_json, stream_turn
 from service.uploads import save_uploads
-from tools.config import Settings, describe_errors
+from tools.config import Settings
 from tools.errors import InputError, LLMUnavailable, RecagentError, StoreError
 from tools.renders import RenderCache
+from tools.text import shorten
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +147,7 @@ def create_app(service: Service) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
 
-    app.add_middleware(Guard, cfg=cfg)  # added last: the outermost layer
+    app.add_middleware(Guard, cfg=cfg, tokens=tokens)  # added last: the outermost layer
 
     @app.exception_handler(RecagentError)
     async def domain_error(_: Request, exc: RecagentError) -> JSONResponse:
@@ -171,14 +166,13 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(BodyTimeout)
     async def slow_body(_: Request, __: BodyTimeout) -> JSONResponse:
-        return problem(408, f"the request body did not arrive within {cfg.read_timeout_s:g} s")
+        return problem(408, late(cfg.read_timeout_s))
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
         return problem(500, "internal error (the server log has the details)")
 
-    app.state.tokens = tokens
     # Turns wait on the LLM most of the time: one thread each, not the event loop's small
     # default pool, so a new turn starts (and streams its first event) while others wait.
     turns = ThreadPoolExecutor(TURN_THREADS, thread_name_prefix="recagent-turn")
@@ -240,21 +234,30 @@ def create_app(service: Service) -> FastAPI:
             convo = service.sessions.load(key)
             result = service.recommender.respond(convo, body.message, k, filters=filters)
             service.sessions.save(convo)
-            return _result_json(result, public)
+            return result_json(result, public)
 
         return await run_in_threadpool(turn)
 
     @app.post("/v1/sessions/{user}/messages")
     async def message(user: str, request: Request, space: Space) -> EventSourceResponse:
         key = session_key(space, check_user(user))
-        body, uploads = await _turn_input(request, cfg.max_body_bytes)
+        body, uploads = await read_turn(request, cfg.max_body_bytes)
         k = min(body.k, cfg.max_k)
         filters = body.filters.filters() if body.filters else None
         folder, attached = await run_in_threadpool(
             save_uploads, uploads, cfg.max_upload_bytes, cfg.max_svg_bytes
         )
-        events = _stream_turn(
-            service, key, body.message, k, filters, attached, folder.cleanup, turns, public
+        events = stream_turn(
+            service.sessions,
+            service.recommender,
+            key,
+            body.message,
+            k,
+            filters,
+            attached,
+            folder.cleanup,
+            turns,
+            public,
         )
         return EventSourceResponse(events, ping=15)
 
@@ -311,17 +314,20 @@ def create_app(service: Service) -> FastAPI:
         found = await run_in_threadpool(service.recommender.store.items, [item_id])
         if item_id not in found:
             raise media.NotServed(f"no item {_shown(item_id)} in the store")
-        return _item_json(found[item_id].id, found[item_id].title, found[item_id].facts)
+        return item_json(found[item_id].id, found[item_id].title, found[item_id].facts)
 
     return app
 
 
 # -- helpers ------------------------------------------------------------------------------------
 async def authorised(request: Request) -> str:
-    """The dependency every route but /healthz and the page has: the bearer token, if tokens
-    are configured; the session space it opens (see :mod:`service.auth`)."""
-    tokens: Tokens = request.app.state.tokens
-    return tokens.space(request.headers.get("authorization", ""))
+    """The dependency every route but /healthz and the page has: the session space the
+    request's token opens (see :mod:`service.auth`), as the Guard found it; no space, no
+    entry."""
+    space = getattr(request.state, SPACE, None)
+    if space is None:
+        raise Unauthorised
+    return str(space)
 
 
 Space = Annotated[str, Depends(authorised)]
@@ -329,31 +335,10 @@ Space = Annotated[str, Depends(authorised)]
 
 def _shown(item_id: str) -> str:
     """An item id as an error may quote it: bounded."""
-    return repr(item_id if len(item_id) <= 80 else f"{item_id[:80]}…")
+    return repr(shorten(item_id))
 
 
 _SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"}
-
-
-def _item_json(item_id: str, title: str, facts: dict[str, Any]) -> dict[str, Any]:
-    shown = {k: v for k, v in facts.items() if k != "image"}  # no file system paths
-    return {
-        "id": item_id,
-        "title": title,
-        "facts": shown,
-        "image_url": f"/v1/items/{item_id}/image" if facts.get("has_image") else None,
-        "audio_url": f"/v1/items/{item_id}/audio" if facts.get("has_audio") else None,
-    }
-
-
-def _result_json(result: TurnResult, public: Callable[[str], str]) -> dict[str, Any]:
-    data = result.as_dict()
-    data["notices"] = [public(str(n)) for n in data.get("notices", [])]
-    facts = {r.item_id: r.facts for r in result.recommendations}
-    for rec in data["recommendations"]:
-        item = _item_json(rec["id"], rec["title"], facts.get(rec["id"], {}))
-        rec["image_url"], rec["audio_url"] = item["image_url"], item["audio_url"]
-    return data
 
 
 def _session_json(convo: Conversation, user: str) -> dict[str, Any]:
@@ -365,119 +350,3 @@ def _session_json(convo: Conversation, user: str) -> dict[str, Any]:
         "requests": [r.model_dump() for r in convo.requests],
         "feedback": [f.model_dump() for f in convo.feedback.values()],
     }
-
-
-async def _turn_input(request: Request, max_body: int) -> tuple[TurnRequest, dict[str, Any]]:
-    """The message (JSON, or form fields) and the uploads of a turn request."""
-    kind = request.headers.get("content-type", "")
-    if is_form(kind):
-        form = await request.form(max_files=2, max_fields=10, max_part_size=max_body)
-        uploads = {name: form.get(name) for name in ("image", "audio") if form.get(name)}
-        for name in ("image", "audio"):
-            if name in uploads and not isinstance(uploads[name], UploadFile):
-                raise InputError(f"invalid form: {name} must be a file")
-        fields: dict[str, str] = {}
-        for name in ("message", "k", "filters"):
-            value = form.get(name)
-            if isinstance(value, UploadFile):
-                raise InputError(f"invalid form: {name} must be a text field, not a file")
-            fields[name] = value or ""
-        try:
-            body = TurnRequest(
-                message=fields["message"],
-                k=int(fields["k"] or 3),
-                filters=json.loads(fields["filters"] or "null"),
-            )
-        except RecursionError:
-            raise InputError("invalid form: filters is nested too deeply") from None
-        except (ValueError, ValidationError) as exc:
-            detail = describe_errors(exc) if isinstance(exc, ValidationError) else str(exc)
-            raise InputError(f"invalid form: {detail[:300]}") from None
-        return body, uploads
-    raw = await request.body()
-    if len(raw) > max_body:
-        raise InputError(f"the request body is over the limit of {max_body:,} bytes")
-    try:
-        return TurnRequest.model_validate_json(raw or b"{}"), {}
-    except ValidationError as exc:
-        raise InputError(f"invalid request: {describe_errors(exc)}") from None
-
-
-async def _stream_turn(
-    service: Service,
-    user: str,
-    message: str,
-    k: int,
-    filters: Filters | None,
-    attached: dict[str, Path],
-    cleanup: Callable[[], None],
-    pool: ThreadPoolExecutor,
-    public: Callable[[str], str],
-) -> AsyncIterator[dict[str, str]]:
-    """The turn's events as they happen; a client that goes away cancels the turn's LLM use,
-    and that turn is not saved."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-    cancel = threading.Event()
-
-    def put(event: str, data: Any) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, (event, data))
-
-    def token(text: str) -> None:
-        if cancel.is_set():  # closing the stream makes vLLM drop the request
-            raise LLMFailure("the client went away", unreachable=True)
-        put("token", {"text": text})
-
-    def turn() -> None:
-        try:
-            convo = service.sessions.load(user)
-            result = service.recommender.respond(
-                convo,
-                message,
-                k,
-                attachments=attached,
-                on_token=token,
-                on_ranked=lambda ranked: put(
-                    "ranked", {"items": [{"id": i, "title": t} for i, t in ranked]}
-                ),
-                filters=filters,
-                cancel=cancel,
-                on_understood=lambda applied: put(
-                    "understood", {"constraints": [a.model_dump() for a in applied]}
-                ),
-            )
-            if cancel.is_set():
-                put("end", None)
-                return
-            service.sessions.save(convo)
-            data = _result_json(result, public)
-            put("intro", {"text": result.intro})
-            for number, rec in enumerate(data["recommendations"], start=1):
-                put("item", {"number": number, **rec})
-            put(
-                "done",
-                {
-                    "notices": data["notices"],
-                    "constraints": data["constraints"],
-                    "timings": data["timings"],
-                },
-            )
-        except RecagentError as exc:
-            put("error", {"error": public(exc.message)})
-        except Exception as exc:  # never a traceback to the client
-            log.exception("turn failed", exc_info=exc)
-            put("error", {"error": "internal error (the server log has the details)"})
-        finally:
-            cleanup()  # the uploads live for this turn only
-        put("end", None)
-
-    worker = loop.run_in_executor(pool, turn)
-    try:
-        while True:
-            event, data = await queue.get()
-            if event == "end":
-                break
-            yield {"event": event, "data": json.dumps(data, ensure_ascii=False, default=str)}
-    finally:
-        if not worker.done():  # the client went away mid-turn: no more LLM calls, no save
-            cancel.set()

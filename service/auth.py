@@ -38,10 +38,6 @@ class Tokens:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
-    @property
-    def required(self) -> bool:
-        return bool(self._tokens)
-
     def space(self, authorization: str) -> str:
         """The space the ``Authorization`` header's token opens; Unauthorised if none does."""
         if not self._tokens:

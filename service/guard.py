@@ -128,10 +128,10 @@ class Guard:
     """The ASGI middleware applying :class:`Policy`, the token (before a byte of the body is
     read) and the security headers (module doc)."""
 
-    def __init__(self, app: App, cfg: ServiceSettings) -> None:
+    def __init__(self, app: App, cfg: ServiceSettings, tokens: Tokens) -> None:
         self.app = app
         self.policy = Policy(cfg)
-        self.tokens = Tokens(cfg)
+        self.tokens = tokens
         self.read_timeout = cfg.read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -141,8 +141,9 @@ class Guard:
         headers = Headers(scope=scope)
         refused = self.policy.refusal(scope["method"], scope["path"], headers)
         if refused is None and not PUBLIC.fullmatch(scope["path"]):
-            try:
-                self.tokens.space(headers.get("authorization", ""))
+            try:  # the routes read the space it opens from the request's state
+                space = self.tokens.space(headers.get("authorization", ""))
+                scope.setdefault("state", {})[SPACE] = space
             except Unauthorised:
                 refused = 401, UNAUTHORISED
         if refused is not None:
@@ -153,7 +154,7 @@ class Guard:
             try:  # read (bounded by its checked length) before any route runs
                 body = await _read_body(receive, until)
             except BodyTimeout:
-                await _refuse(408, self._late(), scope, receive, send)
+                await _refuse(408, late(self.read_timeout), scope, receive, send)
                 return
             receive = _replay(body, receive)
 
@@ -175,12 +176,15 @@ class Guard:
 
         await self.app(scope, timed_receive, send_with_headers)
 
-    def _late(self) -> str:
-        return f"the request body did not arrive within {self.read_timeout:g} s"
+
+def late(seconds: float) -> str:
+    """What a client whose body was too slow is told."""
+    return f"the request body did not arrive within {seconds:g} s"
 
 
 PUBLIC = re.compile(r"/|/healthz|/static/.*")  # what needs no token: the page and liveness
 UNAUTHORISED = "a valid `Authorization: Bearer TOKEN` header is required"
+SPACE = "session_space"  # the request state's key for the space the token opens
 
 
 def _secure(headers: MutableHeaders) -> None:

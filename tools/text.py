@@ -24,3 +24,8 @@ def clean_all(value: Any) -> Any:
     if isinstance(value, list):
         return [clean_all(v) for v in value]
     return value
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters (with "…"), for quoting untrusted input in errors."""
+    return text if len(text) <= limit else f"{text[:limit]}…"
