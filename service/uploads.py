@@ -5,14 +5,13 @@ check of its markup runs."""
 
 from __future__ import annotations
 
-import gzip
 import tempfile
-import zlib
 from pathlib import Path
 from typing import Any
 
 from agent.attachments import PICTURES, SOUNDS
 from tools.errors import InputError
+from tools.svg_child import Refused, inflate
 
 CHUNK = 1 << 16
 
@@ -69,9 +68,6 @@ def _check_svg_size(path: Path, limit: int) -> None:
         raise InputError(f"the SVG upload is over the limit of {limit / 1e6:.1f} MB")
     if suffix == ".svgz":
         try:
-            with gzip.open(path, "rb") as stream:
-                inflated = len(stream.read(limit + 1))
-        except (OSError, EOFError, zlib.error):
-            raise InputError("the SVGZ upload could not be inflated") from None
-        if inflated > limit:
-            raise InputError(f"the SVGZ upload inflates to more than {limit / 1e6:.1f} MB")
+            inflate(path.read_bytes(), limit)
+        except Refused as exc:
+            raise InputError(f"the SVGZ upload is refused: {exc}") from None

@@ -17,6 +17,7 @@ from eval import photos as photo_eval
 from indexing.loaders import load_catalogue
 from indexing.pipeline import Indexer
 from indexing.store import open_store
+from tests.tiny_models import tiny_vit
 from tools.caption import VisionTagger
 from tools.config import Settings, load_settings
 from tools.factory import build_models
@@ -121,23 +122,7 @@ def test_an_image_embedder_switch_reembeds_only_pictures(
 def test_a_hugging_face_image_classifier_loads_through_the_same_code(tmp_path: Path) -> None:
     """A tiny random ViT classifier built from a config and saved: loaded by path like a hub
     id, its own labels, features pooled from its last hidden state."""
-    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
-
-    labels = {0: "kite", 1: "drum", 2: "owl"}
-    config = ViTConfig(
-        image_size=32,
-        patch_size=8,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=3,
-        id2label=labels,
-        label2id={v: k for k, v in labels.items()},
-    )
-    ViTForImageClassification(config).save_pretrained(tmp_path / "tiny-vit")
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path / "tiny-vit")
-    vision = TransformersVision(str(tmp_path / "tiny-vit"))
+    vision = TransformersVision(str(tiny_vit(tmp_path / "tiny-vit", ["kite", "drum", "owl"])))
     seen = vision.see([Image.new("RGB", (40, 20), (200, 30, 30))])
     assert [c.name for c in vision.classes] == ["kite", "drum", "owl"]
     assert seen[0].probabilities.shape == (3,) and abs(seen[0].probabilities.sum() - 1) < 1e-5

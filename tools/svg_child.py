@@ -1,11 +1,13 @@
 """The SVG renderer's child process: every check of untrusted markup and the rendering itself run
 here, under an address-space limit, while the parent waits with a deadline.
 
-This file runs as a script (``python -I tools/svg_child.py MEMORY``), never imported by the
-project: it needs only the standard library, ``defusedxml`` and ``resvg_py``, so nothing of the
-server's state is within reach of a picture. The parent writes requests on stdin (a 4-byte
-big-endian length and a JSON header, then a 4-byte length and the file's bytes) and reads a status
-byte (0 ok, 1 refused), a 4-byte length and the PNG or the reason.
+This file runs as a script (``python -I tools/svg_child.py MEMORY``) in a process of its own,
+so nothing of the server's state is within reach of a picture; besides ``defusedxml`` and
+``resvg_py`` it uses only the project's bounded file reader (:func:`tools.files.read_bounded`).
+:func:`inflate` is also what the service checks an uploaded ``.svgz`` with. The parent writes
+requests on stdin (a 4-byte big-endian length and a JSON header, then a 4-byte length and the
+file's bytes) and reads a status byte (0 ok, 1 refused), a 4-byte length and the PNG or the
+reason.
 
 What a picture may do (the module doc of :mod:`tools.svg` has the policy): the markup is parsed
 by expat through ``defusedxml`` (linear in its input; no DTD fetched, no external entity; internal
@@ -21,10 +23,8 @@ import base64
 import gzip
 import io
 import json
-import os
 import re
 import resource
-import stat
 import struct
 import sys
 import zlib
@@ -53,6 +53,7 @@ class Refused(Exception):
 
 
 def inflate(data: bytes, limit: int) -> bytes:
+    """A ``.svgz`` body inflated, at most ``limit`` bytes of it (more is refused)."""
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
             out = stream.read(limit + 1)
@@ -210,20 +211,16 @@ def _inline(reference: str, folder: Path | None, limit: int) -> str:
         return ""
     if reference.startswith(("/", "\\")):
         return ""
+    from tools.errors import MediaError
+    from tools.files import read_bounded
+
     kind = RASTER_TYPES.get(Path(reference).suffix.lower())
     target = folder / reference
     try:
         if kind is None or not target.resolve(strict=True).is_relative_to(folder.resolve()):
             return ""
-        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-                return ""
-            data = handle.read(limit + 1)
-    except OSError:
-        return ""
-    if not data or len(data) > limit:
+        data = read_bounded(target, limit, "image")
+    except (OSError, MediaError):
         return ""
     return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
 

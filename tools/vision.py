@@ -115,7 +115,6 @@ class _Memoised:
     def __init__(self) -> None:
         self._memo = _Memo()
         self._load_lock = threading.Lock()
-        self.forward_calls = 0  # batches actually run (what `bench index` counts)
 
     def _forward(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -138,7 +137,6 @@ class _Memoised:
         for start in range(0, len(todo), BATCH):
             chunk = todo[start : start + BATCH]
             probabilities, features = self._forward([image for _, image in chunk])
-            self.forward_calls += 1
             for (key, _), p, f in zip(chunk, probabilities, _normalise(features), strict=True):
                 seen = Seen(p.astype(np.float32), f)
                 self._memo.put(key, seen)
