@@ -54,13 +54,12 @@ from service.uploads import save_uploads
 from tools.config import Settings
 from tools.errors import InputError, LLMUnavailable, RecagentError, StoreError
 from tools.renders import RenderCache
-from tools.text import shorten
+from tools.text import shorten, without_object_names
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_ERROR_CHARS = 500
-_OBJECT_REPR = re.compile(r"<[^<>]{0,200} object at 0x[0-9a-fA-F]+>")
 TURN_THREADS = 64  # turns in flight at once; more wait for a thread
 # most specific first: the first class an error is an instance of decides
 STATUS = {media.NotServed: 404, InputError: 400, StoreError: 503, LLMUnavailable: 503}
@@ -96,7 +95,7 @@ class Service:
 def public_text(text: str, folders: list[str]) -> str:
     """``text`` fit for a client: a path inside ``folders`` becomes its file name, an in-memory
     object's name goes, and the length is bounded."""
-    text = _OBJECT_REPR.sub("the data", text)
+    text = without_object_names(text)
     for folder in folders:
         text = re.sub(
             re.escape(folder) + r"(?![^/\s'\":,)])(?:/[^\s'\"]*)?",

@@ -7,7 +7,6 @@ through PyAV's ffmpeg (bundled with faster-whisper). Resampling uses a polyphase
 from __future__ import annotations
 
 import io
-import re
 import struct
 from math import gcd
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 
 from tools.errors import MediaError
 from tools.files import read_bounded
+from tools.text import without_object_names
 
 SAMPLE_RATE = 16_000
 MIN_RATE, MAX_RATE = 4_000, 192_000  # sample rates a file may declare (the demo has 5 kHz)
@@ -57,7 +57,7 @@ def load_audio(path: Path, max_bytes: int, max_seconds: float) -> np.ndarray:
 
 def _reason(exc: Exception) -> str:
     """A decoder's error text without the in-memory file's ``<... object at 0x...>``."""
-    return re.sub(r"<[^<>]* object at 0x[0-9a-fA-F]+>", "the file", str(exc))[:300]
+    return without_object_names(str(exc), "the file")[:300]
 
 
 def _too_long(seconds: float, max_seconds: float, path: Path) -> str:

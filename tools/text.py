@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+_OBJECT_NAME = re.compile(r"<[^<>]{0,200} object at 0x[0-9a-fA-F]+>")
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -29,3 +30,9 @@ def clean_all(value: Any) -> Any:
 def shorten(text: str, limit: int = 80) -> str:
     """``text`` cut to ``limit`` characters (with "…"), for quoting untrusted input in errors."""
     return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+def without_object_names(text: str, replacement: str = "the data") -> str:
+    """``text`` without Python's ``<_io.BytesIO object at 0x...>`` names (library errors quote
+    them; they mean nothing to a user and tell an attacker about the process)."""
+    return _OBJECT_NAME.sub(replacement, text)
