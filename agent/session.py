@@ -30,7 +30,7 @@ from agent.conversation import Conversation
 from agent.feedback import Feedback
 from agent.profile import USER_ID, UserProfile, union
 from agent.request_types import TurnMemory
-from tools.config import describe_errors
+from tools.config import CLIENT_NAME, describe_errors
 from tools.errors import InputError, StoreError
 from tools.text import shorten
 
@@ -103,12 +103,20 @@ def check_user(user_id: str) -> str:
     return user_id
 
 
+SPACE_MARK = "~"  # never in a user id: ``space~user`` cannot collide with one
+
+
+def session_key(space: str, user: str) -> str:
+    """The key of ``user``'s session in ``space`` (a per-client token's name; "" for the
+    default space, where the key is the user id itself)."""
+    return f"{space}{SPACE_MARK}{user}" if space else user
+
+
 def check_key(key: str) -> str:
-    """A session's key: a user id, or ``space~user`` for a client's own space (the service's
-    per-client tokens; a space is 1-32 letters, digits, '-' or '_')."""
-    space, mark, user = key.rpartition("~")
-    if mark and not (0 < len(space) <= 32 and space.replace("-", "").replace("_", "").isalnum()):
-        raise InputError(f"session space {space[:40]!r} is not allowed")
+    """A session's key (see :func:`session_key`): a user id, or ``space~user``."""
+    space, mark, user = key.rpartition(SPACE_MARK)
+    if mark and not CLIENT_NAME.fullmatch(space):
+        raise InputError(f"session space {shorten(space, 40)!r} is not allowed")
     check_user(user)
     return key
 

@@ -44,9 +44,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agent.conversation import Conversation
 from agent.feedback import Feedback
 from agent.recommender import Recommender
-from agent.session import SessionStore, check_user
+from agent.session import SessionStore, check_user, session_key
 from service import media
-from service.auth import Tokens, Unauthorised, session_key
+from service.auth import Tokens, Unauthorised
 from service.guard import SECURITY_HEADERS, SPACE, UNAUTHORISED, BodyTimeout, Guard, late
 from service.schemas import Problem, RecommendRequest
 from service.turns import item_json, read_turn, result_json, stream_turn

@@ -4,7 +4,8 @@
 * ``service.token``: one token; its holder owns the default space (the sessions the command
   line's ``chat --user`` also sees).
 * ``service.tokens = {name: token}``: each client's sessions live in a space of its own
-  (``name~user``), so one client cannot read or delete another's, whatever user ids they pick.
+  (:func:`agent.session.session_key`), so one client cannot read or delete another's,
+  whatever user ids they pick.
 
 Tokens are compared in constant time; the scheme word ``Bearer`` is case-insensitive.
 """
@@ -17,7 +18,6 @@ from tools.config import ServiceSettings, check_token
 from tools.errors import ConfigError
 
 DEFAULT_SPACE = ""
-SPACE_MARK = "~"  # never in a user id (see agent.session.check_user)
 
 
 class Unauthorised(Exception):
@@ -53,8 +53,3 @@ class Tokens:
         if found is None:
             raise Unauthorised
         return found
-
-
-def session_key(space: str, user: str) -> str:
-    """The session store's key for ``user`` in ``space``."""
-    return user if space == DEFAULT_SPACE else f"{space}{SPACE_MARK}{user}"

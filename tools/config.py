@@ -9,6 +9,7 @@ Nothing is read at import time: call :func:`load_settings`.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -222,6 +223,7 @@ class TurnSettings(BaseModel):
 
 
 MIN_TOKEN_CHARS = 16
+CLIENT_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")  # a per-client token's name (its session space)
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
@@ -292,7 +294,7 @@ class ServiceSettings(BaseModel):
     def _tokens(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
         seen: set[str] = set()
         for name, token in value.items():
-            if not name.replace("_", "").replace("-", "").isalnum() or len(name) > 32:
+            if not CLIENT_NAME.fullmatch(name):
                 raise ValueError(
                     f"service.tokens: client name {name[:40]!r} must be 1-32 letters, digits, "
                     "'-' or '_'"
