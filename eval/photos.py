@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from agent.photo import ranked_photo_hits
+from eval.conversation_set import HALVES, matches
 from indexing.photo_search import PhotoHits, search_photo
 from indexing.records import Hit
 from indexing.store import Store
@@ -36,7 +37,7 @@ from tools.factory import Models
 from tools.media import load_image
 
 PHOTO_SET = Path(__file__).resolve().parent / "photos" / "photos.jsonl"
-SPLITS = ("dev", "test")
+SPLITS = HALVES  # dev to look at and tune on, test to report
 SYSTEMS = ("pixel statistics", "vision embedding", "labels", "fusion")
 K = 5
 DEPTH = 50  # each path's depth before fusion
@@ -55,7 +56,7 @@ class Photo:
     relevant: tuple[str, ...]
 
     def precision(self, ids: Sequence[str], k: int = K) -> float:
-        return sum(any(i.startswith(p) for p in self.relevant) for i in ids[:k]) / k
+        return sum(matches(i, self.relevant) for i in ids[:k]) / k
 
 
 def _source(value: str, folder: Path) -> Path:
