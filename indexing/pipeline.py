@@ -133,10 +133,15 @@ class _Planned:
     item: Item
     text_hash: str
     image_hash: str | None
-    image_digest: str = ""  # SHA-256 of the image file's bytes
     media_sha256: dict[str, str] = field(default_factory=dict)  # {path: SHA-256} of every file
     needs_text: bool = False
     needs_image: bool = False
+
+    @property
+    def image_digest(self) -> str:
+        """SHA-256 of the image file's bytes ("" without a picture)."""
+        image = self.item.image
+        return self.media_sha256.get(str(image), "") if image is not None else ""
 
 
 class Indexer:
@@ -155,7 +160,7 @@ class Indexer:
         self.renders = renders  # where SVG pictures are kept rendered, for serving
 
     # -- planning -------------------------------------------------------------------------
-    def _hashes(self, item: Item) -> tuple[str, str | None, str, dict[str, str]]:
+    def _hashes(self, item: Item) -> tuple[str, str | None, dict[str, str]]:
         """Content hashes; raises MediaError when a media file is missing or over a limit."""
         image_digest = ""
         if item.image is not None:
@@ -179,18 +184,18 @@ class Indexer:
         image_hash = (
             _digest(image_digest, self.models.image_embedder.model_id) if item.image else None
         )
-        return text_hash, image_hash, image_digest, files
+        return text_hash, image_hash, files
 
     def plan(self, items: Sequence[Item], report: IndexReport) -> list[_Planned]:
         planned: list[_Planned] = []
         with report.times.stage("hash", len(items)):
             for item in items:
                 try:
-                    text_hash, image_hash, image_digest, files = self._hashes(item)
+                    text_hash, image_hash, files = self._hashes(item)
                 except (MediaError, OSError) as exc:
                     report.failed.append(ItemError("media", str(exc), item.id))
                     continue
-                planned.append(_Planned(item, text_hash, image_hash, image_digest, files))
+                planned.append(_Planned(item, text_hash, image_hash, files))
             state = self.store.stored_state([p.item.id for p in planned])
         for p in planned:
             p.needs_text = state.text_hash.get(p.item.id) != p.text_hash
