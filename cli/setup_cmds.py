@@ -242,7 +242,8 @@ def demo(
     else:
         console.print(
             "not started: no step of the turn uses the LLM by default with the small model "
-            "(README, Conversations); switch steps on under [turn] in recagent.toml"
+            "(README, Conversations); switch steps on under [turn] in recagent.toml",
+            markup=False,  # "[turn]" is text, not a style
         )
     console.rule("6. a conversation (type the same into `recagent chat`)")
     recommender = build_recommender(cfg, render.notice_printer(console))
