@@ -407,7 +407,7 @@ def eval_photos(
     if split not in ("all", *photo_eval.SPLITS):
         raise InputError(f"unknown split {split!r}: use dev, test or all")
     cfg = settings(ctx, config, store_dir=store)
-    chosen = photo_eval.load_photos(photos or photo_eval.PHOTO_SET, split)
+    chosen = photo_eval.load_photos(photos or photo_eval.PHOTO_SET, split, cfg.cache_dir / "photos")
     if not chosen:
         raise InputError(f"no photos in the {split} split")
     indexed, models = open_indexed_store(cfg)

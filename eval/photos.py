@@ -15,8 +15,10 @@ weight: the settings are chosen there, never on the test half.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ import numpy as np
 
 from agent.photo import ranked_photo_hits
 from eval.conversation_set import HALVES, matches
+from eval.qt_resources import read_resource
 from indexing.photo_search import PhotoHits, search_photo
 from indexing.records import Hit
 from indexing.store import Store
@@ -37,6 +40,7 @@ from tools.factory import Models
 from tools.media import load_image
 
 PHOTO_SET = Path(__file__).resolve().parent / "photos" / "photos.jsonl"
+DEFAULT_CACHE = Path(tempfile.gettempdir()) / "recagent-photos"  # extracted bundle photos
 SPLITS = HALVES  # dev to look at and tune on, test to report
 SYSTEMS = ("pixel statistics", "vision embedding", "labels", "fusion")
 K = 5
@@ -59,8 +63,12 @@ class Photo:
         return sum(matches(i, self.relevant) for i in ids[:k]) / k
 
 
-def _source(value: str, folder: Path) -> Path:
-    """``distribution:path`` inside an installed wheel, or a path relative to ``folder``."""
+def _source(value: str, folder: Path, cache: Path) -> Path:
+    """Where a photo row's ``source`` is on disk: ``distribution:path`` inside an installed
+    wheel; ``deb:PACKAGE:/bundle.rcc#path/inside`` inside a Qt resource bundle of an installed
+    Debian package (extracted once into ``cache``); or a path relative to ``folder``."""
+    if value.startswith("deb:"):
+        return _from_bundle(value, cache)
     if ":" in value and not Path(value).is_absolute():
         dist, _, inside = value.partition(":")
         try:
@@ -73,8 +81,31 @@ def _source(value: str, folder: Path) -> Path:
     return (folder / value).resolve()
 
 
-def load_photos(path: Path = PHOTO_SET, split: str = "all") -> list[Photo]:
-    """The photo set in ``path`` (JSON lines), only ``split`` unless "all"."""
+def _from_bundle(value: str, cache: Path) -> Path:
+    package, _, rest = value.removeprefix("deb:").partition(":")
+    bundle, _, inside = rest.partition("#")
+    if not package or not bundle or not inside:
+        raise InputError(f"photo source {value!r}: use deb:PACKAGE:/bundle.rcc#path/inside")
+    target = cache / f"{hashlib.sha256(value.encode()).hexdigest()[:24]}{Path(inside).suffix}"
+    if not target.is_file():
+        if not Path(bundle).is_file():
+            raise InputError(
+                f"photo source {value!r}: {bundle} is missing "
+                f"(apt-get install {package}; scripts/setup.sh does)"
+            )
+        data = read_resource(Path(bundle), inside)
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(target)
+    return target
+
+
+def load_photos(
+    path: Path = PHOTO_SET, split: str = "all", cache: Path = DEFAULT_CACHE
+) -> list[Photo]:
+    """The photo set in ``path`` (JSON lines), only ``split`` unless "all"; photos that ship
+    inside bundles are extracted into ``cache``."""
     photos = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
@@ -83,7 +114,7 @@ def load_photos(path: Path = PHOTO_SET, split: str = "all") -> list[Photo]:
             row = json.loads(line)
             photo = Photo(
                 str(row["id"]),
-                _source(str(row["source"]), path.parent),
+                _source(str(row["source"]), path.parent, cache),
                 str(row.get("split", "test")),
                 str(row.get("what", "")),
                 tuple(str(p) for p in row["relevant"]),

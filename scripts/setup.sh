@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: the demo catalogue (Tux Paint stamps), espeak-ng (speech for the tests),
-# chromium (the browser the web page's tests drive), libgomp1 (OpenMP, which LightGBM needs) and
-# WordNet 3.0 (what ImageNet labels mean: their hypernyms).
-APT_PACKAGES=(tuxpaint-stamps-default espeak-ng chromium libgomp1 wordnet-base wordnet-sense-index)
+# chromium (the browser the web page's tests drive), libgomp1 (OpenMP, which LightGBM needs),
+# WordNet 3.0 (what ImageNet labels mean: their hypernyms) and gcompris-qt-data (real photographs
+# for `recagent eval photos`).
+APT_PACKAGES=(tuxpaint-stamps-default espeak-ng chromium libgomp1 wordnet-base wordnet-sense-index
+  gcompris-qt-data)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -54,7 +54,7 @@ class ModelSettings(BaseModel):
         description="Labels of a catalogue picture below this probability are not stored.",
     )
     photo_min_confidence: float = Field(
-        0.5,
+        0.3,
         ge=0,
         le=1,
         description="Labels of a photo searched by below this probability are not used "
@@ -149,7 +149,7 @@ class FusionWeights(BaseModel):
     text: float = Field(0.05, ge=0, description="Weight of text similarity.")
     image: float = Field(0.02, ge=0, description="Weight of image similarity.")
     labels: float = Field(
-        0.02, ge=0, description="Weight of a photo's labels' similarity to an item's text."
+        0.04, ge=0, description="Weight of a photo's labels' similarity to an item's text."
     )
     profile: float = Field(0.03, ge=0, description="Weight of similarity to the profile's likes.")
     collab: float = Field(
