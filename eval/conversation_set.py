@@ -13,6 +13,7 @@ Tune on ``dev`` only; ``test`` is for the final numbers.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from importlib.resources import files
 from typing import Literal, get_args
@@ -22,7 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tools.errors import InputError
 
 Slice = Literal[
-    "plain", "topic_shift", "negation", "modality", "world_knowledge", "reference", "standing"
+    "plain",
+    "topic_shift",
+    "negation",
+    "modality",
+    "world_knowledge",
+    "reference",
+    "standing",
+    "paraphrase",  # one request in three phrasings: a group of one-turn conversations
+    "knowledge",  # needs what the catalogue does not say: looks, habitat, use, users, occasion
 ]
 SLICES: tuple[str, ...] = get_args(Slice)
 HALVES: tuple[str, ...] = ("dev", "test")
@@ -82,6 +91,7 @@ class LabelledConversation(BaseModel):
 
     id: str = Field(min_length=1)
     title: str = ""
+    group: str = ""  # the paraphrase group ("p07"): the same request, phrased differently
     turns: list[LabelledTurn] = Field(min_length=1)
 
     @field_validator("id")
@@ -90,6 +100,14 @@ class LabelledConversation(BaseModel):
         if not value.strip():
             raise ValueError("the conversation id is blank")
         return value
+
+
+def number(conversation: LabelledConversation) -> int:
+    """The number that decides a conversation's half: its group's, else its id's (odd: dev)."""
+    digits = re.search(r"\d+", conversation.group or conversation.id)
+    if digits is None:
+        raise InputError(f"conversation {conversation.id!r} has no number in its id or group")
+    return int(digits.group())
 
 
 def load_set(half: str) -> list[LabelledConversation]:

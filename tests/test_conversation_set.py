@@ -17,6 +17,7 @@ from eval.conversation_set import (
     LabelledTurn,
     load_set,
     matches,
+    number,
 )
 from tools.errors import InputError
 
@@ -67,8 +68,44 @@ def test_every_slice_is_covered_in_each_half(
 def test_no_conversation_is_in_both_halves(halves: dict[str, list[LabelledConversation]]) -> None:
     dev, test = ({c.id for c in halves[h]} for h in HALVES)
     assert not dev & test
-    titles = [c.title for convs in halves.values() for c in convs]
-    assert len(titles) == len(set(titles))
+    titles = {(c.group or c.id): c.title for convs in halves.values() for c in convs}
+    assert len(set(titles.values())) == len(titles)  # a paraphrase group shares one title
+
+
+def test_the_half_follows_the_number(halves: dict[str, list[LabelledConversation]]) -> None:
+    """Odd-numbered conversations (a paraphrase group's number) are dev, even ones test."""
+    for half, convs in halves.items():
+        assert {number(c) % 2 for c in convs} == {1 if half == "dev" else 0}, half
+
+
+def test_the_set_is_big_enough_for_its_slices(
+    halves: dict[str, list[LabelledConversation]],
+) -> None:
+    convs = [c for half in halves.values() for c in half]
+    assert len(convs) >= 120
+    assert sum(len(c.turns) for c in convs) >= 350
+    counts = Counter(turn.slice for conv in convs for turn in conv.turns)
+    assert counts["paraphrase"] >= 120 and counts["knowledge"] >= 40
+
+
+def test_a_paraphrase_group_is_one_request_in_three_phrasings(
+    halves: dict[str, list[LabelledConversation]],
+) -> None:
+    groups: dict[str, list[LabelledConversation]] = {}
+    for convs in halves.values():
+        for conv in convs:
+            if any(turn.slice == "paraphrase" for turn in conv.turns):
+                assert conv.group and len(conv.turns) == 1, conv.id
+                groups.setdefault(conv.group, []).append(conv)
+    assert len(groups) >= 40
+    for group, convs in groups.items():
+        assert len(convs) == 3, group
+        labels = {
+            (tuple(t.relevant), tuple(t.forbidden), t.needs_sound)
+            for t in (c.turns[0] for c in convs)
+        }
+        assert len(labels) == 1, group  # the same labels
+        assert len({c.turns[0].user for c in convs}) == 3, group  # three different phrasings
 
 
 def test_matches_is_a_prefix_test() -> None:
@@ -164,12 +201,12 @@ def test_each_turn_has_five_relevant_items(
 def test_sound_turns_list_items_with_a_sound_effect(
     halves: dict[str, list[LabelledConversation]], catalogue: dict[str, bool]
 ) -> None:
-    """A ``needs_sound`` turn's full-id labels must be items that really have a sound effect."""
+    """A ``needs_sound`` turn's labels must each match an item that has a sound effect."""
     wrong = [
         (conv_id, k, prefix)
         for conv_id, k, turn in _turns(halves)
         if turn.needs_sound
         for prefix in turn.relevant
-        if prefix in catalogue and not catalogue[prefix]
+        if not any(sound for item_id, sound in catalogue.items() if item_id.startswith(prefix))
     ]
     assert not wrong
