@@ -13,7 +13,7 @@ from typing import Any
 
 from indexing.records import Hit
 
-SIGNALS = ("text", "image", "labels", "profile", "collab", "feedback")
+SIGNALS = ("text", "image", "labels", "profile", "knowledge", "collab", "feedback")
 # labels: a photo's labels against the text; feedback: near a liked item
 
 

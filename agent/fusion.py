@@ -2,7 +2,8 @@
 
 ``total = rrf * RRF(content sources) + collab * RRF(collaborative sources)
 + sum(w_kind * best similarity of that kind)`` for the kinds text, image, labels (a photo's
-labels against the text) and profile (or, for
+labels against the text), knowledge (the item's stored facts, :mod:`indexing.knowledge`) and
+profile (or, for
 profile, the preference term: similarity to the likes minus similarity to the dislikes), where
 ``RRF(sources) = sum over those sources of 1 / (k + rank)``. Collaborative scores are not
 similarities (they have no common scale), so they enter by rank only. ``eval rank`` tunes these
@@ -31,7 +32,7 @@ class Scored:
     breakdown: dict[str, float] = field(default_factory=dict)
 
 
-SIMILARITY_KINDS = ("text", "image", "labels", "profile")
+SIMILARITY_KINDS = ("text", "image", "labels", "profile", "knowledge")
 
 
 def rrf(candidate: Candidate, k: int, collab: bool = False) -> float:

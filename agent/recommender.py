@@ -49,8 +49,9 @@ from agent.profile_filters import allowed_by, filters_for
 from agent.reasons import Reason, describe, reasons
 from agent.request_types import Applied, Request
 from agent.steps import StepRunner, background
-from agent.toolkit import TurnContext, retrieve_collab, retrieve_text
+from agent.toolkit import TurnContext, retrieve_collab, retrieve_knowledge, retrieve_text
 from agent.understanding import Understanding, seen_titles
+from indexing.knowledge import KnowledgeStore
 from indexing.photo_search import search_photo
 from indexing.records import Filters, Hit, Taxonomy
 from indexing.store import Store
@@ -85,12 +86,16 @@ class Recommender:
         weights: FusionWeights | None = None,
         catalogue_titles: list[str] | None = None,
         collab: CollabModel | None = None,
+        knowledge: KnowledgeStore | None = None,
     ) -> None:
         self.settings = settings
         self.turn = settings.turn
         self.store = store
         self.models = models
         self.chat = chat
+        self.knowledge = knowledge
+        if knowledge is None and self.turn.knowledge_fields:
+            self.knowledge = KnowledgeStore(store)
         stored = store.all_items()
         self.collab, tuned = collab, None
         if collab is None:
@@ -200,6 +205,9 @@ class Recommender:
                 retrieve_text(
                     ctx, request.query, filters=f, source=f"text:{f.category}", k=REQUEST_DEPTH
                 )
+                if self.knowledge is not None:
+                    fields = self.turn.knowledge_fields
+                    retrieve_knowledge(ctx, self.knowledge, request.query, fields, f)
             for seed in request.seeds[:5] if not request.residual else []:  # new words lead
                 with ctx.timed("retrieval"):
                     near = self.store.neighbours(seed, REQUEST_DEPTH // 3, filters[0])

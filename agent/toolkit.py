@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.buffer import Candidate, CandidateBuffer
+from indexing.knowledge import KnowledgeStore
 from indexing.photo_search import search_photo
 from indexing.records import Filters, Hit
 from indexing.store import Store
@@ -67,6 +68,24 @@ def retrieve_text(
     with ctx.timed("retrieval"):
         hits = ctx.store.search_text(query, k, filters or ctx.filters)
     return ctx.buffer.add(source or f"{kind}:{query}", kind, hits)
+
+
+def retrieve_knowledge(
+    ctx: TurnContext,
+    knowledge: KnowledgeStore,
+    query: str,
+    fields: Sequence[str],
+    filters: Filters | None = None,
+    k: int = RETRIEVE_K,
+) -> list[Candidate]:
+    """Items whose stored facts of ``fields`` are near ``query``, one source per field."""
+    added: list[Candidate] = []
+    for name in fields:
+        with ctx.timed("retrieval"):
+            hits = knowledge.search(query, k, [name], filters or ctx.filters)
+        category = (filters or ctx.filters).category
+        added += ctx.buffer.add(f"knowledge:{name}:{category}", "knowledge", hits)
+    return added
 
 
 def retrieve_image(ctx: TurnContext, path: Path) -> list[Candidate]:

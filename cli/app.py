@@ -18,7 +18,15 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from cli import agent_cmds, bench_cmds, catalogue_cmds, eval_cmds, service_cmds, setup_cmds
+from cli import (
+    agent_cmds,
+    bench_cmds,
+    catalogue_cmds,
+    enrich_cmds,
+    eval_cmds,
+    service_cmds,
+    setup_cmds,
+)
 from cli.render import err
 from tools.errors import RecagentError
 
@@ -32,6 +40,7 @@ app = typer.Typer(
 # Commands first, in the order --help lists them, then the groups.
 app.command("index")(catalogue_cmds.index)
 app.command("search")(catalogue_cmds.search)
+app.command("enrich")(enrich_cmds.enrich_cmd)
 app.command("demo")(setup_cmds.demo)
 app.command("recommend")(agent_cmds.recommend)
 app.command("chat")(agent_cmds.chat)

@@ -43,9 +43,14 @@ def index(
             "its vectors and embed everything again (without it such a store is refused)."
         ),
     ] = False,
+    enrich: Annotated[
+        bool,
+        typer.Option(help="Then give the items knowledge from WordNet (`recagent enrich`)."),
+    ] = True,
     config: ConfigOpt = None,
 ) -> None:
-    """Build or update the Chroma collections for a catalogue (incremental, resumable)."""
+    """Build or update the Chroma collections for a catalogue (incremental, resumable), then
+    enrich the items (`recagent enrich`; `--no-enrich` skips it)."""
     cfg = settings(
         ctx,
         config,
@@ -55,7 +60,14 @@ def index(
         index={"batch_size": batch_size},
     )
     index_catalogue(
-        cfg, catalogue, console, prune=prune, limit=limit, report_path=report, reembed=reembed
+        cfg,
+        catalogue,
+        console,
+        prune=prune,
+        limit=limit,
+        report_path=report,
+        reembed=reembed,
+        enrich=enrich,
     )
 
 
@@ -67,9 +79,11 @@ def index_catalogue(
     limit: int | None = None,
     report_path: Path | None = None,
     reembed: bool = False,
+    enrich: bool = False,
 ) -> None:
     """Index ``catalogue`` into the configured store: a bar on a terminal, one line per written
-    chunk in logs and pipes; then the report (also written to ``report_path`` as JSON)."""
+    chunk in logs and pipes; then the report (also written to ``report_path`` as JSON); then,
+    with ``enrich``, the items' knowledge (a source that cannot be set up is a notice)."""
     from indexing.loaders import load_catalogue
     from indexing.pipeline import Indexer
     from indexing.store import open_store
@@ -101,6 +115,14 @@ def index_catalogue(
         report_path.write_text(json.dumps(report.as_dict(), indent=2))
     text_count, image_count = store.count()
     out.print(f"store now holds {text_count} items ({image_count} with pictures)")
+    if enrich:
+        from cli.enrich_cmds import SOURCES, enrich_store
+        from tools.errors import ModelError
+
+        try:
+            enrich_store(settings, store, models, out, list(SOURCES))
+        except ModelError as exc:
+            out.print(f"notice: the items were not enriched: {exc}", markup=False)
 
 
 def search(

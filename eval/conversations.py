@@ -83,6 +83,21 @@ def systems() -> list[System]:
         System(name, agent.model_copy(update=changes), by_default=default)
         for name, (changes, default) in steps.items()
     ]
+    knowledge = {  # each knowledge field on its own, then together (`recagent enrich` first)
+        "agent + wordnet kind": ["kind"],
+        "agent + wordnet gloss": ["gloss"],
+        "agent + wordnet kind and gloss": ["kind", "gloss"],
+    }
+    out += [
+        System(
+            name,
+            agent.model_copy(update={"knowledge_fields": fields}),
+            needs_llm=uses_llm,
+            by_default=False,
+        )
+        for name, fields in knowledge.items()
+        if fields != agent.knowledge_fields
+    ]
     out.append(
         System(
             "agent before request understanding, every LLM step",

@@ -152,6 +152,9 @@ class FusionWeights(BaseModel):
         0.04, ge=0, description="Weight of a photo's labels' similarity to an item's text."
     )
     profile: float = Field(0.03, ge=0, description="Weight of similarity to the profile's likes.")
+    knowledge: float = Field(
+        0.05, ge=0, description="Weight of similarity to an item's stored knowledge (best fact)."
+    )
     collab: float = Field(
         0.0, ge=0, description="Weight of the RRF of collaborative retrievals (by rank)."
     )
@@ -186,6 +189,11 @@ class TurnSettings(BaseModel):
         False, description="The LLM phrases the computed reasons (else a template does)."
     )
     intro_llm: bool = Field(False, description="The LLM writes the reply's first sentence.")
+    knowledge_fields: list[str] = Field(
+        default_factory=list,
+        description="Which stored knowledge fields the request's query also searches "
+        "(`recagent enrich`: wordnet's `kind` and `gloss`); empty: none.",
+    )
     synonym_threshold: float = Field(
         0.75, ge=0, le=1, description="Cosine similarity at which a word names a catalogue node."
     )
