@@ -31,12 +31,21 @@ from agent.profile import (
     grounded,
     merge,
 )
+from agent.reading import Reading
+from agent.reading import messages as reading_messages
 from agent.steps import LLMFailure, as_failure, llm_errors
 from agent.toolkit import TurnContext, build_tools
 from tools.config import LLMSettings
 
 # Output budgets per step: a small model left unbounded can ramble until the context is full.
-MAX_TOKENS = {"profile": 200, "tools": 160, "explain": 600, "intro": 60, "expand": 60}
+MAX_TOKENS = {
+    "profile": 200,
+    "tools": 160,
+    "explain": 600,
+    "intro": 60,
+    "expand": 60,
+    "read": 160,
+}
 
 
 class Expansions(BaseModel):
@@ -84,6 +93,13 @@ class LLMSteps:
         if not isinstance(result, schema):
             raise LLMFailure(f"expected {schema.__name__}, got {type(result).__name__}", False)
         return result
+
+    def read(self, convo: Conversation, message: str, clock: Clock) -> Reading:
+        """The message read into slots (:mod:`agent.reading`), with worked examples."""
+        reading: Reading = self.structured(
+            Reading, reading_messages(convo, message), clock, MAX_TOKENS["read"]
+        )
+        return reading
 
     def update_profile(self, convo: Conversation, message: str, clock: Clock) -> UserProfile:
         prompt = prompts.render(

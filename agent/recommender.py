@@ -48,6 +48,7 @@ from agent.profile import (
 from agent.profile_filters import allowed_by, filters_for
 from agent.reasons import Reason, describe, reasons
 from agent.request_types import Applied, Request
+from agent.resolve import apply_reading
 from agent.steps import StepRunner, background
 from agent.toolkit import TurnContext, retrieve_collab, retrieve_knowledge, retrieve_text
 from agent.understanding import Understanding, seen_titles
@@ -137,6 +138,12 @@ class Recommender:
                 profile = merge(profile, stated).model_copy(update={"turns": profile.turns})
             return None, profile
         request = self.understanding.request(convo, message)
+        if self.steps is not None and self.turn.reading_llm:
+            steps = self.steps
+            reading = runner.run("the reading", lambda: steps.read(convo, message, clock), None)
+            if reading is not None:
+                vocabulary = self.understanding.vocabulary
+                request = apply_reading(request, reading, convo, vocabulary)
         noted = ProfileUpdate(
             likes=[a.words for a in request.applied if a.kind == "target" and a.words][
                 :MAX_PHRASES
@@ -226,6 +233,9 @@ class Recommender:
             kinds = ", ".join(request.expansions)
             for f in filters:
                 retrieve_text(ctx, kinds, filters=f, source=f"expansion:{f.category}")
+        for query in request.queries:  # the model's reading: what is wanted, each fitting kind
+            for f in filters:
+                retrieve_text(ctx, query, filters=f, source=f"reading:{query}:{f.category}")
         return ctx
 
     def near_liked(self, ctx: TurnContext, liked: Sequence[str], filters: Filters) -> None:

@@ -120,6 +120,12 @@ def _head(words: list[str]) -> str:
     return words[-1] if words else ""
 
 
+def head_word(phrase: str) -> str:
+    """The head noun of a short noun phrase ("a bird that is not a farm bird" → "bird")."""
+    parts = _phrases(" ".join(phrase.lower().split()))
+    return _head(content_words(parts[0])) if parts else ""
+
+
 def _phrases(text: str) -> list[str]:
     """``text`` cut before each marker that starts a new phrase ("that", "for", "but" …)."""
     cuts = [m.start() for m in HEAD_END.finditer(text)]

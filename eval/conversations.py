@@ -55,7 +55,7 @@ class System:
     by_default: bool = True  # False: slow, run only when named (``--system``)
 
 
-LLM_STEPS = ("profile_llm", "tools_llm", "expansion_llm", "explain_llm", "intro_llm")
+LLM_STEPS = ("reading_llm", "profile_llm", "tools_llm", "expansion_llm", "explain_llm", "intro_llm")
 
 
 def systems() -> list[System]:
@@ -65,6 +65,7 @@ def systems() -> list[System]:
     agent = TurnSettings()
     uses_llm = any(getattr(agent, f) for f in LLM_STEPS)
     steps = {
+        "agent + LLM reading": ({"reading_llm": True}, True),
         "agent + LLM expansion": ({"expansion_llm": True}, True),
         "agent + LLM profile": ({"profile_llm": True}, True),
         "agent + LLM tool phase": ({"tools_llm": True}, True),

@@ -180,6 +180,11 @@ class TurnSettings(BaseModel):
         description="Request understanding by rule (targets, negations, sound, references, "
         "standing preferences); off: the earlier turn, driven by the LLM's profile.",
     )
+    reading_llm: bool = Field(
+        False,
+        description="The LLM reads each message into slots (what is wanted, fitting kinds, what "
+        "to avoid, new topic or not, the pick referred to, sound) that refine the rules' request.",
+    )
     profile_llm: bool = Field(False, description="The LLM updates the taste profile each turn.")
     tools_llm: bool = Field(False, description="The LLM plans extra retrievals as tool calls.")
     expansion_llm: bool = Field(
@@ -208,7 +213,8 @@ class TurnSettings(BaseModel):
     def uses_llm(self) -> bool:
         """Whether any step of the turn asks the LLM."""
         return (
-            self.profile_llm
+            self.reading_llm
+            or self.profile_llm
             or self.tools_llm
             or self.expansion_llm
             or self.explain_llm

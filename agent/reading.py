@@ -1,0 +1,63 @@
+"""The LLM reads a message, with the recent turns, into slots (JSON schema, constrained
+decoding): what is wanted, concrete kinds that fit, what to avoid, whether it is a new topic,
+which earlier pick it points at, and whether sound is wanted. The model's words are never
+trusted as categories or ids: :mod:`agent.resolve` resolves them against the catalogue."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+import prompts
+from agent.conversation import Conversation
+
+Phrase = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)]
+RECENT = 3  # earlier requests shown to the model
+PICKS = 5
+
+
+class Reading(BaseModel):
+    """What the model read in a message (the schema it writes under)."""
+
+    wanted: Annotated[str, StringConstraints(strip_whitespace=True, max_length=80)]
+    kinds: list[Phrase] = Field(default_factory=list, max_length=6)
+    avoid: list[Phrase] = Field(default_factory=list, max_length=6)
+    new_topic: bool = True
+    refers_to: int = Field(0, ge=0, le=PICKS)
+    sound: Literal["wanted", "not wanted", "not said"] = "not said"
+
+
+def _context(convo: Conversation) -> tuple[str, str]:
+    earlier = " | ".join(t.message for t in convo.requests[-RECENT:]) or "(none)"
+    last = convo.requests[-1] if convo.requests else None
+    picks = (
+        " ".join(f"{n}. {title}" for n, title in enumerate(last.titles[:PICKS], start=1))
+        if last and last.titles
+        else "(none)"
+    )
+    return earlier, picks
+
+
+def messages(convo: Conversation, message: str) -> list[tuple[str, str]]:
+    """The chat the model answers: the rules, worked examples, then this message."""
+    chat: list[tuple[str, str]] = [("system", prompts.render("read_system"))]
+    for line in prompts.load_text("read_examples.jsonl").splitlines():
+        if line.strip():
+            example = json.loads(line)
+            chat.append(
+                (
+                    "human",
+                    prompts.render(
+                        "read",
+                        earlier=example["earlier"],
+                        picks=example["picks"],
+                        message=example["message"],
+                    ),
+                )
+            )
+            chat.append(("ai", json.dumps(example["reading"])))
+    earlier, picks = _context(convo)
+    chat.append(("human", prompts.render("read", earlier=earlier, picks=picks, message=message)))
+    return chat

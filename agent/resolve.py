@@ -1,0 +1,105 @@
+"""The LLM's reading (:mod:`agent.reading`) applied to the rules' request: the model's words are
+resolved against the catalogue (taxonomy nodes by name or embedding, items by embedding search),
+never trusted as categories or ids, and the rules validate what the model says.
+
+* sound: "wanted" / "not wanted" set or clear the sound requirement; "not said" keeps the rules'.
+* a new topic drops what the rules carried over from an earlier turn (targets, exclusions, sound,
+  references); a continuation with no target of its own keeps the earlier turn's targets.
+* what is wanted names the targets when the rules found none in the message; it and the fitting
+  kinds become extra search queries.
+* what to avoid is excluded by meaning (the items nearest each phrase, :meth:`Understanding.
+  exclude_similar`) and by node when a phrase's head names one; never a node the request wants.
+* the pick referred to seeds "more like that".
+"""
+
+from __future__ import annotations
+
+from agent.conversation import Conversation
+from agent.reading import Reading
+from agent.request import head_word
+from agent.request_types import Applied, Request
+from agent.vocabulary import Vocabulary
+
+MODEL = "model"
+
+
+def _carried(applied: Applied) -> bool:
+    return applied.source.startswith("earlier turn")
+
+
+def _related(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def apply_reading(
+    request: Request, reading: Reading, convo: Conversation, vocabulary: Vocabulary
+) -> Request:
+    """``request`` (the rules') with what the model read in the same message."""
+    earlier = convo.requests[-1] if convo.requests else None
+    if reading.new_topic and reading.refers_to == 0 and any(_carried(a) for a in request.applied):
+        request = _without_carried(request)
+    own_targets = [a for a in request.applied if a.kind == "target" and not _carried(a)]
+    if not request.targets and not own_targets:
+        head = head_word(reading.wanted)
+        for m in vocabulary.resolve([head] if head else []):
+            request.targets.append(m.node.path)
+            request.applied.append(
+                Applied(kind="target", value=m.node.path, source=m.how, words=reading.wanted)
+            )
+        if not request.targets and not reading.new_topic and earlier is not None:
+            request.targets = list(earlier.targets)
+            request.applied += [
+                Applied(kind="target", value=t, source=f"{MODEL}: continues")
+                for t in earlier.targets
+            ]
+    if reading.sound == "wanted" and not request.needs_sound:
+        request.needs_sound = True
+        request.applied.append(Applied(kind="sound", value="has a sound effect", source=MODEL))
+    elif reading.sound == "not wanted" and request.needs_sound:
+        request.needs_sound = False
+        request.applied = [a for a in request.applied if a.kind != "sound"]
+    for phrase in reading.avoid:
+        _avoid(request, phrase, vocabulary)
+    if reading.refers_to and earlier is not None and reading.refers_to <= len(earlier.recommended):
+        picked = earlier.recommended[reading.refers_to - 1]
+        request.seeds = [picked]
+        request.applied.append(Applied(kind="reference", value=picked, source=MODEL))
+    queries = [reading.wanted, *reading.kinds]
+    request.queries = list(dict.fromkeys(q for q in queries if q.strip()))
+    if request.queries:
+        request.applied.append(
+            Applied(kind="expansion", value=", ".join(request.queries), source=MODEL)
+        )
+    return request
+
+
+def _without_carried(request: Request) -> Request:
+    carried = [a for a in request.applied if _carried(a)]
+    values = {a.value for a in carried}
+    request.targets = [
+        t for t in request.targets if t not in {a.value for a in carried if a.kind == "target"}
+    ]
+    request.exclude_paths = [p for p in request.exclude_paths if p not in values]
+    request.exclude_terms = [t for t in request.exclude_terms if t not in values]
+    if any(a.kind == "sound" for a in carried):
+        request.needs_sound = False
+    if any(a.kind == "reference" for a in carried):
+        request.seeds = []
+    request.applied = [a for a in request.applied if not _carried(a)]
+    request.follow_up = False
+    return request
+
+
+def _avoid(request: Request, phrase: str, vocabulary: Vocabulary) -> None:
+    words = " ".join(phrase.lower().split())
+    if not words or words in request.exclude_phrases:
+        return
+    head = head_word(words)
+    nodes = [m.node.path for m in vocabulary.resolve([head] if head else [], synonyms=False)]
+    if any(_related(n, t) for n in nodes for t in request.targets):
+        return  # the model names what is wanted as what to avoid: the rules' targets win
+    request.exclude_phrases.append(words)
+    for node in nodes:
+        if node not in request.exclude_paths:
+            request.exclude_paths.append(node)
+            request.applied.append(Applied(kind="exclude", value=node, source=MODEL, words=words))
