@@ -27,7 +27,8 @@ class Constraints(BaseModel):
     )
 
 
-Phrase = Annotated[str, StringConstraints(max_length=60)]
+PHRASE_CHARS = 60
+Phrase = Annotated[str, StringConstraints(max_length=PHRASE_CHARS)]
 MAX_PHRASES = 8  # per list; the profile prompt states these limits from here
 SUMMARY_CHARS = 240
 

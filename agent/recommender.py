@@ -38,6 +38,7 @@ from agent.llm_steps import Clock, LLMSteps
 from agent.preferences import preference_scores
 from agent.profile import (
     MAX_PHRASES,
+    PHRASE_CHARS,
     Constraints,
     ProfileUpdate,
     UserProfile,
@@ -144,12 +145,12 @@ class Recommender:
             if reading is not None:
                 vocabulary = self.understanding.vocabulary
                 request = apply_reading(request, reading, convo, vocabulary)
-        noted = ProfileUpdate(
-            likes=[a.words for a in request.applied if a.kind == "target" and a.words][
-                :MAX_PHRASES
-            ],
+        noted = ProfileUpdate(  # the words as said (the model's may be long): phrases, cut
+            likes=[
+                a.words[:PHRASE_CHARS] for a in request.applied if a.kind == "target" and a.words
+            ][:MAX_PHRASES],
             dislikes=[
-                a.words
+                a.words[:PHRASE_CHARS]
                 for a in request.applied
                 if a.kind == "exclude" and a.source in {"rule", "model"} and a.words
             ][:MAX_PHRASES],

@@ -5,8 +5,9 @@ never trusted as categories or ids, and the rules validate what the model says.
 * sound: "wanted" / "not wanted" set or clear the sound requirement; "not said" keeps the rules'.
 * a new topic drops what the rules carried over from an earlier turn (targets, exclusions, sound,
   references); a continuation with no target of its own keeps the earlier turn's targets.
-* what is wanted names the targets when the rules found none in the message; it and the fitting
-  kinds become extra search queries.
+* what is wanted and the fitting kinds become two extra searches, never targets: a paraphrase
+  ("a farming tool") is no evidence of a taxonomy node, and a wrong target filters out
+  everything that fits.
 * what to avoid is excluded by meaning (the items nearest each phrase, :meth:`Understanding.
   exclude_similar`) and by node when a phrase's head names one; never a node the request wants.
 * the pick referred to seeds "more like that".
@@ -19,6 +20,7 @@ from agent.reading import Reading
 from agent.request import head_word
 from agent.request_types import Applied, Request
 from agent.vocabulary import Vocabulary
+from agent.words import content_words, stem
 
 MODEL = "model"
 
@@ -39,19 +41,11 @@ def apply_reading(
     if reading.new_topic and reading.refers_to == 0 and any(_carried(a) for a in request.applied):
         request = _without_carried(request)
     own_targets = [a for a in request.applied if a.kind == "target" and not _carried(a)]
-    if not request.targets and not own_targets:
-        head = head_word(reading.wanted)
-        for m in vocabulary.resolve([head] if head else []):
-            request.targets.append(m.node.path)
-            request.applied.append(
-                Applied(kind="target", value=m.node.path, source=m.how, words=reading.wanted)
-            )
-        if not request.targets and not reading.new_topic and earlier is not None:
-            request.targets = list(earlier.targets)
-            request.applied += [
-                Applied(kind="target", value=t, source=f"{MODEL}: continues")
-                for t in earlier.targets
-            ]
+    if not request.targets and not own_targets and not reading.new_topic and earlier is not None:
+        request.targets = list(earlier.targets)  # it continues: the earlier turn's targets hold
+        request.applied += [
+            Applied(kind="target", value=t, source=f"{MODEL}: continues") for t in earlier.targets
+        ]
     if reading.sound == "wanted" and not request.needs_sound:
         request.needs_sound = True
         request.applied.append(Applied(kind="sound", value="has a sound effect", source=MODEL))
@@ -64,13 +58,21 @@ def apply_reading(
         picked = earlier.recommended[reading.refers_to - 1]
         request.seeds = [picked]
         request.applied.append(Applied(kind="reference", value=picked, source=MODEL))
-    queries = [reading.wanted, *reading.kinds]
+    avoided = {stem(w) for phrase in reading.avoid for w in content_words(phrase)}
+    kinds = [k for k in reading.kinds if not _mentions(k, avoided)]  # "basketball" ∌ "balls"
+    queries = [reading.wanted, ", ".join(kinds)]  # two sources: the kinds vote together
     request.queries = list(dict.fromkeys(q for q in queries if q.strip()))
     if request.queries:
         request.applied.append(
             Applied(kind="expansion", value=", ".join(request.queries), source=MODEL)
         )
     return request
+
+
+def _mentions(kind: str, stems: set[str]) -> bool:
+    """Whether ``kind`` names an avoided thing, also inside a compound ("basketball": ball)."""
+    text = "".join(kind.lower().split())
+    return any(len(s) >= 3 and s in text for s in stems)
 
 
 def _without_carried(request: Request) -> Request:

@@ -40,7 +40,8 @@ from tools.config import TurnSettings
 
 K = 5
 Answer = Callable[
-    [Conversation, str], tuple[list[str], list[tuple[str, str, str]], dict[str, float]]
+    [Conversation, str],
+    tuple[list[str], list[tuple[str, str, str]], dict[str, float], list[str]],
 ]
 BARS = {"precision": 0.85, "slice_precision": 0.7, "supported": 0.95, "p50_seconds": 10.0}
 
@@ -161,7 +162,7 @@ def play(
     convo = Conversation(f"eval-{conversation.id}", UserProfile(user_id=f"eval-{conversation.id}"))
     records = []
     for number, turn in enumerate(conversation.turns):
-        ids, explanations, timings = answer(convo, turn.user)
+        ids, explanations, timings, constraints = answer(convo, turn.user)
         record = {
             "system": system.name,
             "conversation": conversation.id,
@@ -173,6 +174,7 @@ def play(
             **score_explanations(explanations, items),
             "seconds": round(timings.get("total", 0.0), 4),
             "ranked_seconds": round(timings.get("ranked", timings.get("total", 0.0)), 4),
+            "constraints": constraints,  # what the turn understood, with sources (diagnosis)
         }
         records.append(record)
     return records
@@ -180,13 +182,13 @@ def play(
 
 def answerer(system: System, recommender: Recommender | None, store: Any) -> Answer:
     """How ``system`` answers one message: (ids, (id, explanation, reasons) triples,
-    timings)."""
+    timings, the constraints it understood)."""
 
     def plain(convo: Conversation, message: str) -> Any:
         start = time.perf_counter()
         hits = store.search_text(message, K)
         took = time.perf_counter() - start
-        return [h.id for h in hits], [], {"total": took, "ranked": took}
+        return [h.id for h in hits], [], {"total": took, "ranked": took}, []
 
     def agent(convo: Conversation, message: str) -> Any:
         assert recommender is not None
@@ -194,7 +196,9 @@ def answerer(system: System, recommender: Recommender | None, store: Any) -> Ans
         explanations = [
             (r.item_id, r.explanation, " ".join(r.reasons)) for r in result.recommendations
         ]
-        return [r.item_id for r in result.recommendations], explanations, result.timings
+        constraints = [f"{a.kind}: {a.value} ({a.source})" for a in result.applied]
+        ids = [r.item_id for r in result.recommendations]
+        return ids, explanations, result.timings, constraints
 
     return plain if recommender is None else agent
 
