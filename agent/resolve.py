@@ -2,7 +2,7 @@
 resolved against the catalogue (taxonomy nodes by name or embedding, items by embedding search),
 never trusted as categories or ids, and the rules validate what the model says.
 
-* sound: "wanted" / "not wanted" set or clear the sound requirement; "not said" keeps the rules'.
+* sound: "yes" / "no" set or clear the sound requirement; "unsaid" keeps the rules'.
 * a new topic drops what the rules carried over from an earlier turn (targets, exclusions, sound,
   references); a continuation with no target of its own keeps the earlier turn's targets.
 * what is wanted and the fitting kinds become two extra searches, never targets: a paraphrase
@@ -46,10 +46,10 @@ def apply_reading(
         request.applied += [
             Applied(kind="target", value=t, source=f"{MODEL}: continues") for t in earlier.targets
         ]
-    if reading.sound == "wanted" and not request.needs_sound:
+    if reading.sound == "yes" and not request.needs_sound:
         request.needs_sound = True
         request.applied.append(Applied(kind="sound", value="has a sound effect", source=MODEL))
-    elif reading.sound == "not wanted" and request.needs_sound:
+    elif reading.sound == "no" and request.needs_sound:
         request.needs_sound = False
         request.applied = [a for a in request.applied if a.kind != "sound"]
     for phrase in reading.avoid:
