@@ -118,6 +118,23 @@ def test_multi_turn_conversation_with_constraints(served: tuple[Settings, Store,
     assert second.timings["first_token_after_tools"] > 0
 
 
+def test_the_models_reading_under_a_json_schema(served: tuple[Settings, Store, Any]) -> None:
+    """The real server answers the reading's schema (constrained decoding), and what it read
+    shapes the turn only through the catalogue: two extra searches, never an id or a target."""
+    settings, store, models = served
+    reading = settings.model_copy(update={"turn": TurnSettings(reading_llm=True)})
+    recommender = Recommender(reading, store, models, EndpointChat(reading))
+    convo = Conversation("read", UserProfile(user_id="read"))
+    result = recommender.respond(convo, "an animal for a children's book, but no birds", k=3)
+    assert result.notices == [], result.notices
+    ids = [r.item_id for r in result.recommendations]
+    assert ids and len(store.items(ids)) == len(ids)  # every pick is a stored item
+    by_model = [a for a in result.applied if a.source.startswith("model")]
+    assert any(a.kind == "expansion" for a in by_model), result.applied
+    assert not any(a.kind == "target" for a in by_model)
+    assert not any(r.item_id.startswith("animals/birds/") for r in result.recommendations)
+
+
 def test_catalogue_text_cannot_steer_the_agent(served: tuple[Settings, Store, Any]) -> None:
     recommender = _recommender(served)
     for message in ("I want a vehicle that goes fast.", "Show me something to eat."):
