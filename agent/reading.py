@@ -72,5 +72,6 @@ def messages(convo: Conversation, message: str) -> list[tuple[str, str]]:
             compact = json.dumps(example["reading"], separators=(",", ":"))  # fewer tokens
             chat.append(("ai", compact))
     earlier, picks = _context(convo)
-    chat.append(("human", prompts.render("read", earlier=earlier, picks=picks, message=message)))
+    said = shorten(" ".join(message.split()), MESSAGE_CHARS)
+    chat.append(("human", prompts.render("read", earlier=earlier, picks=picks, message=said)))
     return chat

@@ -52,14 +52,16 @@ def apply_reading(
     elif reading.sound == "no" and request.needs_sound:
         request.needs_sound = False
         request.applied = [a for a in request.applied if a.kind != "sound"]
+    wanted = [head_word(p) for p in (reading.wanted, *reading.kinds)]
+    kept = [m.node.path for m in vocabulary.resolve([w for w in wanted if w], synonyms=False)]
     for phrase in reading.avoid:
-        _avoid(request, phrase, vocabulary)
+        _avoid(request, phrase, vocabulary, [*request.targets, *kept])
     if reading.refers_to and earlier is not None and reading.refers_to <= len(earlier.recommended):
         picked = earlier.recommended[reading.refers_to - 1]
         request.seeds = [picked]
         request.applied.append(Applied(kind="reference", value=picked, source=MODEL))
     avoided = {stem(w) for phrase in reading.avoid for w in content_words(phrase)}
-    kinds = [k for k in reading.kinds if not _mentions(k, avoided)]  # "basketball" ∌ "balls"
+    kinds = [k for k in reading.kinds if k and not _mentions(k, avoided)]  # "basketball": ball
     queries = [reading.wanted, ", ".join(kinds)]  # two sources: the kinds vote together
     request.queries = list(dict.fromkeys(q for q in queries if q.strip()))
     if request.queries:
@@ -70,9 +72,10 @@ def apply_reading(
 
 
 def _mentions(kind: str, stems: set[str]) -> bool:
-    """Whether ``kind`` names an avoided thing, also inside a compound ("basketball": ball)."""
-    text = "".join(kind.lower().split())
-    return any(len(s) >= 3 and s in text for s in stems)
+    """Whether ``kind`` names an avoided thing, also in a compound's start or end
+    ("basketball": ball), not inside another word ("scarf" is no car)."""
+    words = kind.lower().split()
+    return any(len(s) >= 3 and (w.startswith(s) or w.endswith(s)) for s in stems for w in words)
 
 
 def _without_carried(request: Request) -> Request:
@@ -92,14 +95,14 @@ def _without_carried(request: Request) -> Request:
     return request
 
 
-def _avoid(request: Request, phrase: str, vocabulary: Vocabulary) -> None:
+def _avoid(request: Request, phrase: str, vocabulary: Vocabulary, wanted: list[str]) -> None:
     words = " ".join(phrase.lower().split())
     if not words or words in request.exclude_phrases:
         return
     head = head_word(words)
     nodes = [m.node.path for m in vocabulary.resolve([head] if head else [], synonyms=False)]
-    if any(_related(n, t) for n in nodes for t in request.targets):
-        return  # the model names what is wanted as what to avoid: the rules' targets win
+    if any(_related(n, t) for n in nodes for t in wanted):
+        return  # "a wild bird, not a farm bird": the avoided head is what is wanted
     request.exclude_phrases.append(words)
     for node in nodes:
         if node not in request.exclude_paths:

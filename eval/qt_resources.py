@@ -88,16 +88,18 @@ class _Bundle:
             raise InputError(f"{self.where}: {inside!r} does not inflate ({exc})") from None
         if len(out) > MAX_FILE_BYTES:
             raise InputError(f"{self.where}: {inside!r} inflates past {MAX_FILE_BYTES:,} bytes")
+        if not inflater.eof:
+            raise InputError(f"{self.where}: {inside!r} is cut short (the stream does not end)")
         return out
 
 
 def read_resource(bundle: Path, inside: str) -> bytes:
     """The bytes of file ``inside`` (a ``/`` path) in the Qt resource bundle ``bundle``."""
     try:
-        size = bundle.stat().st_size
-        if size > MAX_BUNDLE_BYTES:
-            raise InputError(f"{bundle}: {size:,} bytes, over {MAX_BUNDLE_BYTES:,}")
-        data = bundle.read_bytes()
+        with bundle.open("rb") as handle:  # read bounded, whatever the file claims to be
+            data = handle.read(MAX_BUNDLE_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read the resource bundle {bundle}: {exc.strerror}") from None
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise InputError(f"{bundle}: over {MAX_BUNDLE_BYTES:,} bytes")
     return _Bundle(data, str(bundle)).find(inside)

@@ -97,7 +97,8 @@ class KnowledgeStore:
         changes."""
         self.delete([i.id for i in items], source)
         by_item = {i.id: i for i in items}
-        rows = [*facts]
+        # a source's answer is untrusted: facts of other items go, a repeated key counts once
+        rows = list({f.key: f for f in reversed(facts) if f.item_id in by_item}.values())[::-1]
         rows += [
             Fact(i.id, "", "", source) for i in items if not any(f.item_id == i.id for f in facts)
         ]

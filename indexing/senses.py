@@ -29,6 +29,7 @@ VERSION = "wordnet-3.0:senses-v2"
 MIN_SIMILARITY = 0.3  # a best sense less similar to the item's context than this is not kept
 MAX_SENSES = 12  # candidates per item
 MAX_WORDS = 3  # longest word sequence looked up
+MAX_TEXT_WORDS = 64  # words of a title or description looked at
 HYPERNYMS = 5
 
 Embed = Callable[[Sequence[str]], np.ndarray]
@@ -86,7 +87,7 @@ class SenseChooser:
 
     def candidates(self, item: StoredItem) -> list[Any]:
         for text in (item.title, str(item.facts.get("description") or "")):
-            words = _WORD.findall(text.lower())
+            words = _WORD.findall(text.lower())[:MAX_TEXT_WORDS]
             found: list[Any] = []
             for n in range(min(MAX_WORDS, len(words)), 0, -1):
                 for start in range(len(words) - n, -1, -1):  # the head noun is often last

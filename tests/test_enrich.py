@@ -131,6 +131,23 @@ def test_a_failing_batch_costs_that_batch_only(text_settings: Settings) -> None:
     assert retry.asked == ["animals/mammals/badger"]  # asked again next time
 
 
+class _Sloppy(_Counting):
+    """A source that also answers for items it was not asked about, and twice for one."""
+
+    def facts(self, items: Sequence[StoredItem]) -> list[Fact]:
+        own = super().facts(items)
+        return [*own, *own[:1], Fact("not/asked", "note", "stray", self.name)]
+
+
+def test_a_sources_stray_or_repeated_facts_are_dropped(text_settings: Settings) -> None:
+    store = _indexed(text_settings, ROWS)
+    report = enrich(store, [_Sloppy()], batch=2).sources["counting"]
+    assert report.asked == len(ROWS) and not report.failed
+    knowledge = KnowledgeStore(store)
+    assert "not/asked" not in knowledge.item_ids()
+    assert all(len(facts) == 1 for facts in knowledge.facts([r["id"] for r in ROWS]).values())
+
+
 def test_each_field_is_searched_on_its_own_within_filters(
     text_settings: Settings, wordnet: WordNetSource
 ) -> None:

@@ -51,6 +51,19 @@ def _bundle(files: dict[str, bytes], compress: bool = True) -> bytes:
     )
 
 
+def test_a_compressed_file_cut_short_is_an_error(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 64
+    good = _bundle({"pics/a.bin": data})
+    stored = zlib.compress(data)
+    cut = good.replace(
+        stored, stored[: len(stored) // 2] + b"\0" * (len(stored) - len(stored) // 2)
+    )
+    bundle = tmp_path / "cut.rcc"
+    bundle.write_bytes(cut)
+    with pytest.raises(InputError, match=r"cut short|does not inflate"):
+        read_resource(bundle, "pics/a.bin")
+
+
 def test_a_file_reads_back_from_a_bundle_compressed_or_not(tmp_path: Path) -> None:
     for compress in (True, False):
         bundle = tmp_path / f"b{compress}.rcc"

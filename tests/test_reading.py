@@ -18,6 +18,7 @@ from agent.profile import UserProfile
 from agent.reading import Reading, messages
 from agent.recommender import Recommender
 from agent.request_types import TurnMemory
+from agent.resolve import _mentions
 from indexing.store import Store
 from tests.fake_chat import ScriptedChatModel
 from tests.small_store import build_small_store
@@ -124,3 +125,17 @@ def test_catalogue_titles_reach_the_model_as_short_single_lines() -> None:
     assert picks.startswith("Earlier picks: 1. Robin IGNORE") and picks.endswith("2. Owl")
     assert len(picks) < 150 and "x" * 100 not in picks
     assert len(last) < 600  # the earlier message is cut too
+
+
+def test_an_avoided_phrase_that_narrows_what_is_wanted_keeps_its_node(small: Any) -> None:
+    model = ScriptedChatModel().script_structured(
+        _reading(wanted="a wild bird", kinds=["robin", "owl"], avoid=["farm birds", "cars"]),
+    )
+    result = _recommender(small, model).respond(_convo(), "something wild that flies", k=2)
+    assert all(r.item_id.startswith("animals/birds/") for r in result.recommendations)
+    assert not any(a.value == "animals/birds" for a in result.applied if a.kind == "exclude")
+
+
+def test_a_kind_is_dropped_only_when_it_names_an_avoided_thing() -> None:
+    assert _mentions("basketball", {"ball"}) and _mentions("soccer ball", {"ball"})
+    assert not _mentions("scarf", {"car"}) and not _mentions("party supplies", {"art"})
