@@ -234,7 +234,7 @@ class Recommender:
             kinds = ", ".join(request.expansions)
             for f in filters:
                 retrieve_text(ctx, kinds, filters=f, source=f"expansion:{f.category}")
-        for query in request.queries:  # the model's reading: what is wanted, each fitting kind
+        for query in request.queries:  # the model's reading: what is wanted; the fitting kinds
             for f in filters:
                 retrieve_text(ctx, query, filters=f, source=f"reading:{query}:{f.category}")
         return ctx

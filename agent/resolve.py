@@ -1,5 +1,5 @@
 """The LLM's reading (:mod:`agent.reading`) applied to the rules' request: the model's words are
-resolved against the catalogue (taxonomy nodes by name or embedding, items by embedding search),
+resolved against the catalogue (taxonomy nodes by their own names, items by embedding search),
 never trusted as categories or ids, and the rules validate what the model says.
 
 * sound: "yes" / "no" set or clear the sound requirement; "unsaid" keeps the rules'.
@@ -81,9 +81,8 @@ def _mentions(kind: str, stems: set[str]) -> bool:
 def _without_carried(request: Request) -> Request:
     carried = [a for a in request.applied if _carried(a)]
     values = {a.value for a in carried}
-    request.targets = [
-        t for t in request.targets if t not in {a.value for a in carried if a.kind == "target"}
-    ]
+    targets = {a.value for a in carried if a.kind == "target"}
+    request.targets = [t for t in request.targets if t not in targets]
     request.exclude_paths = [p for p in request.exclude_paths if p not in values]
     request.exclude_terms = [t for t in request.exclude_terms if t not in values]
     if any(a.kind == "sound" for a in carried):

@@ -79,12 +79,12 @@ def retrieve_knowledge(
     k: int = RETRIEVE_K,
 ) -> list[Candidate]:
     """Items whose stored facts of ``fields`` are near ``query``, one source per field."""
+    chosen = filters or ctx.filters
     added: list[Candidate] = []
     for name in fields:
         with ctx.timed("retrieval"):
-            hits = knowledge.search(query, k, [name], filters or ctx.filters)
-        category = (filters or ctx.filters).category
-        added += ctx.buffer.add(f"knowledge:{name}:{category}", "knowledge", hits)
+            hits = knowledge.search(query, k, [name], chosen)
+        added += ctx.buffer.add(f"knowledge:{name}:{chosen.category}", "knowledge", hits)
     return added
 
 

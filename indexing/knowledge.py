@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from indexing.records import Filters, Hit, StoredItem
-from indexing.store import GET_CHUNK, Store
+from indexing.store import GET_CHUNK, Store, pages
 
 log = logging.getLogger(__name__)
 FILTER_KEYS = ("category", "price", "has_image", "has_audio")  # what Filters.where() reads
@@ -66,15 +66,10 @@ class KnowledgeStore:
         )
 
     def _all(self, include: list[str]) -> Iterable[tuple[str, dict[str, Any], str]]:
-        offset = 0
-        while True:
-            got = self.collection.get(include=include, limit=GET_CHUNK * 10, offset=offset)
+        for got in pages(self.collection, include):
             metas = got.get("metadatas") or [{} for _ in got["ids"]]
             docs = got.get("documents") or ["" for _ in got["ids"]]
             yield from zip(got["ids"], metas, docs, strict=True)
-            if len(got["ids"]) < GET_CHUNK * 10:
-                return
-            offset += len(got["ids"])
 
     def made(self, source: str) -> dict[str, Made]:
         """Item id → when its facts from ``source`` were made (items done, facts or not)."""
@@ -97,11 +92,13 @@ class KnowledgeStore:
         changes."""
         self.delete([i.id for i in items], source)
         by_item = {i.id: i for i in items}
-        # a source's answer is untrusted: facts of other items go, a repeated key counts once
-        rows = list({f.key: f for f in reversed(facts) if f.item_id in by_item}.values())[::-1]
-        rows += [
-            Fact(i.id, "", "", source) for i in items if not any(f.item_id == i.id for f in facts)
-        ]
+        kept: dict[str, Fact] = {}  # a source's answer is untrusted: facts of other items go,
+        for fact in facts:  # and the first of a repeated key counts
+            if fact.item_id in by_item:
+                kept.setdefault(fact.key, fact)
+        rows = list(kept.values())
+        with_facts = {f.item_id for f in rows}
+        rows += [Fact(i.id, "", "", source) for i in items if i.id not in with_facts]
         if not rows:
             return
         metadatas = []

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,18 @@ from tools.media import load_image
 log = logging.getLogger(__name__)
 
 GET_CHUNK = 500  # ids per Chroma get() call
+PAGE = GET_CHUNK * 10  # rows per page when a whole collection is read
+
+
+def pages(collection: Any, include: list[str]) -> Iterator[dict[str, Any]]:
+    """A whole Chroma collection, one ``get()`` answer per page of :data:`PAGE` rows."""
+    offset = 0
+    while True:
+        got: dict[str, Any] = collection.get(include=include, limit=PAGE, offset=offset)
+        yield got
+        if len(got["ids"]) < PAGE:
+            return
+        offset += len(got["ids"])
 
 
 @dataclass
@@ -140,13 +152,8 @@ class Store:
         """Ids in either collection (the indexer's view, for pruning)."""
         ids: set[str] = set()
         for collection in (self.text, self.images):
-            offset = 0
-            while True:
-                got = collection.get(include=[], limit=GET_CHUNK * 10, offset=offset)
+            for got in pages(collection, []):
                 ids.update(got["ids"])
-                if len(got["ids"]) < GET_CHUNK * 10:
-                    break
-                offset += len(got["ids"])
         return ids
 
     def count(self) -> tuple[int, int]:
@@ -201,14 +208,9 @@ class Store:
     def all_items(self) -> list[StoredItem]:
         """Every stored item, sorted by id."""
         items: list[StoredItem] = []
-        offset = 0
-        while True:
-            got = self.text.get(include=["metadatas"], limit=GET_CHUNK * 10, offset=offset)
+        for got in pages(self.text, ["metadatas"]):
             for item_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
                 items.append(StoredItem.from_metadata(item_id, meta))
-            if len(got["ids"]) < GET_CHUNK * 10:
-                break
-            offset += len(got["ids"])
         return sorted(items, key=lambda item: item.id)
 
     def ids(self) -> set[str]:
