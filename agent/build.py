@@ -50,9 +50,9 @@ def build_recommender(
     LLM (``turn.*_llm``) or the caller ``need_llm`` (a benchmark of the LLM's steps)."""
     store, models = open_indexed_store(settings)
     if not (settings.turn.uses_llm or need_llm):  # no step asks the LLM: none is needed
-        return Recommender(settings, store, models, None)
+        return Recommender.build(settings, store, models, None)
     if start_llm is not None:
         start_llm()
     if reachable_endpoint(settings, on_notice, "answering without the LLM") is None:
-        return Recommender(settings, store, models, None)
-    return Recommender(settings, store, models, EndpointChat(settings))
+        return Recommender.build(settings, store, models, None)
+    return Recommender.build(settings, store, models, EndpointChat(settings))

@@ -25,6 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from agent.item_text import CONNECTIVES, item_fields, sentences, tautology
+from agent.wording import from_facts
 from agent.words import content_words, stem, stems
 
 COLOURS = {
@@ -60,7 +62,6 @@ SOUND_WORDS = {
     "noisy",
     "loud",
 }
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _WORD = re.compile(r"[a-z]+")
 
@@ -80,20 +81,6 @@ class Checked:
     cited_fields: list[str]
     source: str  # "llm", "llm-repaired" or "template"
     problems: list[str] = field(default_factory=list)
-
-
-def item_fields(facts: Mapping[str, Any]) -> dict[str, str]:
-    """The citable fields of an item, flattened to text (attributes as ``attributes.NAME``)."""
-    out: dict[str, str] = {}
-    for key in ("title", "description", "category", "price", "caption", "transcript"):
-        value = facts.get(key)
-        if value not in (None, "", []):
-            out[key] = str(value)
-    for name, value in (facts.get("attributes") or {}).items():
-        if value not in (None, "", []):
-            text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-            out[f"attributes.{name}"] = text
-    return out
 
 
 def _supported(sentence: str, corpus: str, has_audio: bool) -> str | None:
@@ -198,7 +185,7 @@ def claims(
     others = _others(facts, corpus, catalogue_titles)
     has_audio = bool(facts.get("transcript")) or bool(facts.get("has_audio"))
     out = []
-    for sentence in _SENTENCE.split(text.strip()):
+    for sentence in sentences(text):
         if not sentence:
             continue
         named = _names(sentence, others)
@@ -210,30 +197,6 @@ def claims(
                 problem = "shares no content word with the item's facts"
         out.append(Claim(sentence, problem))
     return out
-
-
-# Words an explanation may use about any item: how it connects the item to the request.
-CONNECTIVES = frozenset(
-    stem(w)
-    for w in (
-        "picked pick chosen choice because asked ask request requested wanted want match matches "
-        "fits fit name named says mentions mention description caption transcript title kind "
-        "close closer similar sound effect play item one ones also which more here great perfect "
-        "nice lovely enjoy suggest recommend option good fine section"
-    ).split()
-)
-
-
-_COPULA = re.compile(r"\b(?:is|are|was|were|be|means)\b|:")
-
-
-def tautology(sentence: str, facts: Mapping[str, Any]) -> bool:
-    """A sentence that names its item and defines it by nothing but its name ("Bull is a
-    bull.", "Cow: A cow.")."""
-    title = set(stems(str(facts.get("title") or "")))
-    said = set(stems(sentence)) - CONNECTIVES
-    copula = _COPULA.search(sentence.lower()) is not None
-    return bool(title) and copula and title <= set(stems(sentence)) and said <= title
 
 
 def unsupported_words(sentence: str, facts: Mapping[str, Any], asked: str = "") -> list[str]:
@@ -268,10 +231,6 @@ def supported(
     return problem or _says_more(sentence, facts, asked)
 
 
-def sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE.split(text.strip()) if s]
-
-
 def check(
     explanation: Explanation,
     candidates: Mapping[str, Mapping[str, Any]],
@@ -299,29 +258,7 @@ def check(
     if not kept or not cited:
         if not cited:
             problems.append("cites no field of the item")
-        text, used = template(facts)
+        text, used = from_facts(facts)
         return Checked(explanation.item_id, text, used, "template", problems)
     source = "llm" if not problems else "llm-repaired"
     return Checked(explanation.item_id, " ".join(kept), cited, source, problems)
-
-
-def template(facts: Mapping[str, Any], reason: str = "") -> tuple[str, list[str]]:
-    """An explanation built only from the item's own fields, and the fields it used."""
-    fields = item_fields(facts)
-    parts = [f"{fields.get('title', 'This item')}"]
-    used = ["title"]
-    if "description" in fields:
-        first = sentences(fields["description"])[0].rstrip(".")
-        parts.append(f": {first}.")
-        used.append("description")
-    else:
-        parts.append(".")
-    if "category" in fields:
-        parts.append(f" Category: {fields['category']}.")
-        used.append("category")
-    if "transcript" in fields:
-        parts.append(f" Its audio says: “{fields['transcript']}”.")
-        used.append("transcript")
-    if reason:
-        parts.append(f" {reason}")
-    return "".join(parts), used

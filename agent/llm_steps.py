@@ -23,18 +23,12 @@ from agent.explainer import checked, explain_prompt, explanation_schema
 from agent.fusion import Scored
 from agent.grounding import Checked
 from agent.llm import ChatFactory
-from agent.profile import (
-    MAX_PHRASES,
-    SUMMARY_CHARS,
-    ProfileUpdate,
-    UserProfile,
-    grounded,
-    merge,
-)
+from agent.profile import MAX_PHRASES, SUMMARY_CHARS, ProfileUpdate, UserProfile, merge
 from agent.reading import Reading
 from agent.reading import messages as reading_messages
 from agent.steps import LLMFailure, as_failure, llm_errors
 from agent.toolkit import TurnContext, build_tools
+from agent.wording import intro
 from tools.config import LLMSettings
 
 # Output budgets per step: a small model left unbounded can ramble until the context is full.
@@ -65,12 +59,11 @@ def _spent(clock: Clock, start: float, excluded: float = 0.0) -> None:
 
 @dataclass(frozen=True)
 class LLMSteps:
-    """The LLM steps of a turn, bound to one chat model factory and the catalogue's vocabulary
-    (category names, every title: what the checker and the intro guard compare against)."""
+    """The LLM steps of a turn, bound to one chat model factory and the catalogue's titles (what
+    the checker and the intro guard compare against)."""
 
     chat: ChatFactory
     llm: LLMSettings
-    categories: list[str]
     catalogue_titles: list[str]
 
     def structured(
@@ -108,20 +101,11 @@ class LLMSteps:
             history="; ".join(convo.history_titles[-15:]) or "(none)",
             conversation=convo.transcript(),
             message=message,
-            categories=", ".join(self.categories) or "(none)",
             max_phrases=MAX_PHRASES,
             summary_chars=SUMMARY_CHARS,
         )
         update: ProfileUpdate = self.structured(ProfileUpdate, prompt, clock, MAX_TOKENS["profile"])
-        known = {c.lower(): c for c in self.categories}
-        for field_name in ("categories", "exclude_categories"):  # a category the catalogue lacks
-            values = getattr(update.constraints, field_name)  # would filter everything out
-            setattr(
-                update.constraints,
-                field_name,
-                [known[v.lower()] for v in values if v.lower() in known],
-            )
-        return merge(convo.profile, grounded(update, message))
+        return merge(convo.profile, update)
 
     def expand(self, request: str, clock: Clock) -> list[str]:
         """Up to six concrete kinds for ``request`` (extra search queries only: ids and
@@ -238,7 +222,7 @@ class LLMSteps:
             and re.search(rf"\b{re.escape(t.lower())}s?\b", text.lower())
         ]
         if named:  # the intro may not name items the user is not being recommended
-            return f"Here are {len(chosen_titles)} picks for you."
+            return intro(chosen_titles)
         return text
 
 

@@ -1,7 +1,8 @@
 """Why an item was chosen, computed before any text is written: which words of the request
 matched which field of the item (its kind in the taxonomy, title, description, caption,
 transcript), the sound effect the user asked for, the earlier pick it is like. The explanation
-is then phrased from these reasons, by a template or by the LLM, and checked against them.
+is then phrased from these reasons, by a template (:mod:`agent.wording`) or by the LLM, and
+checked against them.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.grounding import sentences, tautology
 from agent.request_types import Request
-from agent.vocabulary import GENERIC, Vocabulary, item_path
-from agent.words import content_words, name_words, stem, stems
+from agent.vocabulary import Vocabulary, item_path
+from agent.words import content_words, name_words, stem
 
 TEXT_FIELDS = ("title", "description", "transcript", "caption")
 
@@ -28,22 +28,6 @@ class Reason:
 
     def words(self) -> str:
         return f"{self.asked} {self.value}"
-
-    def phrase(self, kind_said: bool = False) -> str:
-        """The reason in words; ``kind_said``: the sentence before already named the kind."""
-        if self.field == "kind":
-            if kind_said:
-                return f"you asked for “{self.asked}”"
-            return f"its section, {self.value}, is what you asked for (“{self.asked}”)"
-        if self.field == "sound":
-            return "it has a sound effect you can play"
-        if self.field == "like":
-            return f"it is close to {self.value}, which you asked for more of"
-        if self.field == "title":
-            return f"its name says “{self.value}”"
-        if self.field == "caption":  # the vision model's labels: a look, not a catalogue fact
-            return f"its picture looks like “{self.value}” to the vision model"
-        return f"its {self.field} mentions “{self.value}”"
 
 
 def has_sound_effect(facts: Mapping[str, Any], by_attribute: bool) -> bool:
@@ -115,40 +99,3 @@ def reasons(
             found.append(Reason("more like that", "like", title))
             break
     return found
-
-
-def describe(facts: Mapping[str, Any], found: Sequence[Reason]) -> tuple[str, list[str]]:
-    """The template explanation: what the item is (its own description, unless that only
-    repeats its name) and why it was picked. Returns the text and the fields it cites."""
-    title = str(facts.get("title") or "This item")
-    description = str(facts.get("description") or "").strip()
-    first = sentences(description)[0].rstrip(".") if description else ""
-    cited = ["title"]
-    found = list(found[:3])
-    title_stems = set(stems(title))
-    kinds = [
-        " ".join(name_words(p))
-        for p in reversed(item_path(facts).split("/"))
-        if p.lower() not in GENERIC
-    ]
-    kind = next((k for k in kinds if k and not set(stems(k)) <= title_stems), "")
-    if found and all(r.field == "title" for r in found) and kind:
-        # "its name says penguin" alone only repeats the name: say what kind of item it is
-        found.insert(0, Reason(found[0].asked, "kind", kind))
-    opening = f"{title}: {first}." if first else f"{title}."
-    kind_said = False
-    if first and not tautology(opening, facts):  # a description that says something
-        cited.append("description")
-    elif kind:
-        opening = f"{title} ({kind})."
-        kind_said = True
-        cited.append("attributes.subcategory")
-    because = "; ".join(r.phrase(kind_said) for r in found)
-    text = f"{opening} Picked because {because}." if because else opening
-    for r in found:
-        field = {"kind": "attributes.subcategory", "sound": "audio", "like": "title"}.get(
-            r.field, r.field
-        )
-        if field not in cited:
-            cited.append(field)
-    return text, cited

@@ -1,28 +1,26 @@
-"""Conversations and profiles that persist: one SQLite database under DATA_DIR.
+"""Conversations and profiles that persist: what is stored of them and how a save merges.
 
-* **One database, WAL mode**, a transaction per save; the file is readable by its owner only.
+* **Where**: one SQLite file under DATA_DIR by default (:mod:`agent.session_sqlite`), or a
+  PostgreSQL database for several service processes (``sessions.url``,
+  :mod:`agent.session_postgres`); :func:`open_sessions` picks by the settings. Both behave alike.
 * **No lost update**: a save adds what this conversation did since it was loaded (its new
   messages, recommendations and turn memories, the likes and dislikes it added) to what is
-  stored now, inside one ``BEGIN IMMEDIATE`` transaction, so two processes saving one user
-  both keep their turns. A killed process loses at most the turn it had not saved.
+  stored now, inside one transaction that keeps other writers of the user waiting, so two
+  processes saving one user both keep their turns. A killed process loses at most the turn it
+  had not saved.
 * **Validated rows**: a session is a :class:`SessionRecord`; a row that does not parse is an
   error naming the user (``recagent chat --user NAME --reset`` deletes it without reading it).
 * **Migration**: the JSON files of earlier versions (``sessions/USER.json``,
-  ``profiles/USER.json``) are imported on first use and then left alone.
+  ``profiles/USER.json``) are imported into the SQLite file on first use and then left alone.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import sqlite3
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -30,24 +28,17 @@ from agent.conversation import Conversation
 from agent.feedback import Feedback
 from agent.profile import USER_ID, UserProfile, union
 from agent.request_types import TurnMemory
-from tools.config import CLIENT_NAME, describe_errors
+from agent.session_sqlite import SqliteSessions
+from tools.config import CLIENT_NAME, Settings, describe_errors
 from tools.errors import InputError, StoreError
 from tools.text import shorten
 
-log = logging.getLogger(__name__)
-
-DATABASE = "sessions.sqlite3"
 MAX_MESSAGES = 100
 MAX_RECOMMENDED = 500
 MAX_REQUESTS = 20
 MAX_FEEDBACK = 200
-BUSY_TIMEOUT_S = 30.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (user_id TEXT PRIMARY KEY, data TEXT NOT NULL, updated REAL);
-CREATE TABLE IF NOT EXISTS profiles (user_id TEXT PRIMARY KEY, data TEXT NOT NULL, updated REAL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+Rows = tuple[str | None, str | None]  # a key's session row and profile row (JSON text)
 
 
 class SessionRecord(BaseModel):
@@ -121,76 +112,59 @@ def check_key(key: str) -> str:
     return key
 
 
+class SessionBackend(Protocol):
+    """The database under a :class:`SessionStore`: per key, a session row and a profile row of
+    JSON text (None when absent). Every method is one transaction, safe to call from many
+    threads and processes; failures are :class:`~tools.errors.StoreError`."""
+
+    def read(self, key: str) -> Rows:
+        """Both rows, as one consistent snapshot."""
+        ...
+
+    def update(self, key: str, change: Callable[[Rows], tuple[str, str]]) -> None:
+        """Read both rows, ``change`` them, write both, in one transaction that keeps every
+        other writer of ``key`` waiting; an exception from ``change`` writes nothing."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Delete both rows without reading them."""
+        ...
+
+    def keys(self) -> list[str]:
+        """Every key with a row, sorted."""
+        ...
+
+    def check(self) -> None:
+        """Read from both tables; raises when the database cannot be read."""
+        ...
+
+
+def open_sessions(settings: Settings) -> SessionStore:
+    """The store ``settings.sessions.url`` names: PostgreSQL, or by default the SQLite file
+    under DATA_DIR. Nothing is connected until the first call."""
+    url = settings.sessions.url
+    if url is None:
+        return SessionStore(settings.data_dir)
+    from agent.session_postgres import PostgresSessions  # psycopg loads only when used
+
+    return SessionStore(backend=PostgresSessions(url))
+
+
 class SessionStore:
-    """Sessions and profiles of every user, in ``folder/sessions.sqlite3``."""
+    """Sessions and profiles of every user: in ``folder/sessions.sqlite3``, or in ``backend``
+    (see :func:`open_sessions`)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.path = folder / DATABASE
+    def __init__(
+        self, folder: Path | None = None, *, backend: SessionBackend | None = None
+    ) -> None:
+        if backend is None:
+            if folder is None:
+                raise TypeError("SessionStore needs a folder or a backend")
+            backend = SqliteSessions(folder, _legacy_row)
+        self.backend = backend
 
-    # -- the database -----------------------------------------------------------------------
-    @contextmanager
-    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():  # created owner-only, before SQLite opens it
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-        try:
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"the session database {self.path} cannot be opened: {exc}") from exc
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            self._migrate(db)
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the session database {self.path} failed: {exc}") from exc
-        finally:
-            db.close()
-
-    def _migrate(self, db: sqlite3.Connection) -> None:
-        """Import the JSON files of earlier versions once (they are left where they are)."""
-        if db.execute("SELECT 1 FROM meta WHERE key = 'json_imported'").fetchone():
-            return
-        db.execute("BEGIN IMMEDIATE")
-        if db.execute("SELECT 1 FROM meta WHERE key = 'json_imported'").fetchone():
-            db.execute("COMMIT")  # another process imported them meanwhile
-            return
-        imported = 0
-        for table, folder in (("sessions", "sessions"), ("profiles", "profiles")):
-            for path in sorted((self.folder / folder).glob("*.json")):
-                user_id = path.stem
-                try:
-                    check_user(user_id)
-                    data = json.loads(path.read_text())
-                    if table == "sessions":
-                        text = SessionRecord.model_validate(data).bounded().model_dump_json()
-                    else:
-                        text = UserProfile.model_validate(data).model_dump_json()
-                except (OSError, ValueError, InputError) as exc:
-                    log.warning("not imported: %s (%s)", path, str(exc)[:200])
-                    continue
-                db.execute(
-                    f"INSERT OR IGNORE INTO {table} (user_id, data, updated) VALUES (?, ?, ?)",
-                    (user_id, text, time.time()),
-                )
-                imported += 1
-        db.execute("INSERT INTO meta (key, value) VALUES ('json_imported', ?)", (str(imported),))
-        db.execute("COMMIT")
-
-    def _row(self, db: sqlite3.Connection, table: str, user_id: str) -> str | None:
-        row = db.execute(f"SELECT data FROM {table} WHERE user_id = ?", (user_id,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def _read(self, db: sqlite3.Connection, user_id: str) -> tuple[SessionRecord, UserProfile]:
-        session, profile = self._row(db, "sessions", user_id), self._row(db, "profiles", user_id)
+    def _read(self, rows: Rows, user_id: str) -> tuple[SessionRecord, UserProfile]:
+        session, profile = rows
         try:
             record = SessionRecord.model_validate_json(session) if session else SessionRecord()
             stored = (
@@ -209,8 +183,7 @@ class SessionStore:
     # -- the interface ----------------------------------------------------------------------
     def load(self, user_id: str) -> Conversation:
         check_key(user_id)
-        with self._connect() as db:
-            record, profile = self._read(db, user_id)
+        record, profile = self._read(self.backend.read(user_id), user_id)
         convo = Conversation(
             user_id,
             profile,
@@ -228,8 +201,10 @@ class SessionStore:
         """Add what ``convo`` did since it was loaded to what is stored now (one transaction)."""
         check_key(convo.user_id)
         base = convo.base if isinstance(convo.base, Loaded) else _empty(convo.user_id)
-        with self._connect(write=True) as db:
-            stored, profile = self._read(db, convo.user_id)
+        merged_profile: list[UserProfile] = []
+
+        def merge(rows: Rows) -> tuple[str, str]:
+            stored, profile = self._read(rows, convo.user_id)
             history_changed = tuple(convo.history_ids) != base.history_ids
             merged = SessionRecord(
                 messages=[*stored.messages, *convo.messages[base.messages :]],  # type: ignore[list-item]
@@ -240,39 +215,24 @@ class SessionStore:
                 feedback=_merged_feedback(stored.feedback, dict(base.feedback), convo.feedback),
             ).bounded()
             new_profile = _merged_profile(profile, base.profile, convo.profile)
-            now = time.time()
-            for table, text in (
-                ("sessions", merged.model_dump_json()),
-                ("profiles", new_profile.model_dump_json()),
-            ):
-                db.execute(
-                    f"INSERT INTO {table} (user_id, data, updated) VALUES (?, ?, ?) "
-                    "ON CONFLICT(user_id) DO UPDATE SET data = excluded.data, "
-                    "updated = excluded.updated",
-                    (convo.user_id, text, now),
-                )
-        convo.profile = new_profile
+            merged_profile[:] = [new_profile]
+            return merged.model_dump_json(), new_profile.model_dump_json()
+
+        self.backend.update(convo.user_id, merge)
+        convo.profile = merged_profile[0]
         self._remember(convo)
 
     def reset(self, user_id: str) -> None:
         """Forget the user's session and profile (without reading them: a corrupt row goes)."""
         check_key(user_id)
-        with self._connect(write=True) as db:
-            db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
-            db.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))
+        self.backend.delete(user_id)
 
     def check(self) -> None:
         """Read from the database (what a turn needs); raises when it cannot be read."""
-        with self._connect() as db:
-            db.execute("SELECT user_id FROM sessions LIMIT 1").fetchall()
-            db.execute("SELECT user_id FROM profiles LIMIT 1").fetchall()
+        self.backend.check()
 
     def users(self) -> list[str]:
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT user_id FROM sessions UNION SELECT user_id FROM profiles ORDER BY 1"
-            ).fetchall()
-        return [str(r[0]) for r in rows]
+        return self.backend.keys()
 
     @staticmethod
     def _remember(convo: Conversation) -> None:
@@ -284,6 +244,15 @@ class SessionStore:
             convo.profile.model_copy(deep=True),
             tuple(convo.feedback.items()),
         )
+
+
+def _legacy_row(table: str, user_id: str, text: str) -> str:
+    """A JSON file of an earlier version as the row of ``table`` (SQLite's one-time import)."""
+    check_user(user_id)
+    data = json.loads(text)
+    if table == "sessions":
+        return SessionRecord.model_validate(data).bounded().model_dump_json()
+    return UserProfile.model_validate(data).model_dump_json()
 
 
 def _merged_feedback(
@@ -305,7 +274,7 @@ def _empty(user_id: str) -> Loaded:
 
 def _merged_profile(stored: UserProfile, base: UserProfile, mine: UserProfile) -> UserProfile:
     """``mine`` when nobody else changed the profile since ``base``; else what ``mine`` added
-    (likes, dislikes, standing preferences, turns, a new summary or constraints) on top of what
+    (likes, dislikes, standing preferences, turns, a new summary) on top of what
     is stored."""
     if stored == base:
         return mine
@@ -321,8 +290,5 @@ def _merged_profile(stored: UserProfile, base: UserProfile, mine: UserProfile) -
             ],
             "turns": stored.turns + max(0, mine.turns - base.turns),
             "summary": mine.summary if mine.summary != base.summary else stored.summary,
-            "constraints": (
-                mine.constraints if mine.constraints != base.constraints else stored.constraints
-            ),
         }
     )

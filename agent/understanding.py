@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from agent.buffer import Candidate
 from agent.conversation import Conversation
-from agent.profile_filters import within_price
 from agent.reasons import has_sound_effect
 from agent.request import FOOD_WORDS, cheaper_than, parse
 from agent.request_types import Applied, Request
@@ -162,3 +161,12 @@ def seen_titles(convo: Conversation, ids: Collection[str]) -> dict[str, str]:
     for turn in convo.requests:
         out.update(zip(turn.recommended, turn.titles, strict=False))
     return {i: out[i] for i in ids if i in out}
+
+
+def within_price(price: object, min_price: float | None, max_price: float | None) -> bool:
+    """Whether a price meets the bounds; an item without a price meets none."""
+    if min_price is None and max_price is None:
+        return True
+    if not isinstance(price, int | float):
+        return False
+    return (max_price is None or price <= max_price) and (min_price is None or price >= min_price)

@@ -127,12 +127,12 @@ def recommend(
 ) -> None:
     """One recommendation turn for a user, with explanations."""
     from agent.history import load_history
-    from agent.session import SessionStore
+    from agent.session import open_sessions
     from cli.chat import run_turn
 
     cfg = settings(ctx, config, store_dir=store, chroma_url=chroma_url)
     recommender = open_recommender(cfg, serve, err if as_json else console)
-    sessions = SessionStore(recommender.settings.data_dir)
+    sessions = open_sessions(recommender.settings)
     convo = sessions.load(user)
     load_history(convo, history, recommender.store)
     attachments = {p.name: p for p in (image, audio) if p is not None}
@@ -161,12 +161,12 @@ def chat(
 ) -> None:
     """Multi-turn recommendation chat in the terminal (streamed replies, memory, /why)."""
     from agent.history import load_history
-    from agent.session import SessionStore
+    from agent.session import open_sessions
     from cli.chat import repl
 
     cfg = settings(ctx, config, store_dir=store, chroma_url=chroma_url)
     recommender = open_recommender(cfg, serve, console)
-    sessions = SessionStore(recommender.settings.data_dir)
+    sessions = open_sessions(recommender.settings)
     if reset:
         sessions.reset(user)
     convo = sessions.load(user)

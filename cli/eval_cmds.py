@@ -440,8 +440,8 @@ def eval_conversations(
     """The labelled conversation set over the demo catalogue (eval/conversations): precision@5
     by slice (plain, topic shift, negation, modality, world knowledge, references, standing
     preferences), forbidden items, wrong carry-overs, supported explanation sentences,
-    tautologies and latency, for plain retrieval, the agent before request understanding, the
-    agent, and the agent with each LLM step switched on or off. Without a running LLM only the
+    tautologies and latency, for plain retrieval, the agent, and the agent with each LLM step
+    or knowledge field switched on. Without a running LLM only the
     systems that need none run. Resumable: finished conversations stay in OUT/turns.jsonl."""
     from eval import conversations
     from eval.conversation_set import HALVES, load_set

@@ -223,7 +223,7 @@ def demo(
 ) -> None:
     """Models, demo catalogue, index, sample searches, then vLLM and a scripted conversation."""
     from agent.build import build_recommender
-    from agent.session import SessionStore
+    from agent.session import open_sessions
     from cli.agent_cmds import serve_llm
     from cli.catalogue_cmds import index_catalogue, search_store
     from cli.chat import repl
@@ -264,7 +264,7 @@ def demo(
         )
     console.rule("6. a conversation (type the same into `recagent chat`)")
     recommender = build_recommender(cfg, render.notice_printer(console))
-    sessions = SessionStore(cfg.data_dir)
+    sessions = open_sessions(cfg)
     sessions.reset("demo")
     convo = sessions.load("demo")
     repl(recommender, convo, console, 3, sessions.save, DEMO_CONVERSATION)

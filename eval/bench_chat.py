@@ -128,9 +128,9 @@ def run_chat_bench(
 ) -> dict[str, Any]:
     """Run the benchmark, write its figures to ``out`` as JSON and return them; ``log`` hears
     one line per turn. The configured turn runs beside the sequential design it replaced (every
-    LLM step on, one after another: ``TurnSettings.legacy()``) on the same server."""
-    before = Recommender(
-        recommender.settings.model_copy(update={"turn": TurnSettings.legacy()}),
+    LLM step on, one after another: ``TurnSettings.sequential()``) on the same server."""
+    before = Recommender.build(
+        recommender.settings.model_copy(update={"turn": TurnSettings.sequential()}),
         recommender.store,
         recommender.models,
         recommender.chat,

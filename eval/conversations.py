@@ -9,8 +9,8 @@ stayed), the share of explanation sentences backed by the item's facts or the re
 tautologies, and the time to the ranked list and to the whole reply.
 
 Systems: plain retrieval (MiniLM over the text collection, the message as the query, no
-memory), the agent as it was before request understanding, the agent, and the agent with each
-LLM step switched on or off in turn (an ablation). Results are resumable: finished
+memory), the agent, the agent with each LLM step switched on in turn, and with each knowledge
+field (an ablation). Results are resumable: finished
 conversations are kept in ``turns.jsonl`` and skipped on a re-run.
 """
 
@@ -29,7 +29,8 @@ from typing import Any
 from tqdm import tqdm
 
 from agent.conversation import Conversation
-from agent.grounding import sentences, supported, tautology
+from agent.grounding import supported
+from agent.item_text import sentences, tautology
 from agent.profile import UserProfile
 from agent.reasons import has_sound_effect
 from agent.recommender import Recommender
@@ -60,9 +61,9 @@ LLM_STEPS = ("reading_llm", "profile_llm", "tools_llm", "expansion_llm", "explai
 
 
 def systems() -> list[System]:
-    """Every system: the baselines, the agent as configured by default, the agent with each
-    LLM step switched on in turn (the ablation that chose the defaults), and the sequential
-    design before request understanding with every LLM step on (slow: only when named)."""
+    """Every system: plain retrieval, the agent as configured by default, the agent with each
+    LLM step switched on in turn (the ablation that chose the defaults), and with each
+    knowledge field (only when named)."""
     agent = TurnSettings()
     uses_llm = any(getattr(agent, f) for f in LLM_STEPS)
     steps = {
@@ -74,11 +75,6 @@ def systems() -> list[System]:
     }
     out = [
         System("plain retrieval", None, needs_llm=False),
-        System(
-            "agent without request understanding",
-            agent.model_copy(update={"understanding": False}),
-            needs_llm=uses_llm,
-        ),
         System("agent", agent, needs_llm=uses_llm),
     ]
     out += [
@@ -100,13 +96,6 @@ def systems() -> list[System]:
         for name, fields in knowledge.items()
         if fields != agent.knowledge_fields
     ]
-    out.append(
-        System(
-            "agent before request understanding, every LLM step",
-            TurnSettings.legacy(),
-            by_default=False,
-        )
-    )
     return out
 
 

@@ -24,7 +24,8 @@ from pydantic import BaseModel, ValidationError
 
 import prompts
 from agent.explainer import checked, explain_prompt, explanation_schema
-from agent.grounding import claims, template
+from agent.grounding import claims
+from agent.wording import from_facts
 from eval.cases import Case
 from eval.llm_client import ChatClient, content
 
@@ -84,7 +85,7 @@ def recagent_text(case: Case, response: dict[str, Any], titles: Sequence[str]) -
     except (ValidationError, ValueError):
         result = {}
     if case.item_id not in result:
-        return template(case.facts)[0], "template (unparsed)"
+        return from_facts(case.facts)[0], "template (unparsed)"
     return result[case.item_id].text, result[case.item_id].source
 
 

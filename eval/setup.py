@@ -170,6 +170,6 @@ def conversation_setup(
     llm = target.model if target is not None else ""
 
     def make(turn: TurnSettings) -> Recommender:
-        return Recommender(settings.model_copy(update={"turn": turn}), store, models, chat)
+        return Recommender.build(settings.model_copy(update={"turn": turn}), store, models, chat)
 
     return ConversationSetup(store, make, llm)

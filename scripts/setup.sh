@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Installs everything recagent needs into ./.venv (and two Debian packages); a quick no-op when
+# Installs everything recagent needs into ./.venv (and its Debian packages); a quick no-op when
 # nothing changed. Called by scripts/demo.sh and scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: the demo catalogue (Tux Paint stamps), espeak-ng (speech for the tests),
 # chromium (the browser the web page's tests drive), libgomp1 (OpenMP, which LightGBM needs),
-# WordNet 3.0 (what ImageNet labels mean: their hypernyms) and gcompris-qt-data (real photographs
-# for `recagent eval photos`).
+# WordNet 3.0 (what ImageNet labels mean: their hypernyms), gcompris-qt-data (real photographs
+# for `recagent eval photos`) and postgresql (the server the session tests start, for
+# `sessions.url`).
 APT_PACKAGES=(tuxpaint-stamps-default espeak-ng chromium libgomp1 wordnet-base wordnet-sense-index
-  gcompris-qt-data)
+  gcompris-qt-data postgresql)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

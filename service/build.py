@@ -7,7 +7,7 @@ import ipaddress
 from agent import llm_server
 from agent.llm import endpoint
 from agent.recommender import Recommender
-from agent.session import SessionStore
+from agent.session import open_sessions
 from service.app import Service
 from service.auth import Tokens
 from tools.config import Settings
@@ -51,4 +51,4 @@ def build_service(settings: Settings, recommender: Recommender) -> Service:
             return f"LLM at {target.base_url} does not answer"
         return None
 
-    return Service(settings, recommender, SessionStore(settings.data_dir), llm_ready)
+    return Service(settings, recommender, open_sessions(settings), llm_ready)

@@ -16,8 +16,11 @@ from pathlib import Path
 import pytest
 
 from indexing import tuxpaint
+from tests.postgres_fixture import postgres_database, postgres_server
 from tools import provisioning as model_registry
 from tools.config import Settings, load_settings
+
+__all__ = ["postgres_database", "postgres_server"]  # fixtures of tests.postgres_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,6 +14,7 @@ from agent.conversation import Conversation
 from agent.profile import UserProfile
 from agent.recommender import Recommender
 from agent.session import SessionStore
+from agent.wording import intro
 from indexing.store import Store
 from tests.fake_chat import ScriptedChatModel
 from tests.small_store import build_small_store
@@ -25,12 +26,12 @@ def indexed(
     prepared_models: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Settings, Store, Any]:
     """The small store (the fast tier): built in seconds, real embedder, real Chroma. These
-    tests drive the LLM steps, so every one is on (the sequential design; the request path is
-    tested in test_turn.py)."""
+    tests drive the LLM steps, so those of the sequential design are on (profile, tools,
+    explanations, intro; the request path is tested in test_turn.py)."""
     settings, store, models = build_small_store(
         tmp_path_factory.mktemp("agent-store"), prepared_models
     )
-    return settings.model_copy(update={"turn": TurnSettings.legacy()}), store, models
+    return settings.model_copy(update={"turn": TurnSettings.sequential()}), store, models
 
 
 def _call(name: str, **args: Any) -> AIMessage:
@@ -60,13 +61,8 @@ def _recommender(
     settings, store, models = indexed
     if llm:
         settings = settings.model_copy(update={"llm": settings.llm.model_copy(update=llm)})
-    titles = [item.title for item in store.all_items()]
-    return Recommender(
-        settings,
-        store,
-        models,
-        (lambda *, streaming, max_tokens: model) if model else None,
-        catalogue_titles=titles,
+    return Recommender.build(
+        settings, store, models, (lambda *, streaming, max_tokens: model) if model else None
     )
 
 
@@ -109,13 +105,14 @@ def test_full_turn_with_forced_first_tool_call(indexed: tuple[Settings, Store, A
     assert all(r.explanation_source == "llm" for r in result.recommendations)
     assert all(set(r.cited_fields) <= {"title", "category"} for r in result.recommendations)
     assert result.intro == "Here are some feathered friends for you." and streamed
-    assert result.profile.likes == ["birds"] and convo.profile.turns == 1
+    assert result.profile.likes == ["birds", "bird"] and convo.profile.turns == 1  # model, rule
     assert all(
         r.breakdown["total"] == pytest.approx(r.score, abs=1e-6) for r in result.recommendations
     )
     assert result.notices == []
-    # The next turn never repeats what was already recommended.
-    again = _recommender(indexed, None).respond(convo, "I would like a bird", k=3)
+    # The next turn repeats nothing already recommended while enough items fit (3 birds were
+    # shown; the store has 6 animals).
+    again = _recommender(indexed, None).respond(convo, "I would like an animal", k=3)
     assert not set(ids) & {r.item_id for r in again.recommendations}
 
 
@@ -179,7 +176,7 @@ def test_constraints_and_seen_items(indexed: tuple[Settings, Store, Any]) -> Non
     categories = set(store.taxonomy().categories)
     target = "animals" if "animals" in categories else sorted(categories)[0]
     model = ScriptedChatModel()
-    model.script_structured({"constraints": {"categories": [target], "modality": "audio"}})
+    model.script_structured({"likes": [target], "summary": "Likes noisy things."})
     model.script(
         _call("search_catalog", query="anything at all"),
         AIMessage(content="Ok."),
@@ -191,12 +188,21 @@ def test_constraints_and_seen_items(indexed: tuple[Settings, Store, Any]) -> Non
     )
     seen = first.recommendations[0].item_id
     convo = Conversation("u5", UserProfile(user_id="u5"), history_ids=[seen])
-    # The LLM's constraints hold because the user's words support them (see profile.grounded).
+    # The request's constraints (the category and the sound, read by rule) hold whatever the
+    # model's profile update says; seen items stay out.
     result = _recommender(indexed, model).respond(convo, f"{target} that make noises", k=5)
-    assert result.recommendations
+    fitting = [
+        i
+        for i in store.all_items()
+        if i.category == target and i.facts.get("has_audio") and i.id != seen
+    ]
+    assert 0 < len(fitting) < len(result.recommendations) <= 5
+    # Those that fit come first; only when they run out does the list go outside the target,
+    # and never to an item without the sound asked for.
+    for rec in result.recommendations[: len(fitting)]:
+        assert rec.facts["category"] == target
     for rec in result.recommendations:
-        assert rec.facts["category"] == target and rec.facts["has_audio"]
-        assert rec.item_id != seen
+        assert rec.facts["has_audio"] and rec.item_id != seen
 
 
 def test_llm_server_down_still_recommends(indexed: tuple[Settings, Store, Any]) -> None:
@@ -210,10 +216,10 @@ def test_llm_server_down_still_recommends(indexed: tuple[Settings, Store, Any]) 
         max_retries=0,
         timeout=2,
     )
-    recommender = Recommender(settings, store, models, lambda *, streaming, max_tokens: dead)
+    recommender = Recommender.build(settings, store, models, lambda *, streaming, max_tokens: dead)
     result = recommender.respond(Conversation("u6", UserProfile(user_id="u6")), "a bird", k=3)
     assert len(result.recommendations) == 3
-    assert all(r.explanation_source == "template" for r in result.recommendations)
+    assert all(r.explanation_source == "reasons" for r in result.recommendations)
     assert result.notices and "falling back" in result.notices[0]
     assert "ConnectionError" in result.notices[0]
 
@@ -231,7 +237,7 @@ def test_invented_item_in_explanations_falls_back_to_templates(
     )
     model.assert_all_used()
     assert len(result.recommendations) == 2
-    assert all(r.explanation_source == "template" for r in result.recommendations)
+    assert all(r.explanation_source == "reasons" for r in result.recommendations)
     assert "ValidationError" in " ".join(result.notices)
 
 
@@ -273,7 +279,9 @@ def test_intro_naming_other_items_is_withdrawn(indexed: tuple[Settings, Store, A
     model.assert_all_used()
     chosen = {r.title for r in result.recommendations}
     assert not {titles[0], titles[1]} <= chosen
-    assert result.intro == "Here are 2 picks for you."
+    # withdrawn: the wording file's intro names the actual picks instead
+    assert result.intro == intro([r.title for r in result.recommendations])
+    assert titles[0] not in result.intro and titles[1] not in result.intro
 
 
 def test_collaborative_model_is_discovered_and_fused(
@@ -293,7 +301,7 @@ def test_collaborative_model_is_discovered_and_fused(
     CollabModel.fit(histories, ids, small, alpha=0.0).save(folder)  # alpha 0: EASE only
     (folder / "fusion.json").write_text(json.dumps({"rrf": 0.2, "collab": 20.0}))
 
-    recommender = Recommender(settings, store, models, None)
+    recommender = Recommender.build(settings, store, models, None)
     assert recommender.collab is not None and recommender.weights.collab == 20.0
     convo = Conversation("collab-user", UserProfile(user_id="collab-user"))
     convo.history_ids, convo.history_titles = [ids[0]], ["first"]
@@ -313,7 +321,7 @@ def test_collaborative_model_is_discovered_and_fused(
 
     chosen = settings.model_copy(update={"fusion": settings.fusion.model_copy()})
     chosen.model_fields_set.add("fusion")  # weights the user set win over the tuned ones
-    assert Recommender(chosen, store, models, None).weights.collab == settings.fusion.collab
+    assert Recommender.build(chosen, store, models, None).weights.collab == settings.fusion.collab
 
 
 def test_the_learned_ranker_orders_the_collaborative_list_and_why_shows_its_features(
@@ -339,7 +347,7 @@ def test_the_learned_ranker_orders_the_collaborative_list_and_why_shows_its_feat
     model.save(folder)
     (folder / "fusion.json").write_text(json.dumps({"rrf": 0.2, "collab": 20.0}))
 
-    recommender = Recommender(settings, store, models, None)
+    recommender = Recommender.build(settings, store, models, None)
     assert recommender.collab is not None and recommender.collab.ranker is not None
     convo = Conversation("ranked-user", UserProfile(user_id="ranked-user"))
     convo.history_ids, convo.history_titles = [ids[0]], ["first"]
@@ -392,8 +400,8 @@ def test_without_explanations_no_llm_writes_text(indexed: tuple[Settings, Store,
         Conversation("u10", UserProfile(user_id="u10")), "a fruit", k=2, explain=False
     )
     model.assert_all_used()
-    assert [r.explanation_source for r in result.recommendations] == ["template", "template"]
-    assert result.intro == "Here are 2 picks for you."
+    assert [r.explanation_source for r in result.recommendations] == ["reasons", "reasons"]
+    assert result.intro == "Here are 2 picks for you: Banana and Apple."
 
 
 def test_one_recommender_serves_concurrent_conversations(
@@ -464,7 +472,7 @@ def test_garbage_from_the_llm_costs_steps_not_the_turn(
         )
 
     settings, store, models = indexed
-    recommender = Recommender(settings, store, models, chat)
+    recommender = Recommender.build(settings, store, models, chat)
     convo = Conversation("g", UserProfile(user_id="g"))
     result = recommender.respond(convo, "a bird", k=2)
     assert len(result.recommendations) == 2
@@ -497,7 +505,7 @@ def test_a_hung_endpoint_holds_a_turn_no_longer_than_its_deadline(
             }
         )
         assert request_budget(cfg) == (3.0, 0)
-        recommender = Recommender(cfg, store, models, EndpointChat(cfg))
+        recommender = Recommender.build(cfg, store, models, EndpointChat(cfg))
         started = time.monotonic()
         result = recommender.respond(Conversation("h", UserProfile(user_id="h")), "a bird", k=2)
         took = time.monotonic() - started

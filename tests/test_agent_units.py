@@ -5,15 +5,10 @@ import pytest
 
 from agent.buffer import CandidateBuffer
 from agent.fusion import fuse, rrf
-from agent.grounding import Explanation, check, template
+from agent.grounding import Explanation, check
 from agent.parsing import parse_tool_calls
-from agent.profile import (
-    Constraints,
-    ProfileUpdate,
-    UserProfile,
-    merge,
-    stated_constraints,
-)
+from agent.profile import ProfileUpdate, UserProfile, merge
+from agent.wording import from_facts
 from indexing.records import Hit
 from tools.config import FusionWeights
 
@@ -75,38 +70,25 @@ def test_buffer_keeps_first_rank_per_source_and_summarises_without_ids() -> None
 
 
 def test_profile_merge() -> None:
+    """Likes and dislikes fold in (a new dislike drops the same like); a stored profile of an
+    earlier version, with hard constraints in it, still loads (they live in the request now)."""
+    old = UserProfile.model_validate_json('{"user_id": "u0", "constraints": {"max_price": 5}}')
+    assert old.user_id == "u0" and "constraints" not in old.model_dump()
     profile = UserProfile(
         user_id="u1",
         likes=["birds", "Trains"],
         dislikes=["spiders"],
-        constraints=Constraints(max_price=20),
     )
     update = ProfileUpdate(
         likes=["trains", "spiders"],
         dislikes=["birds"],
-        constraints=Constraints(categories=["vehicles"], modality="audio"),
         summary="Likes loud vehicles.",
     )
     merged = merge(profile, update)
     assert merged.likes == ["Trains", "spiders"]  # birds now disliked; duplicates folded
     assert merged.dislikes == ["birds"]  # spiders now liked
-    assert merged.constraints.categories == ["vehicles"]
-    assert merged.constraints.max_price == 20  # kept: the turn did not mention price
-    assert merged.constraints.modality == "audio"
     assert merged.summary == "Likes loud vehicles." and merged.turns == 1
     assert merge(merged, ProfileUpdate()).summary == "Likes loud vehicles."
-
-
-def test_constraints_stated_in_plain_words() -> None:
-    categories = ["animals", "food", "vehicles"]
-    update = stated_constraints("Only animals please, under $12.50, with a sound", categories)
-    assert update.constraints.categories == ["animals"]
-    assert update.constraints.max_price == 12.5
-    assert update.constraints.modality == "audio"
-    assert stated_constraints("vehicles only", categories).constraints.categories == ["vehicles"]
-    assert stated_constraints("just the animal", categories).constraints.categories == ["animals"]
-    plain = stated_constraints("I like animals and food", categories).constraints
-    assert plain == Constraints()
 
 
 NAMES = {"search_catalog", "get_item"}
@@ -204,26 +186,9 @@ def test_grounding_repairs_or_replaces_unsupported_claims() -> None:
 
 
 def test_template_uses_only_item_fields() -> None:
-    text, used = template(FACTS["cow"])
+    text, used = from_facts(FACTS["cow"])
     assert text == "Cow: A black and white dairy cow. Category: animals. Its audio says: “cow.”."
     assert used == ["title", "description", "category", "transcript"]
-
-
-def test_profile_constraints_need_the_users_words() -> None:
-    from agent.profile import Constraints, ProfileUpdate, grounded
-
-    update = ProfileUpdate(
-        likes=["politics"],
-        constraints=Constraints(
-            categories=["Action", "Comedy"], max_price=20, min_price=5, modality="audio"
-        ),
-    )
-    kept = grounded(update, "A light comedy under 20 please")
-    assert kept.constraints.categories == ["Comedy"]  # "Action" was never said
-    assert kept.constraints.max_price == 20 and kept.constraints.min_price is None
-    assert kept.constraints.modality == "any"  # nothing about sound
-    assert kept.likes == ["politics"]  # soft preferences stay
-    assert grounded(update, "animals that make a noise").constraints.modality == "audio"
 
 
 def test_a_cancelled_turn_makes_no_more_llm_calls() -> None:

@@ -29,7 +29,10 @@ def test_chat_page_streams_cards_takes_feedback_and_pictures(small: Any, tmp_pat
     settings, store, models = small
     settings = settings.model_copy(update={"data_dir": tmp_path})
     service = Service(
-        settings, Recommender(settings, store, models, None), SessionStore(tmp_path), lambda: None
+        settings,
+        Recommender.build(settings, store, models, None),
+        SessionStore(tmp_path),
+        lambda: None,
     )
     with live_service(service) as url, browser_page() as page:
         page.goto(url)

@@ -164,7 +164,6 @@ def test_chat_and_recommend_without_an_llm(
     report = json.loads((out / "results.json").read_text())
     assert list(report["halves"]["dev"]["systems"]) == [
         "plain retrieval",
-        "agent without request understanding",
         "agent",
     ]
     assert "only the systems without an LLM run" in result.stdout

@@ -16,7 +16,7 @@ import pytest
 
 from agent import llm_server
 from agent.conversation import Conversation
-from agent.grounding import item_fields
+from agent.item_text import item_fields
 from agent.llm import EndpointChat
 from agent.profile import UserProfile
 from agent.recommender import Recommender
@@ -66,11 +66,12 @@ def served(
 
 
 def _recommender(served: tuple[Settings, Store, Any]) -> Recommender:
-    """Every LLM step on (profile, tools, streamed intro, explanations): these tests drive the
-    model through each of them; the request path's slice is test_eval_conversations_slice."""
+    """The sequential design's LLM steps on (profile, tools, streamed intro, explanations):
+    these tests drive the model through each of them; the request path's slice is
+    test_eval_conversations_slice."""
     settings, store, models = served
-    settings = settings.model_copy(update={"turn": TurnSettings.legacy()})
-    return Recommender(settings, store, models, EndpointChat(settings))
+    settings = settings.model_copy(update={"turn": TurnSettings.sequential()})
+    return Recommender.build(settings, store, models, EndpointChat(settings))
 
 
 def _assert_grounded(served: tuple[Settings, Store, Any], result: Any) -> None:
@@ -107,7 +108,7 @@ def test_multi_turn_conversation_with_constraints(served: tuple[Settings, Store,
     assert streamed and first.tool_calls
     _assert_grounded(served, first)
     assert all(r.facts["category"] == "animals" for r in first.recommendations)
-    assert first.profile.constraints.categories == ["animals"]
+    assert any(a.kind == "target" and a.value == "animals" for a in first.applied)
     second = recommender.respond(convo, "More of those, but with a sound.", k=3)
     _assert_grounded(served, second)
     for rec in second.recommendations:
@@ -123,7 +124,7 @@ def test_the_models_reading_under_a_json_schema(served: tuple[Settings, Store, A
     shapes the turn only through the catalogue: two extra searches, never an id or a target."""
     settings, store, models = served
     reading = settings.model_copy(update={"turn": TurnSettings(reading_llm=True)})
-    recommender = Recommender(reading, store, models, EndpointChat(reading))
+    recommender = Recommender.build(reading, store, models, EndpointChat(reading))
     convo = Conversation("read", UserProfile(user_id="read"))
     result = recommender.respond(convo, "an animal for a children's book, but no birds", k=3)
     assert result.notices == [], result.notices
@@ -308,7 +309,7 @@ def test_the_page_shows_the_fallback_notice_when_the_llm_is_gone(
     settings = settings.model_copy(
         update={"turn": TurnSettings(expansion_llm=True, intro_llm=True), "data_dir": tmp_path}
     )
-    recommender = Recommender(settings, store, models, EndpointChat(settings))
+    recommender = Recommender.build(settings, store, models, EndpointChat(settings))
     service = Service(settings, recommender, SessionStore(tmp_path), lambda: "the LLM is down")
     with live_service(service) as url, browser_page() as page:
         page.goto(url)

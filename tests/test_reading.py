@@ -38,7 +38,7 @@ def _reading(**slots: Any) -> dict[str, Any]:
 def _recommender(small: tuple[Settings, Store, Any], model: ScriptedChatModel) -> Recommender:
     settings, store, models = small
     settings = settings.model_copy(update={"turn": TurnSettings(reading_llm=True)})
-    return Recommender(settings, store, models, lambda *, streaming, max_tokens: model)
+    return Recommender.build(settings, store, models, lambda *, streaming, max_tokens: model)
 
 
 def _convo() -> Conversation:

@@ -4,11 +4,13 @@ explanation checker (tautologies, words the facts do not back)."""
 
 from __future__ import annotations
 
-from agent.grounding import supported, tautology, unsupported_words
-from agent.reasons import describe, reasons
+from agent.grounding import supported, unsupported_words
+from agent.item_text import tautology
+from agent.reasons import reasons
 from agent.request import parse
 from agent.request_types import Request, TurnMemory
 from agent.vocabulary import Vocabulary, item_path
+from agent.wording import from_reasons
 from indexing.records import Taxonomy
 
 TAXONOMY = Taxonomy(
@@ -141,7 +143,7 @@ def test_reasons_and_template_say_why_without_tautology() -> None:
     assert item_path(facts) == "animals/mammals/bovines"
     found = reasons(request, facts, vocab())
     assert [r.field for r in found] == ["kind", "sound"]
-    text, cited = describe(facts, found)
+    text, cited = from_reasons(facts, found)
     assert not text.startswith("Cow: Cow")  # a description that repeats the name is left out
     assert "sound effect" in text and "attributes.subcategory" in cited
     asked = " ".join(f"{r.asked} {r.value}" for r in found)

@@ -32,7 +32,7 @@ def _client(small: Any, tmp_path: Path, **service: Any) -> TestClient:
     settings = settings.model_copy(
         update={"service": settings.service.model_copy(update=service), "data_dir": tmp_path}
     )
-    recommender = Recommender(settings, store, models, None)
+    recommender = Recommender.build(settings, store, models, None)
     app = create_app(Service(settings, recommender, SessionStore(tmp_path), lambda: None))
     return TestClient(app, base_url="http://127.0.0.1")
 
@@ -127,7 +127,10 @@ def test_items_and_media_only_from_the_catalogue(small: Any, tmp_path: Path) -> 
     settings, store, models = small
     elsewhere = settings.model_copy(update={"data_dir": tmp_path})
     service = Service(
-        elsewhere, Recommender(elsewhere, store, models, None), SessionStore(tmp_path), lambda: None
+        elsewhere,
+        Recommender.build(elsewhere, store, models, None),
+        SessionStore(tmp_path),
+        lambda: None,
     )
     service.media_roots = lambda: [tmp_path]  # type: ignore[method-assign]
     outside = TestClient(create_app(service), base_url="http://127.0.0.1").get(
@@ -285,7 +288,10 @@ def test_svg_pictures_are_served_as_their_index_time_render(
 
     monkeypatch.setattr(RendererPool, "render", no_rendering)
     service = Service(
-        settings, Recommender(settings, store, models, None), SessionStore(tmp_path), lambda: None
+        settings,
+        Recommender.build(settings, store, models, None),
+        SessionStore(tmp_path),
+        lambda: None,
     )
     client = TestClient(create_app(service), base_url="http://127.0.0.1")
     served = client.get("/v1/items/toys/kite/image")

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from agent.conversation import Conversation
-from agent.grounding import sentences, supported, tautology
+from agent.grounding import supported
+from agent.item_text import sentences, tautology
 from agent.profile import UserProfile
 from agent.recommender import Recommender
 from agent.session import SessionStore
@@ -31,7 +32,7 @@ def _recommender(
     settings, store, models = small
     settings = settings.model_copy(update={"turn": TurnSettings(**turn)})
     chat = (lambda *, streaming, max_tokens: model) if model is not None else None
-    return Recommender(settings, store, models, chat)
+    return Recommender.build(settings, store, models, chat)
 
 
 def _convo(user: str = "u") -> Conversation:

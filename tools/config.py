@@ -175,11 +175,6 @@ class TurnSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
 
-    understanding: bool = Field(
-        True,
-        description="Request understanding by rule (targets, negations, sound, references, "
-        "standing preferences); off: the earlier turn, driven by the LLM's profile.",
-    )
     reading_llm: bool = Field(
         False,
         description="The LLM reads each message into slots (what is wanted, fitting kinds, what "
@@ -219,14 +214,14 @@ class TurnSettings(BaseModel):
             or self.expansion_llm
             or self.explain_llm
             or self.intro_llm
-            or not self.understanding  # the earlier turn is driven by the LLM's profile
         )
 
     @classmethod
-    def legacy(cls) -> TurnSettings:
-        """The turn before request understanding: every LLM step on (a baseline)."""
+    def sequential(cls) -> TurnSettings:
+        """The LLM steps of the earlier sequential design, all on: the profile update, the tool
+        phase, the explanations and the intro (a baseline for `bench chat`, and what the tests
+        of those steps drive)."""
         return cls(
-            understanding=False,
             profile_llm=True,
             tools_llm=True,
             expansion_llm=False,
@@ -325,6 +320,30 @@ class ServiceSettings(BaseModel):
         return self.token is not None or bool(self.tokens)
 
 
+class SessionSettings(BaseModel):
+    """Where conversations and profiles persist (:mod:`agent.session`)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
+
+    url: str | None = Field(
+        None,
+        repr=False,  # it may hold a password
+        description="postgresql://user:password@host:port/database of a PostgreSQL server "
+        "the sessions live in (for several service processes; the password is never "
+        "printed). None: the SQLite file DATA_DIR/sessions.sqlite3.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "sessions.url must start with postgresql:// or postgres:// "
+                "(leave it unset for the SQLite file under DATA_DIR)"
+            )
+        return value
+
+
 class Settings(BaseSettings):
     """Everything recagent needs to know about where things live and which models to use."""
 
@@ -358,6 +377,7 @@ class Settings(BaseSettings):
     fusion: FusionWeights = Field(default_factory=FusionWeights)  # type: ignore[arg-type]
     turn: TurnSettings = Field(default_factory=TurnSettings)  # type: ignore[arg-type]
     service: ServiceSettings = Field(default_factory=ServiceSettings)  # type: ignore[arg-type]
+    sessions: SessionSettings = Field(default_factory=SessionSettings)  # type: ignore[arg-type]
 
     @field_validator("collection")
     @classmethod

@@ -1,0 +1,55 @@
+"""An item's facts as text: its citable fields, sentences, and the test for a sentence that
+only repeats the item's name. Shared by the explanation checker (:mod:`agent.grounding`) and the
+wording of template explanations (:mod:`agent.wording`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from agent.words import stem, stems
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE.split(text.strip()) if s]
+
+
+def item_fields(facts: Mapping[str, Any]) -> dict[str, str]:
+    """The citable fields of an item, flattened to text (attributes as ``attributes.NAME``)."""
+    out: dict[str, str] = {}
+    for key in ("title", "description", "category", "price", "caption", "transcript"):
+        value = facts.get(key)
+        if value not in (None, "", []):
+            out[key] = str(value)
+    for name, value in (facts.get("attributes") or {}).items():
+        if value not in (None, "", []):
+            text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            out[f"attributes.{name}"] = text
+    return out
+
+
+# Words an explanation may use about any item: how it connects the item to the request.
+CONNECTIVES = frozenset(
+    stem(w)
+    for w in (
+        "picked pick chosen choice because asked ask request requested wanted want match matches "
+        "fits fit name named says mentions mention description caption transcript title kind "
+        "close closer similar sound effect play item one ones also which more here great perfect "
+        "nice lovely enjoy suggest recommend option good fine section"
+    ).split()
+)
+
+
+_COPULA = re.compile(r"\b(?:is|are|was|were|be|means)\b|:")
+
+
+def tautology(sentence: str, facts: Mapping[str, Any]) -> bool:
+    """A sentence that names its item and defines it by nothing but its name ("Bull is a
+    bull.", "Cow: A cow.")."""
+    title = set(stems(str(facts.get("title") or "")))
+    said = set(stems(sentence)) - CONNECTIVES
+    copula = _COPULA.search(sentence.lower()) is not None
+    return bool(title) and copula and title <= set(stems(sentence)) and said <= title
