@@ -29,7 +29,8 @@ from agent.feedback import Feedback
 from agent.profile import USER_ID, UserProfile, union
 from agent.request_types import TurnMemory
 from agent.session_sqlite import SqliteSessions
-from tools.config import CLIENT_NAME, Settings, describe_errors
+from tools.config import Settings, describe_errors
+from tools.config_service import CLIENT_NAME
 from tools.errors import InputError, StoreError
 from tools.text import shorten
 

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from cli import render
 from cli.agent_cmds import open_recommender, serve_llm
-from cli.eval_cmds import llm_endpoint, setup_simulation
+from cli.eval_common import llm_endpoint, setup_simulation
 from cli.options import ConfigOpt, FiguresOpt, ServeOpt, StoreOpt, UrlOpt, settings
 from cli.render import console
 from tools.errors import InputError
@@ -37,6 +37,45 @@ def bench_index(
     from indexing.bench import run_bench
 
     figures = run_bench(settings(ctx, config), catalogue, limit, out, render.printer(console))
+    print_figures(figures, out)
+
+
+@bench_app.command("ray")
+def bench_ray(
+    ctx: typer.Context,
+    items: Annotated[int, typer.Option(help="Synthetic catalogue size.", min=1)] = 2000,
+    picture_share: Annotated[
+        float, typer.Option(help="Share of items with a generated PNG.", min=0, max=1)
+    ] = 0.1,
+    sound_share: Annotated[
+        float, typer.Option(help="Share of items with a generated WAV tone.", min=0, max=1)
+    ] = 0.05,
+    workers: Annotated[
+        list[int] | None,
+        typer.Option(help="Ray workers per stage; repeat for each run (default: 1 and 2)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic catalogue.")] = 2026,
+    out: FiguresOpt = Path("bench/ray.json"),
+    config: ConfigOpt = None,
+) -> None:
+    """Items/s of the local indexer and of `index --engine ray` at each worker count, on one
+    seeded synthetic catalogue in one run (a local Ray instance), with each model's raw
+    throughput for reference."""
+    from indexing.bench_ray import run_ray_bench
+
+    counts = workers or [1, 2]
+    if min(counts) < 1:
+        raise InputError("--workers must be 1 or more")
+    figures = run_ray_bench(
+        settings(ctx, config),
+        items,
+        picture_share,
+        sound_share,
+        counts,
+        out,
+        seed=seed,
+        log=render.printer(console),
+    )
     print_figures(figures, out)
 
 

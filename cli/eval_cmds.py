@@ -2,52 +2,24 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
-from cli import render
+from cli import eval_llm_cmds, render
+from cli.eval_common import llm_endpoint, print_results, resumable
 from cli.options import ConcurrencyOpt, ConfigOpt, ResultsOpt, StoreOpt, settings
 from cli.render import console
-from tools.config import Settings
-from tools.errors import InputError, LLMRequestError, LLMUnavailable
+from tools.errors import InputError
 
 if TYPE_CHECKING:
-    from agent.llm import Endpoint
-    from eval.setup import Simulation
+    pass
 
 eval_app = typer.Typer(help="Offline evaluation.", no_args_is_help=True)
-
-
-def llm_endpoint(settings: Settings, hint: str = "") -> Endpoint:
-    """The configured LLM endpoint; :class:`LLMUnavailable` (with ``hint``) when none runs."""
-    from agent.llm import endpoint
-
-    try:
-        return endpoint(settings)
-    except LLMUnavailable as exc:
-        if not hint:
-            raise
-        raise LLMUnavailable(f"{exc}{hint}") from exc
-
-
-@contextmanager
-def resumable(kept: str) -> Iterator[None]:
-    """An LLM that stops answering ends the run; the message says what was ``kept``."""
-    try:
-        yield
-    except LLMRequestError as exc:
-        raise LLMRequestError(f"{exc}; {kept}") from exc
-
-
-def print_results(out: Path, files: str) -> None:
-    console.print((out / "results.md").read_text(), markup=False)
-    console.print(f"results written to [bold]{escape(str(out))}[/bold] ({files})")
+eval_app.command("synthesize")(eval_llm_cmds.eval_synthesize)
+eval_app.command("judge")(eval_llm_cmds.eval_judge)
+eval_app.command("simulate")(eval_llm_cmds.eval_simulate)
 
 
 @eval_app.command("rank")
@@ -230,157 +202,6 @@ def eval_rank(
         console.print("[yellow]the complete pipeline did not beat every baseline[/yellow]")
 
 
-def judge_endpoint(own: Endpoint, url: str | None, model: str | None, key: str | None) -> Endpoint:
-    """The judge: the recommender's endpoint ``own`` (another model name allowed) or another
-    server."""
-    from agent.llm import Endpoint
-
-    if url is None:
-        return Endpoint(own.base_url, model or own.model, key or own.api_key)
-    if model is None:
-        raise InputError("--judge-url needs --judge-model (the model name that server serves)")
-    return Endpoint(url.rstrip("/"), model, key or "EMPTY")
-
-
-@eval_app.command("synthesize")
-def eval_synthesize(
-    out: Annotated[
-        Path, typer.Argument(help="The interactions file to write (the .item file goes beside).")
-    ],
-    users: Annotated[int, typer.Option(help="Users.", min=10)] = 6_040,
-    items: Annotated[int, typer.Option(help="Items.", min=50)] = 3_700,
-    interactions: Annotated[
-        int, typer.Option(help="Interactions, roughly (each user keeps at least 20).", min=1_000)
-    ] = 1_000_000,
-    seed: Annotated[int, typer.Option(help="Seed (the same seed writes the same files).")] = 2026,
-) -> None:
-    """Write a synthetic dataset in RecBole's atomic format (genres, popularity, sequential
-    habits), for checking that `eval rank --inter` scales: the defaults have the shape of
-    MovieLens-1M (about 6,000 users, 3,700 items, a million interactions)."""
-    from eval.synthetic import Synthetic, write
-
-    inter, item_file = write(Synthetic(users, items, interactions, seed), out)
-    lines = sum(1 for _ in inter.open()) - 1
-    console.print(f"wrote {lines:,} interactions to {inter} and the items to {item_file}")
-
-
-@eval_app.command("judge")
-def eval_judge(
-    ctx: typer.Context,
-    out: ResultsOpt = Path("results/judge-ml-100k"),
-    limit: Annotated[int, typer.Option(help="Cases (ML-100K users, seeded sample).", min=1)] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the user sample.")] = 2026,
-    concurrency: ConcurrencyOpt = 8,
-    judge_url: Annotated[
-        str | None,
-        typer.Option(help="OpenAI-compatible URL of the judge (default: the recommender's LLM)."),
-    ] = None,
-    judge_model: Annotated[str | None, typer.Option(help="The judge's model name.")] = None,
-    judge_api_key: Annotated[str | None, typer.Option(help="The judge's API key.")] = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Judge explanations: recagent's explainer against a plain-prompt baseline, scored 1-5 on
-    faithfulness, relevance, informativeness and persuasiveness, compared pairwise in both
-    orders, with grounding metrics. Resumable: responses are cached in OUT/llm-cache.jsonl."""
-    from eval import judge
-    from eval.llm_client import ChatClient, ResponseCache
-    from eval.setup import load_ml100k
-
-    cfg = settings(ctx, config)
-    own = llm_endpoint(cfg)
-    judge_target = judge_endpoint(own, judge_url, judge_model, judge_api_key)
-    cache = ResponseCache(out / "llm-cache.jsonl")
-    timeout = cfg.llm.request_timeout
-    explainer = ChatClient(own, cache, concurrency, timeout)
-    judge_client = (
-        explainer if judge_target == own else ChatClient(judge_target, cache, concurrency, timeout)
-    )
-    data = load_ml100k()
-    cases = data.cases(limit, seed)
-    judge_config = judge.JudgeConfig(limit=limit, seed=seed, concurrency=concurrency)
-    with resumable("answers so far are cached, a re-run resumes"):
-        judge.run(cases, explainer, judge_client, data.catalogue_titles, out, judge_config)
-    print_results(out, "results.json, results.md, cases.jsonl")
-
-
-@eval_app.command("simulate")
-def eval_simulate(
-    ctx: typer.Context,
-    dataset: Annotated[str, typer.Option(help="ml-100k (real users) or demo (the store).")] = (
-        "ml-100k"
-    ),
-    out: Annotated[
-        Path | None, typer.Option(help="Results folder (default: results/simulate-DATASET).")
-    ] = None,
-    limit: Annotated[int, typer.Option(help="Episodes.", min=1)] = 20,
-    seed: Annotated[int, typer.Option(help="Seed of the user / target sample.")] = 2026,
-    concurrency: Annotated[int, typer.Option(help="Episodes in flight.", min=1)] = 4,
-    max_turns: Annotated[int, typer.Option(help="Turns per episode.", min=1, max=10)] = 5,
-    feedback: Annotated[
-        bool,
-        typer.Option(
-            "--feedback",
-            help="Run the episodes twice, without and with the simulated user's like/dislike "
-            "on each list shown (a like for items of the target's genre or kind, a dislike "
-            "otherwise), and compare: OUT/without-feedback, OUT/with-feedback, OUT/feedback.md.",
-        ),
-    ] = False,
-    config: ConfigOpt = None,
-) -> None:
-    """Simulated users with a hidden target: an LLM describes an item without naming it (a leak
-    voids the episode), the agent recommends 10 per turn. Hit@1/5/10 by turn, turns to a hit,
-    and the rates of ids outside the catalogue, duplicates and already-seen items. On ml-100k
-    the movies are indexed once into DATA_DIR/eval-stores/ml-100k. Resumable."""
-    from eval import simulate
-    from eval.llm_client import ChatClient, ResponseCache
-    from eval.setup import simulation_dataset
-
-    simulation_dataset(dataset)
-    cfg = settings(ctx, config)
-    out = out or Path(f"results/simulate-{dataset}")
-    target = llm_endpoint(cfg)
-    sim = setup_simulation(cfg, dataset)
-    cases = sim.cases(limit, seed)
-    simulator = ChatClient(target, ResponseCache(out / "llm-cache.jsonl"), concurrency)
-    used = {"llm": target.model, "collab": "yes" if sim.recommender.collab else "no"}
-    runs = (
-        [(out / "without-feedback", False), (out / "with-feedback", True)]
-        if feedback
-        else [(out, False)]
-    )
-    reports = []
-    for folder, with_feedback in runs:
-        sim_config = simulate.SimConfig(
-            dataset, limit, seed, concurrency, max_turns, feedback=with_feedback
-        )
-        with resumable(f"finished episodes are kept in {folder}/episodes.jsonl"):
-            reports.append(
-                simulate.run(
-                    cases,
-                    sim.recommender,
-                    simulator,
-                    sim.catalogue,
-                    folder,
-                    sim_config,
-                    sim.kind,
-                    models=used,
-                )
-            )
-    if feedback:
-        (out / "feedback.md").write_text(simulate.comparison(reports[0], reports[1]))
-        (out / "feedback.json").write_text(
-            json.dumps({"without": reports[0], "with": reports[1]}, indent=2)
-        )
-        console.print((out / "feedback.md").read_text(), markup=False)
-        console.print(
-            f"results written to {out} (feedback.md, feedback.json, without-feedback/, "
-            "with-feedback/)",
-            markup=False,
-        )
-    else:
-        print_results(out, "results.json, results.md, episodes.jsonl")
-
-
 @eval_app.command("photos")
 def eval_photos(
     ctx: typer.Context,
@@ -467,13 +288,3 @@ def eval_conversations(
     used = {"llm": setup.llm or "(none)", "text_embedder": cfg.models.text_embedder}
     conversations.run(data, chosen, setup.make_recommender, setup.store, out, concurrency, used)
     print_results(out, "results.json, results.md, turns.jsonl")
-
-
-def setup_simulation(cfg: Settings, dataset: str) -> Simulation:
-    """:func:`eval.setup.simulation_setup` with its progress and notices on the terminal."""
-    from eval.setup import simulation_setup
-
-    with render.progress(console, "indexing movies", lazy=True) as report:
-        return simulation_setup(
-            cfg, dataset, report, render.printer(console), render.notice_printer(console)
-        )

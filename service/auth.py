@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 
-from tools.config import ServiceSettings, check_token
+from tools.config_service import ServiceSettings, check_token
 from tools.errors import ConfigError
 
 DEFAULT_SPACE = ""

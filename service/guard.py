@@ -31,7 +31,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 
 from service.auth import Tokens, Unauthorised
-from tools.config import LOOPBACK_HOSTS, ServiceSettings
+from tools.config_service import LOOPBACK_HOSTS, ServiceSettings
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from service.app import Service, create_app
-from tools.config import ServiceSettings
+from tools.config_service import ServiceSettings
 from tools.errors import ServerError
 
 KEEP_ALIVE_S = 5

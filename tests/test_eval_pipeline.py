@@ -15,7 +15,8 @@ from eval import rerank
 from eval.llm_client import ChatClient, ResponseCache, content
 from eval.metrics import rank_of
 from eval.pipeline import Inputs, fused_scores, target_ranks, tune
-from eval.rank import apply_order, the_bar
+from eval.rank_report import the_bar
+from eval.rank_stages import apply_order
 from tools.candidate_pool import list_ranks
 from tools.config import FusionWeights
 from tools.errors import LLMRequestError
