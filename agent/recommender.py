@@ -125,7 +125,10 @@ class Recommender:
             profile = runner.run(
                 "the profile update", lambda: steps.update_profile(convo, message, clock), profile
             )
-        request = self.understanding.request(convo, message)
+        if self.turn.rules:
+            request = self.understanding.request(convo, message)
+        else:  # the ablation "LLM reading only": the model's reading alone shapes the turn
+            request = Request(message=message, query=message)
         if self.steps is not None and self.turn.reading_llm:
             steps = self.steps
             reading = runner.run("the reading", lambda: steps.read(convo, message, clock), None)

@@ -29,8 +29,9 @@ def _carried(applied: Applied) -> bool:
     return applied.source.startswith("earlier turn")
 
 
-def _related(a: str, b: str) -> bool:
-    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+def _covers(node: str, wanted: str) -> bool:
+    """Whether excluding ``node`` would exclude ``wanted`` (the same node or one inside it)."""
+    return wanted == node or wanted.startswith(node + "/")
 
 
 def apply_reading(
@@ -100,8 +101,9 @@ def _avoid(request: Request, phrase: str, vocabulary: Vocabulary, wanted: list[s
         return
     head = head_word(words)
     nodes = [m.node.path for m in vocabulary.resolve([head] if head else [], synonyms=False)]
-    if any(_related(n, t) for n in nodes for t in wanted):
+    if any(_covers(n, t) for n in nodes for t in wanted):
         return  # "a wild bird, not a farm bird": the avoided head is what is wanted
+    # (a node inside what is wanted is excluded: "an animal, but no birds")
     request.exclude_phrases.append(words)
     for node in nodes:
         if node not in request.exclude_paths:

@@ -68,6 +68,7 @@ def systems() -> list[System]:
     uses_llm = any(getattr(agent, f) for f in LLM_STEPS)
     steps = {
         "agent + LLM reading": ({"reading_llm": True}, True),
+        "agent, LLM reading only (no rules)": ({"reading_llm": True, "rules": False}, True),
         "agent + LLM expansion": ({"expansion_llm": True}, True),
         "agent + LLM profile": ({"profile_llm": True}, True),
         "agent + LLM tool phase": ({"tools_llm": True}, True),

@@ -139,3 +139,35 @@ def test_an_avoided_phrase_that_narrows_what_is_wanted_keeps_its_node(small: Any
 def test_a_kind_is_dropped_only_when_it_names_an_avoided_thing() -> None:
     assert _mentions("basketball", {"ball"}) and _mentions("soccer ball", {"ball"})
     assert not _mentions("scarf", {"car"}) and not _mentions("party supplies", {"art"})
+
+
+def test_with_the_rules_off_only_the_models_reading_shapes_the_turn(small: Any) -> None:
+    """The ablation "LLM reading only": the rules read nothing (no target, no exclusion from
+    the message's words); what the model read still excludes and searches."""
+    settings, store, models = small
+    turn = TurnSettings(reading_llm=True, rules=False)
+    model = ScriptedChatModel().script_structured(
+        _reading(wanted="a farm animal", kinds=["cow", "pig"], avoid=["birds"])
+    )
+    recommender = Recommender.build(
+        settings.model_copy(update={"turn": turn}),
+        store,
+        models,
+        lambda *, streaming, max_tokens: model,
+    )
+    result = recommender.respond(_convo(), "only vehicles, no trucks", k=3)
+    sources = {a.source for a in result.applied}
+    assert "rule" not in sources and result.applied  # the rules' vehicles target is not there
+    assert any(a.kind == "exclude" and a.words == "birds" for a in result.applied)
+    ids = [r.item_id for r in result.recommendations]
+    assert ids and not any(i.startswith("animals/birds/") for i in ids)
+    model.assert_all_used()
+    rules = Recommender.build(settings, store, models, None).respond(
+        _convo(), "only vehicles, no trucks", k=3
+    )
+    assert any(a.source == "rule" and a.kind == "target" for a in rules.applied)
+
+
+def test_the_rules_off_need_the_models_reading() -> None:
+    with pytest.raises(ValueError, match=r"turn\.rules = false needs turn\.reading_llm"):
+        TurnSettings(rules=False)

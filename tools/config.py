@@ -13,7 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -175,6 +183,12 @@ class TurnSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
 
+    rules: bool = Field(
+        True,
+        description="The rules read each message (targets, negations, sound, price, "
+        "references, standing preferences); off: only the LLM's reading does (an ablation: it "
+        "needs reading_llm, and without a reachable LLM the message is plainly searched).",
+    )
     reading_llm: bool = Field(
         False,
         description="The LLM reads each message into slots (what is wanted, fitting kinds, what "
@@ -203,6 +217,12 @@ class TurnSettings(BaseModel):
         description="Seconds all LLM calls of one turn may take together; past it the turn "
         "answers without the LLM (a hung endpoint cannot hold a turn longer).",
     )
+
+    @model_validator(mode="after")
+    def _reader(self) -> TurnSettings:
+        if not self.rules and not self.reading_llm:
+            raise ValueError("turn.rules = false needs turn.reading_llm = true (someone must read)")
+        return self
 
     @property
     def uses_llm(self) -> bool:
