@@ -1,10 +1,10 @@
 """The ``recagent`` command line: the root command, its global options and the entry point.
 
 Subcommands: ``models`` (prepare, list), ``catalogue`` (install, check), ``index``, ``search``,
-``bench``, ``demo``, ``llm``, ``recommend``, ``chat``, ``eval``. Run ``recagent COMMAND --help``
-for each one's options. :func:`main` is the one place a :class:`RecagentError` becomes
-``error: MESSAGE`` on stderr and its exit code; any other exception is a bug and shows a
-traceback.
+``bench``, ``demo``, ``llm``, ``recommend``, ``chat``, ``serve``, ``balancer``, ``eval``. Run
+``recagent COMMAND --help`` for each one's options. :func:`main` is the one place a
+:class:`RecagentError` becomes ``error: MESSAGE`` on stderr and its exit code; any other
+exception is a bug and shows a traceback.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ app.command("demo")(setup_cmds.demo)
 app.command("recommend")(agent_cmds.recommend)
 app.command("chat")(agent_cmds.chat)
 app.command("serve")(service_cmds.serve)
+app.add_typer(service_cmds.balancer_app, name="balancer")
 app.add_typer(setup_cmds.models_app, name="models")
 app.add_typer(setup_cmds.catalogue_app, name="catalogue")
 app.add_typer(bench_cmds.bench_app, name="bench")

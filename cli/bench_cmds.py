@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 from rich.markup import escape
 
 from cli import render
@@ -158,14 +160,22 @@ def bench_serve(
     llm: Annotated[
         bool, typer.Option("--llm/--no-llm", help="Also run the full turn (the LLM's steps on).")
     ] = True,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Play against a running service (e.g. a balancer in front of replicas) "
+            "instead of starting one; its own turn settings apply, --llm is ignored.",
+        ),
+    ] = None,
     store: StoreOpt = None,
     chroma_url: UrlOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Concurrent simulated sessions against `recagent serve` (started here on 127.0.0.1, a
-    process of its own, so client and server do not share an interpreter): turns/s, turn
-    p50/p95, time to the first streamed event, errors and lost sessions at each level, for the
-    retrieval-only turn and the full turn (the LLM's expansion, intro and explanations on)."""
+    process of its own, so client and server do not share an interpreter, or the one at --url):
+    turns/s, turn p50/p95, time to the first streamed event, errors and lost sessions at each
+    level, for the retrieval-only turn and the full turn (the LLM's expansion, intro and
+    explanations on). With --url the token is service.token (RECAGENT_SERVICE__TOKEN)."""
     import json
 
     from service.bench import bars, run_levels, served
@@ -177,9 +187,12 @@ def bench_serve(
     if not counts or min(counts) < 1:
         raise InputError("--levels needs at least one level of 1 session or more")
     cfg = settings(ctx, config, store_dir=store, chroma_url=chroma_url)
+    log = render.printer(console)
+    if url is not None:
+        _bench_url(cfg.service.token, url, counts, turns, max_seconds, out, log)
+        return
     if llm and not cfg.llm.base_url:
         serve_llm(cfg, console)  # the full turn's server finds it running
-    log = render.printer(console)
     runs: dict[str, object] = {}
     designs: list[tuple[str, dict[str, str]]] = [("retrieval only", {})]
     if llm:
@@ -196,6 +209,37 @@ def bench_serve(
         "turns_per_session": turns,
         "runs": runs,
         "bars": bars(retrieval, runs.get("full turn")),  # type: ignore[arg-type]
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
+    print_figures(figures, out)
+
+
+def _bench_url(
+    token: SecretStr | None,
+    url: str,
+    counts: list[int],
+    turns: int,
+    max_seconds: float,
+    out: Path,
+    log: Callable[[str], None],
+) -> None:
+    """`bench serve --url`: the levels against a service that is already running."""
+    import json
+
+    from service.bench import bars, run_levels
+
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"--url must start with http:// or https://, not {url!r}")
+    secret = token.get_secret_value() if token is not None else None
+    log(f"against {url}")
+    run = run_levels(url.rstrip("/"), counts, turns, max_seconds, token=secret, log=log)
+    figures = {
+        "levels": counts,
+        "turns_per_session": turns,
+        "url": url,
+        "runs": {"given service": run},
+        "bars": bars(run, None) | {"measured_on": "the service at --url (its own turn settings)"},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2))

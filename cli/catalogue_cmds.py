@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -17,6 +17,7 @@ from indexing.records import Filters
 from tools.config import Settings
 from tools.errors import InputError
 
+Engine = Literal["local", "ray"]
 PHOTO_DEPTH = 50  # each path's depth before fusion
 
 
@@ -47,10 +48,26 @@ def index(
         bool,
         typer.Option(help="Then give the items knowledge from WordNet (`recagent enrich`)."),
     ] = True,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="local: the stages in this process; ray: the stages as Ray Data actors "
+            "(a local Ray instance, or the cluster at --address)."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="With --engine ray: a running Ray cluster, e.g. 10.0.0.5:6379."),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="With --engine ray: actors per stage.", min=1, max=256)
+    ] = 1,
     config: ConfigOpt = None,
 ) -> None:
     """Build or update the Chroma collections for a catalogue (incremental, resumable), then
     enrich the items (`recagent enrich`; `--no-enrich` skips it)."""
+    if engine == "local" and (address is not None or workers != 1):
+        raise InputError("--address and --workers need --engine ray")
     cfg = settings(
         ctx,
         config,
@@ -68,6 +85,9 @@ def index(
         report_path=report,
         reembed=reembed,
         enrich=enrich,
+        engine=engine,
+        address=address,
+        workers=workers,
     )
 
 
@@ -80,10 +100,15 @@ def index_catalogue(
     report_path: Path | None = None,
     reembed: bool = False,
     enrich: bool = False,
+    engine: Engine = "local",
+    address: str | None = None,
+    workers: int = 1,
 ) -> None:
     """Index ``catalogue`` into the configured store: a bar on a terminal, one line per written
     chunk in logs and pipes; then the report (also written to ``report_path`` as JSON); then,
-    with ``enrich``, the items' knowledge (a source that cannot be set up is a notice)."""
+    with ``enrich``, the items' knowledge (a source that cannot be set up is a notice).
+    ``engine`` "ray" runs the model stages on Ray (``address``: a running cluster; ``workers``:
+    actors per stage)."""
     from indexing.loaders import load_catalogue
     from indexing.pipeline import Indexer
     from indexing.store import open_store
@@ -99,7 +124,16 @@ def index_catalogue(
         markup=False,
     )
     store, models = open_store(settings, reembed=reembed)
-    indexer = Indexer(store, models, settings.index, RenderCache(settings.renders_dir))
+    renders = RenderCache(settings.renders_dir)
+    indexer: Indexer
+    if engine == "ray":
+        from indexing.ray_engine import RayIndexer
+
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        out.print(f"engine: ray ({where}, {workers} worker(s) per stage)", markup=False)
+        indexer = RayIndexer(store, models, settings, renders, address=address, workers=workers)
+    else:
+        indexer = Indexer(store, models, settings.index, renders)
     if out.is_terminal:
         with render.progress(out, "indexing") as report_progress:
             report = indexer.run(loaded, prune=prune, progress=report_progress)

@@ -46,3 +46,55 @@ def serve(
         f"serving on {where} (page: {where}/, OpenAPI schema: {where}/openapi.json)", markup=False
     )
     uvicorn.Server(uvicorn_config(app, cfg.service, log_level="info")).run()
+
+
+balancer_app = typer.Typer(
+    help="Several `recagent serve` replicas behind one address (HAProxy).", no_args_is_help=True
+)
+
+
+@balancer_app.command("config")
+def balancer_config(
+    backend: Annotated[
+        list[str],
+        typer.Option(
+            help="A replica's HOST:PORT ([IPv6]:PORT); repeat for each replica.",
+            show_default=False,
+        ),
+    ],
+    port: Annotated[
+        int, typer.Option(help="Port the balancer listens on.", min=1, max=65535)
+    ] = 8000,
+    bind: Annotated[
+        str, typer.Option(help="Address the balancer binds (other than loopback: --check-token).")
+    ] = "127.0.0.1",
+    balance: Annotated[
+        str, typer.Option(help="leastconn (fewest open requests) or roundrobin.")
+    ] = "leastconn",
+    check_token: Annotated[
+        bool,
+        typer.Option(
+            help="Health checks send the token from HAProxy's RECAGENT_SERVICE__TOKEN "
+            "(for replicas with service.token; it is not written into the file)."
+        ),
+    ] = False,
+    stream_timeout: Annotated[
+        int, typer.Option(help="Seconds a streamed turn may stay open.", min=30)
+    ] = 600,
+) -> None:
+    """Print an haproxy.cfg for these replicas: health checks on /readyz, streamed turns passed
+    through unbuffered, retries only when no replica was reached. The replicas must share their
+    sessions (sessions.url, PostgreSQL). Run it with `haproxy -f haproxy.cfg`."""
+    import sys
+
+    from service.balancer import haproxy_config, parse_backend
+
+    text = haproxy_config(
+        [parse_backend(b) for b in backend],
+        port=port,
+        bind=bind,
+        balance=balance,
+        check_token=check_token,
+        stream_timeout_s=stream_timeout,
+    )
+    sys.stdout.write(text)

@@ -9,86 +9,46 @@ duplicated, and a chunk half-written is simply redone.
 
 A bad item (unreadable media, over a limit) is reported with the reason and skipped; whatever the
 store held for it before stays as it was.
+
+The per-chunk work (decode, caption/tag, transcribe, embed, the records to upsert) lives in
+:mod:`indexing.stages`, which the Ray engine (:mod:`indexing.ray_engine`) calls as well.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
 from indexing.loaders import ItemError, LoadResult
-from indexing.records import image_metadata, item_metadata
 from indexing.schema import Item
+from indexing.stages import (
+    MODEL_STAGES,
+    STAGES,
+    Planned,
+    StageTimes,
+    Work,
+    account,
+    audio_stage,
+    build_records,
+    picture_stage,
+    text_stage,
+    write_records,
+)
 from indexing.store import Store
-from tools.audio import load_audio
 from tools.config import IndexSettings
 from tools.errors import MediaError
 from tools.factory import Models
 from tools.files import read_bounded
-from tools.media import SVG_SUFFIXES, decode_image
 from tools.renders import RenderCache
-from tools.transcribe import Transcript
 
-log = logging.getLogger(__name__)
+__all__ = ["DOC_VERSION", "MODEL_STAGES", "STAGES", "IndexReport", "Indexer", "StageTimes"]
 
 DOC_VERSION = "doc-v4"  # bump when the document layout or stored metadata changes
-
-STAGES = (
-    "hash",
-    "decode_image",
-    "caption",
-    "decode_audio",
-    "transcribe",
-    "embed_text",
-    "embed_image",
-    "store",
-)
-MODEL_STAGES = ("caption", "transcribe", "embed_text", "embed_image")
-
-
-@dataclass
-class StageTimes:
-    """Seconds, calls and items per stage; ``model_calls`` counts calls into a model."""
-
-    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    items: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-    @contextmanager
-    def stage(self, name: str, count: int = 1) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] += time.perf_counter() - start
-            self.items[name] += count
-            self.calls[name] += 1
-
-    @property
-    def model_calls(self) -> int:
-        return sum(self.calls[s] for s in MODEL_STAGES if s in self.calls)
-
-    def as_dict(self) -> dict[str, dict[str, float]]:
-        return {
-            name: {
-                "seconds": round(self.seconds[name], 4),
-                "items": self.items[name],
-                "calls": self.calls[name],
-            }
-            for name in STAGES
-            if name in self.seconds
-        }
 
 
 @dataclass
@@ -126,22 +86,6 @@ def _digest(*parts: str) -> str:
 def _file_digest(path: Path, max_bytes: int, kind: str) -> str:
     """The file's SHA-256, read from one handle without following a link, within the limit."""
     return hashlib.sha256(read_bounded(path, max_bytes, kind)).hexdigest()
-
-
-@dataclass
-class _Planned:
-    item: Item
-    text_hash: str
-    image_hash: str | None
-    media_sha256: dict[str, str] = field(default_factory=dict)  # {path: SHA-256} of every file
-    needs_text: bool = False
-    needs_image: bool = False
-
-    @property
-    def image_digest(self) -> str:
-        """SHA-256 of the image file's bytes ("" without a picture)."""
-        image = self.item.image
-        return self.media_sha256.get(str(image), "") if image is not None else ""
 
 
 class Indexer:
@@ -186,8 +130,8 @@ class Indexer:
         )
         return text_hash, image_hash, files
 
-    def plan(self, items: Sequence[Item], report: IndexReport) -> list[_Planned]:
-        planned: list[_Planned] = []
+    def plan(self, items: Sequence[Item], report: IndexReport) -> list[Planned]:
+        planned: list[Planned] = []
         with report.times.stage("hash", len(items)):
             for item in items:
                 try:
@@ -195,7 +139,7 @@ class Indexer:
                 except (MediaError, OSError) as exc:
                     report.failed.append(ItemError("media", str(exc), item.id))
                     continue
-                planned.append(_Planned(item, text_hash, image_hash, files))
+                planned.append(Planned(item, text_hash, image_hash, files))
             state = self.store.stored_state([p.item.id for p in planned])
         for p in planned:
             p.needs_text = state.text_hash.get(p.item.id) != p.text_hash
@@ -219,14 +163,7 @@ class Indexer:
         planned = self.plan(loaded.items, report)
         todo = [p for p in planned if p.needs_text or p.needs_image]
         report.unchanged = [p.item.id for p in planned if not (p.needs_text or p.needs_image)]
-        total = len(todo)
-        if progress:
-            progress(0, total)
-        size = self.settings.batch_size
-        for start in range(0, total, size):
-            self._chunk(todo[start : start + size], report)
-            if progress:
-                progress(min(start + size, total), total)
+        self._process(todo, report, progress)
         if prune:
             keep = {item.id for item in loaded.items} | {
                 e.item_id for e in loaded.errors if e.item_id
@@ -237,127 +174,25 @@ class Indexer:
         report.wall_seconds = time.perf_counter() - started
         return report
 
-    def _chunk(self, chunk: list[_Planned], report: IndexReport) -> None:
+    def _process(self, todo: list[Planned], report: IndexReport, progress: Progress | None) -> None:
+        """Runs the stages over ``todo`` in chunks of ``batch_size``, writing each chunk."""
+        total = len(todo)
+        if progress:
+            progress(0, total)
+        size = self.settings.batch_size
+        for start in range(0, total, size):
+            self._chunk(todo[start : start + size], report)
+            if progress:
+                progress(min(start + size, total), total)
+
+    def _chunk(self, chunk: list[Planned], report: IndexReport) -> None:
         times = report.times
-        failed: dict[str, str] = {}
-        images: dict[str, Image.Image] = {}
-        wanted_images = [
-            p for p in chunk if p.item.image is not None and (p.needs_image or p.needs_text)
-        ]
-        with times.stage("decode_image", len(wanted_images)):
-            for p in wanted_images:
-                assert p.item.image is not None
-                try:  # decoded from the bytes that are hashed: a file swapped since is refused
-                    data = read_bounded(p.item.image, self.settings.max_image_bytes, "image")
-                    if p.image_digest and hashlib.sha256(data).hexdigest() != p.image_digest:
-                        raise MediaError(f"image changed while it was indexed: {p.item.image}")
-                    images[p.item.id] = decode_image(
-                        data,
-                        p.item.image,
-                        self.settings.max_image_bytes,
-                        self.settings.max_image_pixels,
-                    )
-                    self._keep_render(p, images[p.item.id])
-                except MediaError as exc:
-                    failed[p.item.id] = str(exc)
-        text_work = [p for p in chunk if p.needs_text and p.item.id not in failed]
-        transcripts = self._transcripts(text_work, failed, times)
-        text_work = [p for p in text_work if p.item.id not in failed]
-        image_work = [p for p in chunk if p.needs_image and p.item.id not in failed]
-
-        to_caption = [p for p in text_work if p.item.id in images]
-        captions: dict[str, tuple[str, str, str]] = {}
-        if to_caption:
-            with times.stage("caption", len(to_caption)):
-                made = self.models.captioner.caption([images[p.item.id] for p in to_caption])
-            captions = {
-                p.item.id: (c.text, c.source, c.pixels)
-                for p, c in zip(to_caption, made, strict=True)
-            }
-
-        documents = [
-            p.item.text_for_embedding(
-                captions.get(p.item.id, ("", "", ""))[0],
-                transcripts.get(p.item.id, ""),
-                captions.get(p.item.id, ("", "", ""))[2],
-            )
-            for p in text_work
-        ]
-        text_vectors = np.zeros((0, 1), dtype=np.float32)
-        if documents:
-            with times.stage("embed_text", len(documents)):
-                text_vectors = self.models.text_embedder.embed(documents)
-        image_vectors = np.zeros((0, 1), dtype=np.float32)
-        if image_work:
-            with times.stage("embed_image", len(image_work)):
-                image_vectors = self.models.image_embedder.embed(
-                    [images[p.item.id] for p in image_work]
-                )
-
-        with times.stage("store", len(text_work) + len(image_work)):
-            self.store.upsert_images(
-                [p.item for p in image_work],
-                image_vectors,
-                [self._image_metadata(p) for p in image_work],
-            )
-            self.store.upsert_text(
-                [p.item for p in text_work],
-                documents,
-                text_vectors,
-                [
-                    self._text_metadata(p, captions.get(p.item.id), transcripts.get(p.item.id, ""))
-                    for p in text_work
-                ],
-            )
-
-        for p in chunk:
-            if p.item.id in failed:
-                report.failed.append(ItemError("media", failed[p.item.id], p.item.id))
-            else:
-                report.indexed.append(p.item.id)
-                if p.needs_image and not p.needs_text:
-                    report.images_reindexed.append(p.item.id)
-
-    def _transcripts(
-        self, work: list[_Planned], failed: dict[str, str], times: Any
-    ) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for p in work:
-            if not p.item.audio:
-                continue
-            texts: list[str] = []
-            try:
-                for path in p.item.audio:
-                    with times.stage("decode_audio"):
-                        samples = load_audio(
-                            path, self.settings.max_audio_bytes, self.settings.max_audio_seconds
-                        )
-                    with times.stage("transcribe"):
-                        result: Transcript = self.models.transcriber.transcribe(samples)
-                    if result.text:
-                        texts.append(result.text)
-            except MediaError as exc:
-                failed[p.item.id] = str(exc)
-                continue
-            out[p.item.id] = " ".join(texts)
-        return out
-
-    def _text_metadata(
-        self, p: _Planned, caption: tuple[str, str, str] | None, transcript: str
-    ) -> dict[str, Any]:
-        source = self.models.transcriber.model_id if p.item.audio else ""
-        return item_metadata(p.item, p.text_hash, caption, transcript, source, p.media_sha256)
-
-    def _keep_render(self, p: _Planned, image: Image.Image) -> None:
-        """An SVG's render kept for serving (content-addressed: done once per file version)."""
-        assert p.item.image is not None
-        if self.renders is None or p.item.image.suffix.lower() not in SVG_SUFFIXES:
-            return
-        if self.renders.get(p.image_digest) is None:
-            try:
-                self.renders.put(p.image_digest, image)
-            except OSError as exc:  # serving renders it later; the index is not at stake
-                log.warning("could not keep the render of %s: %s", p.item.image, exc)
-
-    def _image_metadata(self, p: _Planned) -> dict[str, Any]:
-        return image_metadata(p.item, p.image_hash or "")
+        works = [Work(p) for p in chunk]
+        models = self.models
+        picture_stage(
+            works, models.captioner, models.image_embedder, self.settings, self.renders, times
+        )
+        audio_stage(works, models.transcriber, self.settings, times)
+        text_stage(works, models.text_embedder, times)
+        write_records(self.store, build_records(works, models.transcriber.model_id), times)
+        account(works, report)

@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 # Debian packages: the demo catalogue (Tux Paint stamps), espeak-ng (speech for the tests),
 # chromium (the browser the web page's tests drive), libgomp1 (OpenMP, which LightGBM needs),
 # WordNet 3.0 (what ImageNet labels mean: their hypernyms), gcompris-qt-data (real photographs
-# for `recagent eval photos`) and postgresql (the server the session tests start, for
-# `sessions.url`).
+# for `recagent eval photos`), postgresql (the server the session tests start, for
+# `sessions.url`) and haproxy (the load balancer in front of service replicas, which
+# `recagent balancer config` configures and the balancer tests start).
 APT_PACKAGES=(tuxpaint-stamps-default espeak-ng chromium libgomp1 wordnet-base wordnet-sense-index
-  gcompris-qt-data postgresql)
+  gcompris-qt-data postgresql haproxy)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
