@@ -1,5 +1,5 @@
 """What a :class:`~agent.recommender.Recommender` reads once when it is built: the catalogue's
-titles, categories and taxonomy, and the collaborative model that covers the store's items."""
+ids, titles and taxonomy, and the collaborative model that covers the store's items."""
 
 from __future__ import annotations
 
@@ -26,15 +26,15 @@ def load_collab(
 class Catalogue:
     """What a Recommender knows of the store's catalogue, read once when it is built."""
 
+    ids: list[str]  # every item's, in the store's order
     titles: list[str]  # every title: what the checker and the intro guard compare against
-    categories: list[str]
     taxonomy: Taxonomy
 
     @classmethod
     def of(cls, store: Store) -> Catalogue:
         stored = store.all_items()
         return cls(
+            [item.id for item in stored],
             sorted({item.title for item in stored}),
-            sorted({item.category for item in stored if item.category}),
             Taxonomy.of(stored),
         )

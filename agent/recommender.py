@@ -101,7 +101,7 @@ class Recommender:
         catalogue = Catalogue.of(store)
         tuned = None
         if collab is None:
-            collab, tuned = load_collab(settings, [item.id for item in store.all_items()])
+            collab, tuned = load_collab(settings, catalogue.ids)
         chosen = settings.fusion.model_dump()
         if tuned and "fusion" not in settings.model_fields_set:  # the user's own weights win
             chosen.update(tuned)
@@ -109,10 +109,6 @@ class Recommender:
         models.text_embedder.load()
         weights = FusionWeights(**chosen)
         return cls(settings, store, models, chat, catalogue, weights, collab, knowledge)
-
-    @property
-    def catalogue_titles(self) -> list[str]:
-        return self.catalogue.titles
 
     # -- the steps ----------------------------------------------------------------------------
     def understand(
