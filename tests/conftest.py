@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 
 from indexing import tuxpaint
 from tests.postgres_fixture import postgres_database, postgres_server
+from tests.servers import answers_http, free_port, wait_ready
 from tools import provisioning as model_registry
 from tools.config import Settings, load_settings
 
@@ -89,12 +88,6 @@ def copy_slice(demo_slice: Path, target: Path) -> Path:
     return target / "items.jsonl"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `chroma run` server on 127.0.0.1, started once per test session."""
@@ -118,20 +111,11 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        import httpx
-
-        deadline = time.time() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.time() > deadline:
-                raise RuntimeError(
-                    f"chroma run did not start: {(folder / 'server.log').read_text()}"
-                )
-            time.sleep(0.3)
+        why = wait_ready(answers_http(f"{url}/api/v2/heartbeat", timeout=1), process, 60)
+        if why is not None:
+            raise RuntimeError(
+                f"chroma run did not start ({why}): {(folder / 'server.log').read_text()}"
+            )
         yield url
     finally:
         process.terminate()

@@ -11,15 +11,15 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+
+from tests.servers import free_port, wait_ready
 
 INSTALL_HINT = (
     "the PostgreSQL tests need the PostgreSQL server (Debian: `apt-get install postgresql`, "
@@ -47,12 +47,6 @@ def postgres_bindir() -> Path:
 
 def _version(name: str) -> tuple[int, ...]:
     return tuple(int(p) for p in name.split(".") if p.isdigit())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _as_server_user() -> dict[str, object]:
@@ -123,15 +117,17 @@ def postgres_server() -> Iterator[str]:
     )
     url = f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
     try:
-        deadline = time.time() + 60
-        while True:
+
+        def ready() -> bool:
             try:
                 with psycopg.connect(url, connect_timeout=2):
-                    break
+                    return True
             except psycopg.OperationalError:
-                if process.poll() is not None or time.time() > deadline:
-                    pytest.fail(f"postgres did not start: {(folder / 'server.log').read_text()}")
-                time.sleep(0.2)
+                return False
+
+        why = wait_ready(ready, process, 60, every_s=0.2)
+        if why is not None:
+            pytest.fail(f"postgres did not start ({why}): {(folder / 'server.log').read_text()}")
         yield url
     finally:
         process.send_signal(signal.SIGINT)  # fast shutdown: clients are disconnected

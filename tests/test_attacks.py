@@ -12,7 +12,6 @@ timeout and an extra allowed host, on a store of its own that test 13 damages).
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import os
@@ -32,8 +31,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from tests.media import corrupt_png, noise_wav, png
+from tests.servers import answers_http, free_port, wait_ready
 from tests.small_store import build_small_store
 
 RECAGENT = Path(sys.executable).parent / "recagent"
@@ -146,15 +145,9 @@ def _launch(server: Server, cache: Path) -> None:
 
 def _wait_ready(server: Server) -> str | None:
     assert server.process is not None
-    deadline = time.monotonic() + READY_WITHIN_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            return f"exit status {server.process.returncode}: {server.output()[-3000:]}"
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
-                return None
-        time.sleep(0.3)
-    return f"no answer on /healthz within {READY_WITHIN_S:.0f} s: {server.output()[-3000:]}"
+    ready = answers_http(f"{server.url}/healthz")
+    why = wait_ready(ready, server.process, READY_WITHIN_S)
+    return None if why is None else f"{why} on /healthz: {server.output()[-3000:]}"
 
 
 @pytest.fixture(scope="module")

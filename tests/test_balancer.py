@@ -5,7 +5,6 @@ is killed (SIGKILL) only its requests in flight fail and no session loses a save
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -27,7 +26,8 @@ import pytest
 from agent.session import SessionStore
 from agent.session_postgres import PostgresSessions
 from service.balancer import REPLICA_HEADER
-from tests.conftest import free_port, recagent
+from tests.conftest import recagent
+from tests.servers import answers_http, free_port, wait_ready
 from tests.small_store import build_small_store
 
 RECAGENT = Path(sys.executable).parent / "recagent"
@@ -160,15 +160,9 @@ class Cluster:
 
 def _wait(url: str, what: Process, path: str = "/readyz") -> None:
     assert what.process is not None
-    deadline = time.monotonic() + READY_WITHIN_S
-    while time.monotonic() < deadline:
-        if what.process.poll() is not None:
-            pytest.fail(f"{what.name} exited ({what.process.returncode}): {what.output()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
-                return
-        time.sleep(0.3)
-    pytest.fail(f"{what.name} not ready within {READY_WITHIN_S:.0f} s: {what.output()[-3000:]}")
+    why = wait_ready(answers_http(f"{url}{path}"), what.process, READY_WITHIN_S)
+    if why is not None:
+        pytest.fail(f"{what.name}: {why}: {what.output()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +244,11 @@ def test_turns_land_on_both_replicas_and_every_one_is_stored(cluster: Cluster) -
 
     with ThreadPoolExecutor(len(users)) as pool:
         list(pool.map(play, users))
+    # Six sessions at once may each stay on one replica (leastconn follows the load); one
+    # session alone meets equal loads at every turn, where HAProxy takes turns (round-robin).
+    users.append("spread-alone")
+    served["spread-alone"] = []
+    play("spread-alone")
     by_replica = {name: sum(s.count(name) for s in served.values()) for name in cluster.replicas}
     assert all(by_replica.values()), by_replica  # both replicas served turns
     assert any(len(set(s)) == 2 for s in served.values()), served  # a session crossed over

@@ -23,7 +23,8 @@ from agent.recommender import Recommender
 from indexing.loaders import load_catalogue
 from indexing.pipeline import Indexer
 from indexing.store import Store, open_store
-from tests.conftest import free_port, pick_slice
+from tests.conftest import pick_slice
+from tests.servers import free_port
 from tools.config import Settings, TurnSettings, load_settings
 
 pytestmark = pytest.mark.slow

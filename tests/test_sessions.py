@@ -24,7 +24,7 @@ from agent.request_types import Standing, TurnMemory
 from agent.session import SessionStore, open_sessions
 from agent.session_postgres import PostgresSessions
 from agent.session_sqlite import DATABASE, SqliteSessions
-from tests.postgres_fixture import free_port
+from tests.servers import free_port
 from tools.config import load_settings
 from tools.errors import ConfigError, InputError, StoreError
 
