@@ -1,26 +1,54 @@
 """The chat model behind a tiny interface: LangChain's ChatOpenAI on any OpenAI-compatible
-endpoint (the managed local vLLM by default, a remote deployment or another provider by config),
+endpoint (the managed local vLLM by default, a remote deployment or another provider by config,
+or several replicas of one model that requests are spread over: :mod:`agent.llm_endpoints`),
 with timeouts and retries with backoff."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent import llm_server
+from agent.llm_endpoints import EndpointPool, shared_pool
 from tools.config import Settings
 from tools.errors import LLMUnavailable
+
+if TYPE_CHECKING:
+    import httpx2
 
 
 @dataclass(frozen=True)
 class Endpoint:
+    """Where the chat requests go. With several endpoints (``llm.base_urls``) ``pool`` spreads
+    the requests of every client given :meth:`http_client` over them, and ``base_url`` is the
+    first healthy one (what a client is built on, and what a single probe checks)."""
+
     base_url: str
     model: str
-    api_key: str
+    api_key: str = field(repr=False)  # a secret: never in a log or traceback
+    pool: EndpointPool | None = field(default=None, compare=False, repr=False)
+
+    def http_client(self) -> httpx2.Client | None:
+        """The ``http_client`` for an OpenAI client that spreads its requests over the pool
+        (None with one endpoint: the SDK's default)."""
+        return self.pool.sdk_client() if self.pool is not None else None
+
+    def http_async_client(self) -> httpx2.AsyncClient | None:
+        return self.pool.sdk_async_client() if self.pool is not None else None
 
 
 def endpoint(settings: Settings) -> Endpoint:
+    """The configured endpoint; :class:`LLMUnavailable` when the local server is not ready or
+    every endpoint of ``llm.base_urls`` is left out after failing."""
     cfg = settings.llm
+    if cfg.base_urls:
+        pool = shared_pool(cfg.remote_urls, cfg.endpoint_cooldown_s)
+        return Endpoint(
+            pool.in_turn(move=False)[0],
+            cfg.model_name or cfg.served_name,
+            cfg.api_key.get_secret_value(),
+            pool,
+        )
     if cfg.base_url:
         return Endpoint(
             cfg.base_url.rstrip("/"),
@@ -60,7 +88,8 @@ class EndpointChat:
 
 
 def chat_model(settings: Settings, streaming: bool = False, **overrides: Any) -> Any:
-    """A ChatOpenAI client for the configured endpoint (raises LLMUnavailable)."""
+    """A ChatOpenAI client for the configured endpoint (raises LLMUnavailable); with several,
+    each of its requests goes to the next healthy one, a retry included."""
     from langchain_openai import ChatOpenAI
 
     target = endpoint(settings)
@@ -74,6 +103,8 @@ def chat_model(settings: Settings, streaming: bool = False, **overrides: Any) ->
         max_retries=retries,
         streaming=streaming,
         stream_usage=True,  # token counts for streamed replies too (bench chat)
+        http_client=target.http_client(),
+        http_async_client=target.http_async_client(),
         **overrides,
     )
 

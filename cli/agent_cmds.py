@@ -61,15 +61,15 @@ def llm_status(ctx: typer.Context, config: ConfigOpt = None) -> None:
     from agent import llm_server
 
     cfg = settings(ctx, config)
-    if cfg.llm.base_url:
-        ok = llm_server.ready(
-            cfg.llm.base_url.rstrip("/"), api_key=cfg.llm.api_key.get_secret_value()
-        )
-        console.print(
-            f"remote endpoint {escape(cfg.llm.base_url)}: "
-            f"{'[green]ready[/green]' if ok else '[red]unreachable[/red]'}"
-        )
-        raise typer.Exit(0 if ok else 1)
+    if cfg.llm.remote_urls:  # several (llm.base_urls): up while one of them answers
+        key = cfg.llm.api_key.get_secret_value()
+        ready = {url: llm_server.ready(url, api_key=key) for url in cfg.llm.remote_urls}
+        for url, ok in ready.items():
+            console.print(
+                f"remote endpoint {escape(url)}: "
+                f"{'[green]ready[/green]' if ok else '[red]unreachable[/red]'}"
+            )
+        raise typer.Exit(0 if any(ready.values()) else 1)
     state, current = llm_server.status(cfg)
     if state is None:
         console.print("local vLLM: stopped")
@@ -106,7 +106,7 @@ def open_recommender(
         except (ServerError, ModelError) as exc:  # not fatal: the agent degrades without it
             out.print(f"[red]error:[/red] {escape(exc.message)}")
 
-    wanted = serve and not settings.llm.base_url
+    wanted = serve and not settings.llm.remote_urls
     notices = render.notice_printer(out)
     return build_recommender(settings, notices, start_llm if wanted else None, need_llm)
 

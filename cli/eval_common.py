@@ -49,10 +49,12 @@ def print_results(out: Path, files: str) -> None:
 def judge_endpoint(own: Endpoint, url: str | None, model: str | None, key: str | None) -> Endpoint:
     """The judge: the recommender's endpoint ``own`` (another model name allowed) or another
     server."""
+    from dataclasses import replace
+
     from agent.llm import Endpoint
 
-    if url is None:
-        return Endpoint(own.base_url, model or own.model, key or own.api_key)
+    if url is None:  # the same server(s): several endpoints stay spread over
+        return replace(own, model=model or own.model, api_key=key or own.api_key)
     if model is None:
         raise InputError("--judge-url needs --judge-model (the model name that server serves)")
     return Endpoint(url.rstrip("/"), model, key or "EMPTY")

@@ -225,7 +225,9 @@ def _raw_vllm(
     from openai import OpenAI
 
     target = endpoint(recommender.settings)
-    client = OpenAI(base_url=target.base_url, api_key=target.api_key)
+    client = OpenAI(
+        base_url=target.base_url, api_key=target.api_key, http_client=target.http_client()
+    )
     prompt = " ".join(["word"] * max(prompt_tokens - 20, 1))
     produced = 0
     start = time.perf_counter()

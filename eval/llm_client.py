@@ -2,7 +2,9 @@
 
 vLLM batches concurrent requests, so evaluation sends them from a thread pool. Each response is
 appended to a JSONL cache keyed by the SHA-256 of the full request (model, messages, sampling),
-so an interrupted run resumes where it stopped and a re-run costs nothing.
+so an interrupted run resumes where it stopped and a re-run costs nothing. With several endpoints
+(``llm.base_urls``) the requests are spread over them (:mod:`agent.llm_endpoints`); the cache key
+does not name the endpoint, since all serve the same model.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import httpx
 from tqdm import tqdm
 
 from agent.llm import Endpoint
+from agent.llm_endpoints import SpreadingTransport
 from tools.errors import LLMRequestError
 
 
@@ -70,12 +73,20 @@ class ChatClient:
         self.cache = cache if cache is not None else ResponseCache(None)
         self.concurrency = max(1, concurrency)
         self.retries = retries
+        limits = httpx.Limits(max_connections=self.concurrency + 2)
         self._http = httpx.Client(
             base_url=target.base_url,
             timeout=timeout,
             headers={"Authorization": f"Bearer {target.api_key}"},
-            limits=httpx.Limits(max_connections=self.concurrency + 2),
+            limits=limits,
+            transport=(
+                SpreadingTransport(target.pool, httpx.HTTPTransport(limits=limits))
+                if target.pool is not None
+                else None
+            ),
         )
+        # what an error names: the one endpoint, or all of them
+        self.where = ", ".join(target.pool.urls) if target.pool is not None else target.base_url
         self.calls = 0  # requests that went to the server (not served from the cache)
 
     def payload(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +109,7 @@ class ChatClient:
                     if data is not None:
                         self.cache.put(key, data)  # only a well-formed answer is kept
                         return data
-                    error = LLMRequestError(f"{self.target.base_url} answered {problem}")
+                    error = LLMRequestError(f"{self.where} answered {problem}")
                     time.sleep(min(2.0**attempt, 10.0))
                     continue
                 error = httpx.HTTPStatusError(
@@ -108,13 +119,13 @@ class ChatClient:
                 )
             except httpx.HTTPStatusError as exc:
                 raise LLMRequestError(
-                    f"{self.target.base_url} refused a request "
+                    f"{self.where} refused a request "
                     f"({exc.response.status_code}: {exc.response.text[:300]})"
                 ) from exc
             except httpx.TransportError as exc:
                 error = exc
             time.sleep(min(2.0**attempt, 10.0))
-        raise LLMRequestError(f"{self.target.base_url} did not answer: {error}") from error
+        raise LLMRequestError(f"{self.where} did not answer: {error}") from error
 
     def many(
         self, requests: Sequence[dict[str, Any]], desc: str = "LLM requests", progress: bool = True

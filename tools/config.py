@@ -12,6 +12,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -119,8 +120,20 @@ class LLMSettings(BaseModel):
         description="OpenAI-compatible endpoint, e.g. http://gpu-box:8000/v1. "
         "None: the local vLLM that `recagent llm serve` manages.",
     )
+    base_urls: list[str] = Field(
+        default_factory=list,
+        description="Several OpenAI-compatible endpoints serving the same model (vLLM "
+        "replicas), instead of base_url: each request goes to the next healthy one in turn "
+        "(agent/llm_endpoints.py).",
+    )
+    endpoint_cooldown_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds an endpoint of base_urls that refused a connection or timed out "
+        "is left out before it is tried again.",
+    )
     api_key: SecretStr = Field(
-        SecretStr("EMPTY"), description="Bearer token for base_url (never printed)."
+        SecretStr("EMPTY"), description="Bearer token for base_url or base_urls (never printed)."
     )
     model_name: str | None = Field(
         None, description="Model name to request; default: the served name of the local server."
@@ -143,6 +156,53 @@ class LLMSettings(BaseModel):
     )
     max_steps: int = Field(3, ge=1, le=12, description="Cap on model calls in the tool phase.")
     temperature: float = Field(0.0, ge=0, le=2)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value and not _http_url(value):  # empty: unset, as it always was
+            raise ValueError(f"must be {_HTTP_URL}")
+        return value
+
+    @field_validator("base_urls")
+    @classmethod
+    def _base_urls(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for number, url in enumerate(value, 1):  # never echo a URL: it may hold a password
+            if not _http_url(url):
+                raise ValueError(f"entry {number} must be {_HTTP_URL}")
+            if url.rstrip("/") in seen:
+                raise ValueError(f"entry {number} repeats an earlier one")
+            seen.add(url.rstrip("/"))
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind_of_endpoint(self) -> LLMSettings:
+        if self.base_url and self.base_urls:
+            raise ValueError(
+                "llm.base_url and llm.base_urls are both set: use base_url for one endpoint "
+                "or base_urls for several, not both"
+            )
+        return self
+
+    @property
+    def remote_urls(self) -> list[str]:
+        """The configured endpoints (base_urls, or base_url alone) without a trailing slash;
+        empty: the local server that `recagent llm serve` manages."""
+        urls = self.base_urls or ([self.base_url] if self.base_url else [])
+        return [url.rstrip("/") for url in urls]
+
+
+_HTTP_URL = "an http:// or https:// URL with a host, e.g. http://gpu-box:8000/v1"
+
+
+def _http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port != 0  # .port raises on a port that is not a number in range
+    except ValueError:
+        return False
+    return port_ok and parts.scheme.lower() in {"http", "https"} and bool(parts.hostname)
 
 
 class FusionWeights(BaseModel):
