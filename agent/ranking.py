@@ -7,12 +7,15 @@ from agent.buffer import Candidate
 from agent.feedback import Opinions, feedback_scores
 from agent.fusion import Scored, fuse
 from agent.preferences import preference_scores
+from agent.spread import spread
 from agent.toolkit import TurnContext
 from agent.turn_state import Turn
 from agent.understanding import Understanding
 from indexing.store import Store
 from tools.config import FusionWeights
 from tools.factory import Models
+
+SPREAD_WINDOW = 4  # pages of k looked at for different items before a near-duplicate
 
 
 def rank(
@@ -23,10 +26,13 @@ def rank(
     weights: FusionWeights,
     store: Store,
     models: Models,
+    near_duplicate: float = 1.0,
 ) -> list[Scored]:
     """The top ``k`` fused candidates that satisfy the constraints, seen items left out.
     When the request's targets leave fewer than ``k``, the rest come from outside them
-    (never from an exclusion, never a disliked item or its near-duplicate)."""
+    (never from an exclusion, never a disliked item or its near-duplicate). An item at least
+    ``near_duplicate`` alike to one placed before it waits behind the next different ones
+    (:mod:`agent.spread`)."""
     request, profile, convo = turn.request, turn.profile, turn.convo
     candidates = ctx.buffer.candidates()
     opinions = Opinions.of(convo.feedback)
@@ -54,7 +60,17 @@ def rank(
 
         return fuse(candidates, weights, taken, fits, preference, feedback)
 
-    chosen = ranked(exclude)[:k]
+    # near-duplicates (three strawberries) spread apart within the first few pages
+    window = ranked(exclude)[: k * SPREAD_WINDOW]
+    if near_duplicate < 1.0 and len(window) > 1:
+        titles = [s.candidate.title or s.candidate.id for s in window]
+        rows = models.text_embedder.embed(titles)
+        ids = [s.candidate.id for s in window]
+        vectors_by_id = {i: rows[n] for n, i in enumerate(ids)}
+        relevance = [s.breakdown.get("text", s.total) for s in window]
+        chosen = spread(window, ids, vectors_by_id, k, near_duplicate, relevance)
+    else:
+        chosen = window[:k]
     # Too few inside the targets: what fits that was shown before (the constraint matters
     # more than novelty, unless the user asked for something different), then the
     # targets' parents, then anywhere.

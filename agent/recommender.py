@@ -251,7 +251,16 @@ class Recommender:
 
     def rank(self, turn: Turn, ctx: TurnContext, k: int) -> list[Scored]:
         """The top ``k`` candidates that fit (:func:`agent.ranking.rank`)."""
-        return rank(turn, ctx, k, self.understanding, self.weights, self.store, self.models)
+        return rank(
+            turn,
+            ctx,
+            k,
+            self.understanding,
+            self.weights,
+            self.store,
+            self.models,
+            self.turn.near_duplicate,
+        )
 
     def explain(
         self,

@@ -150,11 +150,11 @@ def index_catalogue(
     text_count, image_count = store.count()
     out.print(f"store now holds {text_count} items ({image_count} with pictures)")
     if enrich:
-        from cli.enrich_cmds import SOURCES, enrich_store
+        from cli.enrich_cmds import DEFAULT_SOURCES, enrich_store
         from tools.errors import ModelError
 
         try:
-            enrich_store(settings, store, models, out, list(SOURCES))
+            enrich_store(settings, store, models, out, list(DEFAULT_SOURCES))
         except ModelError as exc:
             out.print(f"notice: the items were not enriched: {exc}", markup=False)
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -19,18 +21,74 @@ from tools.config import Settings
 from tools.errors import InputError
 from tools.factory import Models
 
-SOURCES = ("wordnet",)
+SOURCES = ("wordnet", "llm")
+BATCH_TIMEOUT_S = 900.0
+DEFAULT_SOURCES = ("wordnet",)  # llm: asked for by name (slow on CPU; see README, the audit)
 
 
-def make_sources(settings: Settings, models: Models, names: list[str]) -> list[Source]:
-    """The named knowledge sources (a ModelError when one cannot be set up)."""
-    from indexing.senses import WordNetSource
-    from tools.wordnet import open_wordnet
+@dataclass(frozen=True)
+class LLMOptions:
+    """How the ``llm`` source asks: answers drawn per item, requests in flight."""
 
+    samples: int = 2
+    concurrency: int = 16
+
+
+def make_sources(
+    settings: Settings,
+    store: Store,
+    models: Models,
+    names: list[str],
+    llm: LLMOptions | None = None,
+) -> list[Source]:
+    """The named knowledge sources, in the order given (a ModelError or LLMUnavailable when one
+    cannot be set up)."""
     unknown = sorted(set(names) - set(SOURCES))
     if unknown:
         raise InputError(f"unknown knowledge source {unknown[0]!r}: use {', '.join(SOURCES)}")
-    return [WordNetSource(open_wordnet(settings.cache_dir), models.text_embedder.embed)]
+    sources: list[Source] = []
+    for name in dict.fromkeys(names):
+        if name == "wordnet":
+            from indexing.senses import WordNetSource
+            from tools.wordnet import open_wordnet
+
+            sources.append(
+                WordNetSource(open_wordnet(settings.cache_dir), models.text_embedder.embed)
+            )
+        else:
+            sources.append(llm_source(settings, store, models, llm or LLMOptions()))
+    return sources
+
+
+def llm_source(settings: Settings, store: Store, models: Models, options: LLMOptions) -> Source:
+    """The ``llm`` source on the configured endpoint(s); answers cached beside the data."""
+    from agent.llm import endpoint
+    from eval.llm_client import ChatClient, ResponseCache
+    from indexing.knowledge import KnowledgeStore
+    from indexing.llm_facts import LLMFactSource
+
+    target = endpoint(settings)
+    knowledge = KnowledgeStore(store)
+
+    def gloss(item_ids: Sequence[str]) -> dict[str, str]:
+        return {
+            item_id: fact.text
+            for item_id, facts in knowledge.facts(item_ids).items()
+            for fact in facts
+            if fact.source == "wordnet" and fact.field == "gloss"
+        }
+
+    cache = ResponseCache(settings.data_dir / "llm" / "facts-cache.jsonl")
+    # batch work, not a turn: a request waits behind the others the server is decoding
+    timeout = max(settings.llm.request_timeout, BATCH_TIMEOUT_S)
+    client = ChatClient(target, cache, options.concurrency, timeout)
+    return LLMFactSource(
+        settings.models.llm.rsplit("/", 1)[-1],
+        lambda requests: client.many(requests, desc="LLM facts", progress=False),
+        models.text_embedder.embed,
+        gloss,
+        samples=options.samples,
+    )
 
 
 def enrich_store(
@@ -40,11 +98,12 @@ def enrich_store(
     out: Console,
     names: list[str],
     report_path: Path | None = None,
+    llm: LLMOptions | None = None,
 ) -> None:
     """Enrich ``store`` from the named sources: a bar on a terminal, then the report."""
     from indexing.enrich import enrich
 
-    sources = make_sources(settings, models, names)
+    sources = make_sources(settings, store, models, names, llm)
     if out.is_terminal:
         with render.progress(out, "enriching") as progress:
             report = enrich(store, sources, progress)
@@ -68,8 +127,20 @@ def enrich_cmd(
     ctx: typer.Context,
     source: Annotated[
         list[str] | None,
-        typer.Option(help=f"Knowledge source (repeatable; default: all of {', '.join(SOURCES)})."),
+        typer.Option(
+            help=f"Knowledge source, repeatable: {', '.join(SOURCES)} (default: "
+            f"{', '.join(DEFAULT_SOURCES)}; llm needs a running LLM, see `recagent llm serve`)."
+        ),
     ] = None,
+    samples: Annotated[
+        int,
+        typer.Option(
+            min=2, max=8, help="llm: answers drawn per item; a fact is kept when two agree."
+        ),
+    ] = 2,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="llm: requests in flight (the server batches them).")
+    ] = 16,
     store: StoreOpt = None,
     chroma_url: UrlOpt = None,
     collection: Annotated[str | None, typer.Option(help="Collection prefix.")] = None,
@@ -84,4 +155,5 @@ def enrich_cmd(
 
     cfg = settings(ctx, config, store_dir=store, chroma_url=chroma_url, collection=collection)
     indexed, models = open_indexed_store(cfg)
-    enrich_store(cfg, indexed, models, console, list(source or SOURCES), report)
+    options = LLMOptions(samples, concurrency)
+    enrich_store(cfg, indexed, models, console, list(source or DEFAULT_SOURCES), report, options)

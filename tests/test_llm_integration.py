@@ -137,6 +137,28 @@ def test_the_models_reading_under_a_json_schema(served: tuple[Settings, Store, A
     assert not any(r.item_id.startswith("animals/birds/") for r in result.recommendations)
 
 
+def test_llm_facts_from_the_real_server_agree_and_are_cached(
+    served: tuple[Settings, Store, Any],
+) -> None:
+    """The facts source against the real server: two samples per item drawn under the schema in
+    one request, agreed phrases become facts of known fields, and asking again is served from
+    the cache (no request reaches the server)."""
+    from cli.enrich_cmds import LLMOptions, llm_source
+    from indexing.llm_facts import FIELDS
+
+    settings, store, models = served
+    items = [i for i in store.all_items() if i.id != INJECTION["id"]][:4]
+    source = llm_source(settings, store, models, LLMOptions(samples=2, concurrency=4))
+    facts = source.facts(items)
+    assert facts, "no phrase agreed between two samples on any of 4 items"
+    titles = {i.id: " ".join(i.title.split()) for i in items}
+    for fact in facts:
+        assert fact.source == source.name and source.name.startswith("llm:")
+        assert fact.field in FIELDS and fact.text.startswith(titles[fact.item_id])
+    again = llm_source(settings, store, models, LLMOptions(samples=2, concurrency=4))
+    assert again.facts(items) == facts  # the same answers, from the cache file
+
+
 def test_catalogue_text_cannot_steer_the_agent(served: tuple[Settings, Store, Any]) -> None:
     recommender = _recommender(served)
     for message in ("I want a vehicle that goes fast.", "Show me something to eat."):

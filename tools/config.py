@@ -271,6 +271,13 @@ class TurnSettings(BaseModel):
     synonym_threshold: float = Field(
         0.75, ge=0, le=1, description="Cosine similarity at which a word names a catalogue node."
     )
+    near_duplicate: float = Field(
+        0.85,
+        ge=0,
+        le=1,
+        description="Cosine similarity of two items' title embeddings at which the later one "
+        "is a near-duplicate, moved behind the next different items (1: never).",
+    )
     llm_deadline_s: float = Field(
         60.0,
         gt=0,
