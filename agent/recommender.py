@@ -111,6 +111,11 @@ class Recommender:
         return cls(settings, store, models, chat, catalogue, weights, collab, knowledge)
 
     # -- the steps ----------------------------------------------------------------------------
+    @property
+    def reads_twice(self) -> bool:
+        """Whether a turn has a rules' list to show before the LLM's reading refines it."""
+        return self.steps is not None and self.turn.reading_llm and self.turn.rules
+
     def understand(
         self, convo: Conversation, message: str, runner: StepRunner, clock: Clock
     ) -> tuple[Request, UserProfile]:
@@ -251,16 +256,22 @@ class Recommender:
 
     def rank(self, turn: Turn, ctx: TurnContext, k: int) -> list[Scored]:
         """The top ``k`` candidates that fit (:func:`agent.ranking.rank`)."""
+        spread_at = self.turn.near_duplicate
         return rank(
-            turn,
-            ctx,
-            k,
-            self.understanding,
-            self.weights,
-            self.store,
-            self.models,
-            self.turn.near_duplicate,
+            turn, ctx, k, self.understanding, self.weights, self.store, self.models, spread_at
         )
+
+    def first_look(
+        self, convo: Conversation, message: str, bounds: Filters, pictures: list[Path], k: int
+    ) -> list[Scored]:
+        """The rules' ranking of ``message``, before the LLM's reading refines it: no LLM step
+        runs, nothing is remembered."""
+        request = self.understanding.request(convo, message)
+        quiet = StepRunner(available=False)
+        turn = Turn(convo, message, request, convo.profile, quiet, {}, bounds, {}, pictures)
+        turn, ctx = self.retrieve(turn)
+        self.search_pictures(turn, ctx)
+        return self.rank(turn, ctx, k)
 
     def explain(
         self,
@@ -297,25 +308,6 @@ class Recommender:
             }
         )
 
-    @staticmethod
-    def remember(turn: Turn, intro: str, recommendations: list[Recommendation]) -> None:
-        """The turn into its conversation: the messages, what was shown, the profile and the
-        request (later turns refer back to it)."""
-        convo = turn.convo
-        convo.messages.append(("user", turn.message))
-        convo.messages.append(
-            ("assistant", intro + " " + "; ".join(r.title for r in recommendations))
-        )
-        convo.recommended.extend(r.item_id for r in recommendations)
-        convo.profile = turn.profile
-        convo.requests.append(
-            turn.request.memory(
-                [r.item_id for r in recommendations],
-                [r.title for r in recommendations],
-                [_price(r.facts.get("price")) for r in recommendations],
-            )
-        )
-
     # -- the turn -----------------------------------------------------------------------------
     def respond(
         self,
@@ -329,13 +321,15 @@ class Recommender:
         filters: Filters | None = None,
         on_understood: Callable[[list[Applied]], None] | None = None,
         cancel: threading.Event | None = None,
+        on_first_look: OnRanked | None = None,
     ) -> TurnResult:
         """One turn. ``on_ranked`` hears the ranked (id, title) list as soon as it is known,
         before any explanation is written. ``explain=False`` skips the LLM's intro and
         explanations (the simulated-user evaluation judges the recommendations only).
         ``filters`` are hard bounds on top of the request's (category, price, picture, sound);
         ``cancel``, once set, stops the turn's LLM use (a client that went away);
-        ``on_understood`` hears the request's constraints as soon as they are parsed."""
+        ``on_understood`` hears the request's constraints as soon as they are parsed;
+        ``on_first_look`` hears the rules' ranked list before the LLM's reading (when it runs)."""
         started = time.perf_counter()
         clock: Clock = {}
         runner = StepRunner(
@@ -348,6 +342,12 @@ class Recommender:
         attached = read_attachments(attachments or {}, self.models, self.settings.index)
         runner.notices += attached.notices
         message = attached.message(message, DEFAULT_MESSAGE)
+        bounds, pictures = filters or Filters(), list(attached.pictures)
+        first_at = None
+        if on_first_look is not None and self.reads_twice:
+            look = self.first_look(convo, message, bounds, pictures, k)
+            on_first_look([(s.candidate.id, s.candidate.title) for s in look])
+            first_at = time.perf_counter()
         request, profile = self.understand(convo, message, runner, clock)
         if on_understood is not None:
             on_understood(list(request.applied))  # what the turn looks for, before any search
@@ -358,9 +358,9 @@ class Recommender:
             profile,
             runner,
             clock,
-            filters or Filters(),
+            bounds,
             dict(attachments or {}),
-            list(attached.pictures),
+            pictures,
         )
         turn, ctx = self.retrieve(turn)
         self.search_pictures(turn, ctx)
@@ -371,11 +371,12 @@ class Recommender:
             on_ranked([(s.candidate.id, s.candidate.title) for s in chosen])
         writer = runner if explain else StepRunner(available=False)
         intro, recommendations = self.explain(turn, chosen, writer, on_token if explain else None)
-        self.remember(turn, intro, recommendations)
+        turn.remember(intro, recommendations)
         total = time.perf_counter() - started
         timings = {
             "total": total,
             "ranked": ranked_at - started,
+            "first_ranked": (first_at or ranked_at) - started,
             "llm": clock.get("llm", 0.0),
             "tools": ctx.seconds["tools"],
             "retrieval": ctx.seconds["retrieval"],
@@ -393,7 +394,3 @@ class Recommender:
             timings,
             turn.request.applied,
         )
-
-
-def _price(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) else None

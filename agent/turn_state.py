@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from agent.conversation import Conversation
+from agent.conversation import Conversation, Recommendation
 from agent.llm_steps import Clock
 from agent.profile import UserProfile
 from agent.request_types import Request
@@ -32,3 +32,25 @@ class Turn:
 
     def with_request(self, request: Request) -> Turn:
         return replace(self, request=request)
+
+    def remember(self, intro: str, recommendations: Sequence[Recommendation]) -> None:
+        """The turn into its conversation: the messages, what was shown, the profile and the
+        request (later turns refer back to it)."""
+        convo = self.convo
+        convo.messages.append(("user", self.message))
+        convo.messages.append(
+            ("assistant", intro + " " + "; ".join(r.title for r in recommendations))
+        )
+        convo.recommended.extend(r.item_id for r in recommendations)
+        convo.profile = self.profile
+        convo.requests.append(
+            self.request.memory(
+                [r.item_id for r in recommendations],
+                [r.title for r in recommendations],
+                [_price(r.facts.get("price")) for r in recommendations],
+            )
+        )
+
+
+def _price(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

@@ -109,8 +109,19 @@ def run_turn(
         if ranked:
             console.print(f"[dim]found: {safe(' · '.join(title for _, title in ranked))}[/dim]")
 
+    def on_first_look(ranked: list[tuple[str, str]]) -> None:
+        if ranked:
+            titles = safe(" · ".join(title for _, title in ranked))
+            console.print(f"[dim]first look (the rules' reading): {titles} … reading …[/dim]")
+
     result = recommender.respond(
-        convo, message, k, attachments, on_token if stream else None, on_ranked=on_ranked
+        convo,
+        message,
+        k,
+        attachments,
+        on_token if stream else None,
+        on_ranked=on_ranked,
+        on_first_look=on_first_look,
     )
     if streamed:
         console.print()

@@ -129,6 +129,10 @@ async def stream_turn(
                 on_understood=lambda applied: put(
                     "understood", {"constraints": [a.model_dump() for a in applied]}
                 ),
+                on_first_look=lambda ranked: put(
+                    "ranked",
+                    {"items": [{"id": i, "title": t} for i, t in ranked], "provisional": True},
+                ),
             )
             if cancel.is_set():
                 put("end", None)

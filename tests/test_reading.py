@@ -171,3 +171,38 @@ def test_with_the_rules_off_only_the_models_reading_shapes_the_turn(small: Any) 
 def test_the_rules_off_need_the_models_reading() -> None:
     with pytest.raises(ValueError, match=r"turn\.rules = false needs turn\.reading_llm"):
         TurnSettings(rules=False)
+
+
+def test_the_rules_list_comes_first_and_the_reading_refines_it(small: Any) -> None:
+    """With the reading on, a caller that asks hears the rules' list before the model is
+    asked; the final list is the one the reading shaped, and only it is remembered."""
+    model = ScriptedChatModel().script_structured(
+        _reading(wanted="an animal", kinds=["cow", "pig"], avoid=["birds"])
+    )
+    recommender = _recommender(small, model)
+    convo = _convo()
+    heard: list[tuple[str, list[str], int]] = []
+
+    def unread() -> int:  # scripted readings not yet asked for
+        return len(model._structured)
+
+    def first(ranked: list[tuple[str, str]]) -> None:
+        heard.append(("first", [i for i, _ in ranked], unread()))
+
+    def final(ranked: list[tuple[str, str]]) -> None:
+        heard.append(("final", [i for i, _ in ranked], unread()))
+
+    result = recommender.respond(
+        convo, "an animal, nothing with wings", k=4, on_ranked=final, on_first_look=first
+    )
+    assert [(h[0], h[2]) for h in heard] == [("first", 1), ("final", 0)]
+    first_ids, final_ids = heard[0][1], heard[1][1]
+    assert first_ids and final_ids == [r.item_id for r in result.recommendations]
+    assert not any(i.startswith("animals/birds/") for i in final_ids)
+    assert 0 < result.timings["first_ranked"] <= result.timings["ranked"]
+    assert convo.recommended == final_ids  # the first look is not remembered
+    # without the reading there is one list only, and no first look is computed
+    rules = Recommender.build(small[0], small[1], small[2], None)
+    only: list[str] = []
+    rules.respond(_convo(), "an animal", k=2, on_first_look=lambda r: only.append("first"))
+    assert only == []

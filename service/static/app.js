@@ -69,6 +69,9 @@ async function send(message) {
     if (event === "understood") {
       const wanted = data.constraints.map((c) => (c.kind === "exclude" ? `not ${c.words || c.value}` : c.words || c.value));
       intro.textContent = wanted.length ? `Looking for: ${[...new Set(wanted)].join(", ")}…` : "Looking…";
+    } else if (event === "ranked" && data.provisional) {
+      const titles = data.items.map((i) => i.title).join(", ");
+      intro.textContent = data.items.length ? `First look: ${titles}… (reading your message)` : "Reading your message…";
     } else if (event === "ranked") {
       intro.textContent = data.items.length ? `Found ${data.items.map((i) => i.title).join(", ")}…` : "Nothing fits.";
     } else if (event === "token") {
