@@ -2,8 +2,9 @@
 
 One run, on the demo store and the configured LLM:
 
-1. scripted conversations, with the configured turn and with the sequential design it replaced
-   (every LLM step on, one after another); per turn: total seconds, the time to the ranked
+1. scripted conversations, with the configured turn, with the sequential design it replaced
+   (every LLM step on, one after another) and with the LLM's reading on (the rules' list first,
+   then the reading's: both times are recorded); per turn: total seconds, the time to the ranked
    list, LLM, tool and retrieval seconds, the first streamed token after the tool phase, and the
    tokens the LLM read and wrote (LangChain usage callback);
 2. retrieval alone: 200 text queries against the store, with and without a ``where`` filter;
@@ -97,7 +98,7 @@ def _play(recommender: Recommender, label: str, log: Callable[[str], None] | Non
             usage = _counting_usage()
             token = _USAGE.set(usage)
             try:
-                result = recommender.respond(convo, message, k=3)
+                result = recommender.respond(convo, message, k=3, on_first_look=lambda ranked: None)
             finally:
                 _USAGE.reset(token)
             tokens = {"input": 0, "output": 0}
@@ -135,15 +136,29 @@ def run_chat_bench(
         recommender.models,
         recommender.chat,
     )
+    reading = Recommender.build(
+        recommender.settings.model_copy(
+            update={"turn": recommender.settings.turn.model_copy(update={"reading_llm": True})}
+        ),
+        recommender.store,
+        recommender.models,
+        recommender.chat,
+    )
     turns = _play(recommender, "configured", log)
     sequential = _play(before, "sequential (before)", log)
+    read = _play(reading, "LLM reading", log)
     designs = {
         name: {
             "turn_s": _summary([t["total"] for t in played]),
+            "first_ranked_s": _summary([t["first_ranked"] for t in played]),
             "ranked_s": _summary([t["ranked"] for t in played]),
             "llm_calls_per_turn": round(sum(t["llm_calls"] for t in played) / len(played), 2),
         }
-        for name, played in (("configured", turns), ("sequential (before)", sequential))
+        for name, played in (
+            ("configured", turns),
+            ("sequential (before)", sequential),
+            ("LLM reading", read),
+        )
     }
     measured = turns if any(t["llm_calls"] for t in turns) else sequential
     llm_calls = sum(t["llm_calls"] for t in measured)
@@ -161,6 +176,7 @@ def run_chat_bench(
         "designs": designs,
         "turns": turns,
         "sequential_turns": sequential,
+        "reading_turns": read,
         "per_turn": {
             "total": _summary([t["total"] for t in turns]),
             "ranked": _summary([t["ranked"] for t in turns]),
@@ -184,6 +200,13 @@ def run_chat_bench(
         "ranked_p50_s": configured["ranked_s"]["p50"],
         "ranked_ok (<= 2 s)": configured["ranked_s"]["p50"] <= 2.0,
         "sequential_turn_p50_s": designs["sequential (before)"]["turn_s"]["p50"],
+        # the LLM's reading (issue bars: first list 2 s, the read list 6 s, the turn 12 s)
+        "reading_first_list_p50_s": designs["LLM reading"]["first_ranked_s"]["p50"],
+        "reading_first_list_ok (<= 2 s)": designs["LLM reading"]["first_ranked_s"]["p50"] <= 2.0,
+        "reading_ranked_p50_s": designs["LLM reading"]["ranked_s"]["p50"],
+        "reading_ranked_ok (<= 6 s)": designs["LLM reading"]["ranked_s"]["p50"] <= 6.0,
+        "reading_turn_p50_s": designs["LLM reading"]["turn_s"]["p50"],
+        "reading_turn_ok (<= 12 s)": designs["LLM reading"]["turn_s"]["p50"] <= 12.0,
         "agent_overhead_share": round(overhead, 4),
         "overhead_ok (< 0.10)": overhead < 0.10,
         "llm_seconds_vs_raw_vllm": round(llm_seconds / raw["seconds"], 3)
