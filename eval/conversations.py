@@ -35,7 +35,9 @@ from agent.profile import UserProfile
 from agent.reasons import has_sound_effect
 from agent.recommender import Recommender
 from eval.conversation_set import SLICES, LabelledConversation, LabelledTurn, matches
+from eval.conversations_report import markdown
 from eval.metrics import percentile
+from eval.paraphrase import GAP_BAR, paraphrase_gap
 from indexing.records import StoredItem
 from tools.config import TurnSettings
 
@@ -156,6 +158,7 @@ def play(
         record = {
             "system": system.name,
             "conversation": conversation.id,
+            "group": conversation.group,
             "turn": number + 1,
             "slice": turn.slice,
             "user": turn.user,
@@ -333,55 +336,15 @@ def run(
             for name in present
         }
         plain = per_system.get("plain retrieval", {})
-        results["halves"][half] = {
-            "systems": per_system,
-            "bars": bars(per_system["agent"], plain) if per_system.get("agent") and plain else {},
+        ordered = sorted(records, key=lambda r: (r["conversation"], r["turn"]))
+        gaps = {
+            name: paraphrase_gap(r for r in ordered if r["half"] == half and r["system"] == name)
+            for name in present
         }
+        checked = bars(per_system["agent"], plain) if per_system.get("agent") and plain else {}
+        if checked and gaps.get("agent"):
+            checked["paraphrase_within_0.05"] = gaps["agent"]["gap"] <= GAP_BAR
+        results["halves"][half] = {"systems": per_system, "paraphrase": gaps, "bars": checked}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(markdown(results))
     return results
-
-
-def markdown(results: dict[str, Any]) -> str:
-    lines = ["# Conversations: the labelled set over the demo catalogue", ""]
-    for half, data in results["halves"].items():
-        per_system = {k: v for k, v in data["systems"].items() if v}
-        lines += [f"## {half} half", "", "Precision@5 by slice:", ""]
-        header = ["system", "turns", "overall", *SLICES]
-        lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-        for name, summary in per_system.items():
-            cells = [name, str(summary["overall"]["turns"])] + [
-                f"{summary[s]['precision_at_5']:.3f}" if s in summary else "-"
-                for s in ["overall", *SLICES]
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", "Safety, explanations and speed (all turns):", ""]
-        header = [
-            "system",
-            "forbidden items",
-            "wrong carry-overs",
-            "supported sentences",
-            "tautologies",
-            "first list p50 (s)",
-            "ranked p50 (s)",
-            "turn p50 (s)",
-            "turn p95 (s)",
-        ]
-        lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-        for name, summary in per_system.items():
-            o = summary["overall"]
-            share = "-" if o["supported_share"] is None else f"{o['supported_share']:.1%}"
-            lines.append(
-                f"| {name} | {o['forbidden_items']} | {o['wrong_carry_overs']} | {share} | "
-                f"{o['tautologies']} | {o['first_ranked_p50_s']} | {o['ranked_p50_s']} | "
-                f"{o['turn_p50_s']} | "
-                f"{o['turn_p95_s']} |"
-            )
-        if data.get("bars"):
-            lines += [
-                "",
-                "Bars (the agent): " + ", ".join(f"{k}: {v}" for k, v in data["bars"].items()),
-                "",
-            ]
-        lines.append("")
-    return "\n".join(lines)
