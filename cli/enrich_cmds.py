@@ -148,7 +148,8 @@ def enrich_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Give every indexed item facts from knowledge sources (WordNet: the item's sense, chosen
-    by its category path and description; its names, hypernyms and gloss), stored one vector per
+    by its category path and description; its names, hypernyms and gloss. The LLM, asked by
+    name: short phrases under a schema, kept where two samples agree), stored one vector per
     fact beside the store's collections. Incremental by item hash and source version, resumable
     after a kill; `recagent index` runs it after embedding (`--no-enrich` skips it)."""
     from agent.build import open_indexed_store
