@@ -3,14 +3,18 @@ by category for each path alone and fused:
 
 * ``pixel statistics``: the old default, a colour/shape descriptor of every catalogue picture
   (computed here, in memory, for the comparison);
-* ``vision embedding``: the photo's pooled features against the store's image collection;
+* ``vision features``: the photo's pooled features against every catalogue picture's (computed
+  here, in memory): the picture path before the classes' spread and the category support;
+* ``vision embedding``: the photo's vector (features and its classes' spread over WordNet)
+  against the store's image collection, ranked by its category's support
+  (:mod:`indexing.photo_search`);
 * ``labels``: the photo's ImageNet labels (with hypernyms) against the store's text,
-  weighted by probability;
+  weighted by probability, ranked by its category's support;
 * ``fusion``: both, fused by the agent's formula (what the agent, ``search --image``, the chat's
   ``/image`` and the web page's upload use).
 
-``--sweep`` reports the dev half's fusion over the label threshold and the labels' fusion
-weight: the settings are chosen there, never on the test half.
+``--sweep`` reports the dev half's fusion over the label threshold, the labels' fusion weight
+and the category support's weight: the settings are chosen there, never on the test half.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from agent.photo import ranked_photo_hits
 from eval.conversation_set import HALVES, matches
 from eval.qt_resources import read_resource
-from indexing.photo_search import PhotoHits, search_photo
+from indexing.photo_search import SUPPORT, SUPPORT_DEPTH, PhotoHits, search_photo, with_support
 from indexing.records import Hit
 from indexing.store import Store
 from tools.caption import VisionTagger
@@ -38,15 +43,18 @@ from tools.embed_image import PixelEmbedder
 from tools.errors import InputError, MediaError
 from tools.factory import Models
 from tools.media import load_image
+from tools.vision import VisionModel
 
 PHOTO_SET = Path(__file__).resolve().parent / "photos" / "photos.jsonl"
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "recagent-photos"  # extracted bundle photos
 SPLITS = HALVES  # dev to look at and tune on, test to report
-SYSTEMS = ("pixel statistics", "vision embedding", "labels", "fusion")
+SYSTEMS = ("pixel statistics", "vision features", "vision embedding", "labels", "fusion")
 K = 5
 DEPTH = 50  # each path's depth before fusion
-SWEEP_CONFIDENCE = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-SWEEP_LABEL_WEIGHT = (0.01, 0.02, 0.04)
+CHUNK = 32  # catalogue pictures decoded at a time for the in-memory comparisons
+SWEEP_CONFIDENCE = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+SWEEP_LABEL_WEIGHT = (0.01, 0.02, 0.04, 0.08)
+SWEEP_SUPPORT = (0.0, 1.0, 2.0, 4.0, 8.0)
 
 Progress = Callable[[int, int], None]
 
@@ -126,33 +134,64 @@ def load_photos(
     return photos
 
 
-class PixelIndex:
-    """Every catalogue picture's pixel-statistics vector, for the old default's figures."""
+class PictureIndex:
+    """Every catalogue picture's pixel-statistics vector and, with a vision model, its pooled
+    features, in memory: the comparisons "pixel statistics" and "vision features"."""
 
-    def __init__(self, store: Store, progress: Progress | None = None) -> None:
+    def __init__(
+        self, store: Store, vision: VisionModel | None = None, progress: Progress | None = None
+    ) -> None:
         embedder = PixelEmbedder()
-        ids, vectors = [], []
+        ids: list[str] = []
+        pixel_rows: list[np.ndarray] = []
+        feature_rows: list[np.ndarray] = []
         items = [i for i in store.all_items() if i.facts.get("has_image")]
-        for done, item in enumerate(items, start=1):
-            image, _ = store.media(item.id)
-            if image is not None:
-                try:
-                    picture = load_image(image, store.loader.max_bytes, store.loader.max_pixels)
-                except MediaError:
-                    continue
-                ids.append(item.id)
-                vectors.append(embedder.embed([picture])[0])
+        for start in range(0, len(items), CHUNK):
+            chunk: list[tuple[str, Image.Image]] = []
+            for item in items[start : start + CHUNK]:
+                image, _ = store.media(item.id)
+                if image is not None:
+                    try:
+                        picture = load_image(image, store.loader.max_bytes, store.loader.max_pixels)
+                    except MediaError:
+                        continue
+                    chunk.append((item.id, picture))
+            if chunk:
+                ids += [item_id for item_id, _ in chunk]
+                pictures = [picture for _, picture in chunk]
+                pixel_rows += list(embedder.embed(pictures))
+                if vision is not None:
+                    feature_rows += [seen.features for seen in vision.see(pictures)]
             if progress:
-                progress(done, len(items))
+                progress(min(start + CHUNK, len(items)), len(items))
         self.ids = ids
-        self.vectors = np.stack(vectors) if vectors else np.zeros((0, 1), dtype=np.float32)
+        self.pixels = _stack(pixel_rows)
+        self.features = _stack(feature_rows)
         self.embedder = embedder
+        self.vision = vision
 
     def search(self, path: Path, store: Store, k: int) -> list[str]:
+        """The ``k`` nearest pictures by pixel statistics."""
         picture = load_image(path, store.loader.max_bytes, store.loader.max_pixels)
-        query = self.embedder.embed([picture])[0]
-        order = np.argsort(-(self.vectors @ query))[:k]
+        return self._nearest(self.pixels, self.embedder.embed([picture])[0], k)
+
+    def search_features(self, path: Path, store: Store, k: int) -> list[str]:
+        """The ``k`` nearest pictures by the vision model's pooled features alone."""
+        if self.vision is None:
+            return []
+        picture = load_image(path, store.loader.max_bytes, store.loader.max_pixels)
+        return self._nearest(self.features, self.vision.see([picture])[0].features, k)
+
+    def _nearest(self, vectors: np.ndarray, query: np.ndarray, k: int) -> list[str]:
+        if not self.ids:
+            return []
+        scores = vectors @ query
+        order = np.lexsort((np.arange(len(scores)), -scores))[:k]
         return [self.ids[int(i)] for i in order]
+
+
+def _stack(rows: list[np.ndarray]) -> np.ndarray:
+    return np.stack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
 
 
 def _ids(hits: Sequence[Hit]) -> list[str]:
@@ -181,7 +220,7 @@ def run(
             "efficientnet-lite0) and index the catalogue with it (`recagent index FILE "
             f"--reembed`); the store's pictures were embedded by {store.image_embedder_id}"
         )
-    pixels = PixelIndex(store, progress)
+    pictures = PictureIndex(store, tagger.vision, progress)
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     for photo in photos:
@@ -191,7 +230,8 @@ def run(
             skipped.append({"id": photo.id, "problem": str(exc)})
             continue
         ranked = {
-            "pixel statistics": pixels.search(photo.path, store, K),
+            "pixel statistics": pictures.search(photo.path, store, K),
+            "vision features": pictures.search_features(photo.path, store, K),
             "vision embedding": _ids(found.image),
             "labels": _ids(found.labels),
             "fusion": _ids(ranked_photo_hits(found, weights, K)),
@@ -215,6 +255,7 @@ def run(
         "photos": {s: sum(r["split"] == s for r in rows) for s in splits},
         "vision model": tagger.vision.model_id,
         "label threshold": tagger.min_confidence,
+        "support": SUPPORT,
         "fusion weights": {"image": weights.image, "labels": weights.labels, "rrf": weights.rrf},
         "precision@5": {
             name: {
@@ -242,23 +283,37 @@ def run(
 def _sweep(
     store: Store, tagger: VisionTagger, weights: FusionWeights, photos: Sequence[Photo]
 ) -> list[dict[str, float]]:
-    """The dev half's fusion precision@5 for each label threshold and labels weight."""
+    """The dev half's fusion precision@5 for each label threshold, labels weight and support
+    weight (each path read once per threshold, :data:`SUPPORT_DEPTH` deep, then supported and
+    cut here as :func:`search_photo` does)."""
     results = []
     for confidence in SWEEP_CONFIDENCE:
         variant = VisionTagger(tagger.vision, confidence, tagger.top)
-        found = {p.id: _paths(store, variant, p) for p in photos}
-        for weight in SWEEP_LABEL_WEIGHT:
-            tuned = weights.model_copy(update={"labels": weight})
-            score = np.mean(
-                [p.precision(_ids(ranked_photo_hits(found[p.id], tuned, K))) for p in photos]
-            )
-            results.append(
-                {
-                    "label threshold": confidence,
-                    "labels weight": weight,
-                    "dev precision@5": round(float(score), 3),
-                }
-            )
+        deep = {
+            p.id: search_photo(store, variant, p.path, SUPPORT_DEPTH, support=0.0) for p in photos
+        }
+        for support in SWEEP_SUPPORT:
+            found = {
+                key: PhotoHits(
+                    with_support(hits.image, support)[:DEPTH],
+                    with_support(hits.labels, support)[:DEPTH],
+                    hits.seen,
+                )
+                for key, hits in deep.items()
+            }
+            for weight in SWEEP_LABEL_WEIGHT:
+                tuned = weights.model_copy(update={"labels": weight})
+                score = np.mean(
+                    [p.precision(_ids(ranked_photo_hits(found[p.id], tuned, K))) for p in photos]
+                )
+                results.append(
+                    {
+                        "label threshold": confidence,
+                        "support": support,
+                        "labels weight": weight,
+                        "dev precision@5": round(float(score), 3),
+                    }
+                )
     return results
 
 
@@ -266,7 +321,7 @@ def markdown(figures: dict[str, Any]) -> str:
     splits = list(figures["photos"])
     lines = [
         f"Search by photo: precision@{figures['k']} by category ({figures['vision model']}, "
-        f"labels from {figures['label threshold']:g}; photos: "
+        f"labels from {figures['label threshold']:g}, support {figures['support']:g}; photos: "
         + ", ".join(f"{s} {n}" for s, n in figures["photos"].items())
         + ")",
         "",
@@ -275,8 +330,8 @@ def markdown(figures: dict[str, Any]) -> str:
     ]
     for name, by_split in figures["precision@5"].items():
         lines.append(f"| {name} | " + " | ".join(f"{by_split[s]:.2f}" for s in splits) + " |")
-    lines += ["", "| photo | split | looks like | pixels | vision | labels | fusion |"]
-    lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+    lines += ["", "| photo | split | looks like | pixels | features | vision | labels | fusion |"]
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in figures["per photo"]:
         seen = ", ".join(f"{n} {p:.2f}" for n, p in row["looks like"]) or "-"
         scores = " | ".join(f"{row['precision@5'][s]:.1f}" for s in SYSTEMS)
@@ -286,11 +341,12 @@ def markdown(figures: dict[str, Any]) -> str:
     if "dev sweep" in figures:
         lines += [
             "",
-            "| label threshold | labels weight | dev precision@5 |",
-            "| --- | --- | --- |",
+            "| label threshold | support | labels weight | dev precision@5 |",
+            "| --- | --- | --- | --- |",
         ]
         lines += [
-            f"| {r['label threshold']:g} | {r['labels weight']:g} | {r['dev precision@5']:.2f} |"
+            f"| {r['label threshold']:g} | {r['support']:g} | {r['labels weight']:g} "
+            f"| {r['dev precision@5']:.2f} |"
             for r in figures["dev sweep"]
         ]
     return "\n".join(lines) + "\n"

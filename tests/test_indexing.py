@@ -15,6 +15,7 @@ from tests.conftest import copy_slice
 from tests.tiny_models import tiny_clip
 from tools.config import Settings
 from tools.errors import InputError, StoreError
+from tools.vision import VECTOR_VERSION
 
 
 def _store(settings: Settings, reembed: bool = False) -> tuple[Store, Indexer]:
@@ -157,7 +158,7 @@ def test_switching_image_embedder_reindexes_images(
     _write(catalogue, rows)
     store, indexer = _store(settings)
     indexer.run(load_catalogue(catalogue))
-    assert store.image_embedder_id == "vision:efficientnet-lite0"
+    assert store.image_embedder_id == f"vision:efficientnet-lite0:{VECTOR_VERSION}"
     clip = settings.model_copy(
         update={
             "models": settings.models.model_copy(

@@ -21,8 +21,9 @@ from tests.tiny_models import tiny_vit
 from tools.caption import VisionTagger
 from tools.config import Settings, load_settings
 from tools.factory import build_models
+from tools.imagenet import Ancestry
 from tools.media import load_image
-from tools.vision import TransformersVision
+from tools.vision import VECTOR_VERSION, TransformersVision
 
 KINDS = ("animals/mammals/cats", "household/dishes", "vehicles/auto", "plants/flowers")
 
@@ -47,9 +48,10 @@ def test_a_tiger_stamp_is_tagged_as_a_big_cat(settings: Settings, demo_catalogue
     blank = Image.new("RGBA", (64, 64), (0, 0, 0, 0))  # nothing to see: no label is sure
     assert tagger.caption([blank])[0].text == ""
     assert models.tagger.caption([picture])[0].text == ""  # the default stores only 0.7 and up
-    features = models.image_embedder.embed([picture, picture])
-    assert features.shape == (2, 1280)
-    assert np.allclose(np.linalg.norm(features, axis=1), 1.0, atol=1e-5)
+    vectors = models.image_embedder.embed([picture, picture])
+    spread = Ancestry(models.tagger.vision.classes).size  # the classes' WordNet ancestors
+    assert spread > 500 and vectors.shape == (2, 1280 + spread)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +100,8 @@ def test_a_photo_of_an_animal_finds_that_kind_of_animal(
     assert any(name in {"Egyptian cat", "tabby"} for name, _ in row["looks like"])
     assert row["precision@5"]["fusion"] >= 0.6, row
     assert row["precision@5"]["labels"] >= 0.6, row
+    # the picture path alone finds five cats: by features alone a flower comes fifth (0.8)
+    assert row["precision@5"]["vision embedding"] == 1.0, row
     assert set(figures["precision@5"]) == set(photo_eval.SYSTEMS)
     assert (tmp_path / "out" / "results.md").read_text().count("|") > 20
 
@@ -112,7 +116,7 @@ def test_an_image_embedder_switch_reembeds_only_pictures(
     vision = _settings(tmp_path, prepared_models)
     store, models = open_store(vision, reembed=True)
     again = Indexer(store, models, vision.index).run(load_catalogue(kinds_catalogue))
-    assert store.image_embedder_id == "vision:efficientnet-lite0"
+    assert store.image_embedder_id == f"vision:efficientnet-lite0:{VECTOR_VERSION}"
     assert sorted(again.images_reindexed) == sorted(first.indexed)  # pictures only
     assert again.times.model_calls == again.times.calls["embed_image"]  # no caption, no text
     rerun = Indexer(store, models, vision.index).run(load_catalogue(kinds_catalogue))

@@ -1,5 +1,6 @@
-"""Image embeddings: the vision model's pooled features by default (:class:`VisionEmbedder`),
-transformers CLIP by id or path when configured, else pixel statistics.
+"""Image embeddings: the vision model's pooled features and classes by default
+(:class:`VisionEmbedder`), transformers CLIP by id or path when configured, else pixel
+statistics.
 
 A CLIP embedder also embeds text into the same space (text-to-image search); the pixel embedder
 cannot, and says so with ``supports_text = False``.
@@ -14,8 +15,9 @@ import numpy as np
 from PIL import Image
 
 from tools import pixels
+from tools.imagenet import Ancestry
 from tools.media import composite_rgb
-from tools.vision import VisionModel
+from tools.vision import VECTOR_VERSION, VisionModel
 
 PIXELS = "pixels"  # models.image_embedder value that asks for pixel statistics
 
@@ -50,22 +52,31 @@ class PixelEmbedder:
 
 
 class VisionEmbedder:
-    """An ImageNet model's pooled features, L2-normalised (see :mod:`tools.vision`)."""
+    """An ImageNet model's pooled features joined with its classes' spread over the WordNet
+    hierarchy, one unit vector per picture (:meth:`tools.vision.Seen.vector`)."""
 
     supports_text = False
 
     def __init__(self, vision: VisionModel) -> None:
         self.vision = vision
+        self._ancestry: Ancestry | None = None
+
+    @property
+    def ancestry(self) -> Ancestry:
+        """Built on first use (it reads the class list and WordNet)."""
+        if self._ancestry is None:
+            self._ancestry = Ancestry(self.vision.classes)
+        return self._ancestry
 
     @property
     def model_id(self) -> str:
-        return f"vision:{self.vision.model_id}"
+        return f"vision:{self.vision.model_id}:{VECTOR_VERSION}"
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         seen = self.vision.see(images)
         if not seen:
             return np.zeros((0, 1), dtype=np.float32)
-        return np.stack([s.features for s in seen]).astype(np.float32)
+        return np.stack([s.vector(self.ancestry) for s in seen]).astype(np.float32)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         raise NotImplementedError("an ImageNet classifier cannot embed text; configure CLIP")
