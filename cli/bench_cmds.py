@@ -81,6 +81,71 @@ def bench_ray(
     print_figures(figures, out)
 
 
+@bench_app.command("chroma")
+def bench_chroma(
+    items: Annotated[int, typer.Option(help="Items in the synthetic store.", min=1)] = 1_000_000,
+    image_share: Annotated[
+        float, typer.Option(help="Share of items with an image vector too.", min=0, max=1)
+    ] = 0.2,
+    queries: Annotated[int, typer.Option(help="Timed queries of each kind.", min=1)] = 200,
+    k: Annotated[int, typer.Option("--k", help="Results per query.", min=1)] = 50,
+    batch: Annotated[int, typer.Option(help="Items per add call.", min=1)] = 2000,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(help="embedded or server; repeat for both (default: both)."),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Use the `chroma run` server at this URL instead of starting one (its memory "
+            "and disk are then not measured; the benchmark's collections are deleted after)."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic store.")] = 2026,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Where the temporary persist folders go (default: the system's)."),
+    ] = None,
+    out: FiguresOpt = Path("bench/chroma.json"),
+) -> None:
+    """Size one Chroma node: the same synthetic store (clustered 384-d text vectors for every
+    item, 1280-d image vectors for a share, category/price/has_image/has_audio metadata)
+    loaded into embedded Chroma and into a `chroma run` server (started here on a free port,
+    or the one at --url), in one run. Per backend: load time and items/s, top-k latency
+    p50/p95 unfiltered, with a category filter, with a price range and on the image
+    collection, recall against an exact search, disk size and memory (server RSS; for
+    embedded, this process's RSS growth). Persist folders are temporary and deleted at the
+    end. At 1,000,000 items expect more than an hour on 2 cores."""
+    from rich.table import Table
+
+    from indexing.bench_chroma import BACKENDS, SyntheticSpec, run_chroma_bench, table_rows
+
+    chosen = backend or list(BACKENDS)
+    unknown = [b for b in chosen if b not in BACKENDS]
+    if unknown:
+        raise InputError(f"--backend must be embedded or server, not {', '.join(unknown)}")
+    figures = run_chroma_bench(
+        SyntheticSpec(items=items, image_share=image_share, seed=seed),
+        out,
+        backends=[b for b in BACKENDS if b in chosen],
+        queries=queries,
+        k=k,
+        batch=batch,
+        url=url,
+        workdir=workdir,
+        progress=lambda label, total: render.progress(console, label, total),
+        log=render.printer(console),
+    )
+    header, *rows = table_rows(figures)
+    table = Table(title=f"Chroma at {items:,} items ({figures['date']})")
+    for name in header:
+        table.add_column(name)
+    for row in rows:
+        table.add_row(*(render.safe(cell) for cell in row))
+    console.print(table)
+    console.print(f"figures written to [bold]{escape(str(out))}[/bold]")
+
+
 @bench_app.command("chat")
 def bench_chat(
     ctx: typer.Context,
@@ -191,7 +256,7 @@ def bench_serve(
     if url is not None:
         _bench_url(cfg.service.token, url, counts, turns, max_seconds, out, log)
         return
-    if llm and not cfg.llm.base_url:
+    if llm and not cfg.llm.remote_urls:  # base_url or base_urls: not the local server
         serve_llm(cfg, console)  # the full turn's server finds it running
     runs: dict[str, object] = {}
     designs: list[tuple[str, dict[str, str]]] = [("retrieval only", {})]
