@@ -118,7 +118,9 @@ def bench_chroma(
     end. At 1,000,000 items expect more than an hour on 2 cores."""
     from rich.table import Table
 
-    from indexing.bench_chroma import BACKENDS, SyntheticSpec, run_chroma_bench, table_rows
+    from indexing.bench_chroma import BACKENDS, run_chroma_bench
+    from indexing.bench_chroma_table import table_rows
+    from indexing.synthetic_store import SyntheticSpec
 
     chosen = backend or list(BACKENDS)
     unknown = [b for b in chosen if b not in BACKENDS]

@@ -9,20 +9,8 @@ category equality and with a price range, the recall of those queries against an
 over the same vectors, the persist folder's size on disk and the memory held (the server
 process's RSS; for embedded, the growth of this process's RSS).
 
-The data, the same for the same :class:`SyntheticSpec`:
-
-* text vectors (384-d, like all-MiniLM-L6-v2) for every item and image vectors (1280-d, like
-  the EfficientNet-Lite pooled features) for a share of them, in a second collection. Vectors
-  are not uniform noise: each item belongs to one of a few hundred clusters (a Gaussian around
-  a random unit centre, then normalised), so HNSW sees neighbourhoods as it does on real
-  embeddings. An item's image vector comes from the same cluster as its text vector.
-* metadata like the project's filter fields (``indexing/records.py``): a ``category`` out of a
-  few hundred (70% of a cluster's items share its home category), a log-normal ``price``,
-  ``has_image``, ``has_audio`` and a short ``title``. No documents are stored (the vectors are
-  given), so a real store, which also keeps documents and each item as JSON, is larger on disk.
-
-Generation goes in blocks of :data:`BLOCK` items, each from its own seeded generator, so memory
-stays bounded at any size and a test can regenerate any item's facts (:func:`item_facts`).
+The data and its exact answers: :mod:`indexing.synthetic_store`; the memory, disk and server
+probes: :mod:`indexing.chroma_probes`.
 
 Limits: queries run one at a time from one client (latency, not throughput under concurrency);
 with ``url`` the server's memory and disk are not known to this process and are reported as
@@ -33,456 +21,50 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import platform
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 import numpy as np
 
 from indexing.chroma import open_client
-from tools.errors import InputError, StoreError
-
-BLOCK = 1000
-"""Items generated from one seeded generator: the data does not depend on the batch size."""
-
-TEXT_DIM = 384
-IMAGE_DIM = 1280
-HOME_SHARE = 0.7
-"""Share of a cluster's items filed under the cluster's home category (the rest: any)."""
+from indexing.chroma_probes import (
+    RssSampler,
+    Server,
+    chroma_server,
+    folder_bytes,
+    megabytes,
+    rss_bytes,
+)
+from indexing.synthetic_store import (
+    IMAGE_DIM,
+    QUERY_KINDS,
+    TEXT_DIM,
+    Query,
+    SyntheticSpec,
+    Truth,
+    batches,
+    exact_search,
+    make_queries,
+    matches_query,
+    where_clause,
+)
+from tools.errors import InputError
 
 Progress = Callable[[int, int], None]
 ProgressFactory = Callable[[str, int], AbstractContextManager[Progress]]
 """``progress(label, total)``: a context manager yielding a ``(done, total)`` callback."""
-
 Backend = Literal["embedded", "server"]
 BACKENDS: tuple[Backend, ...] = ("embedded", "server")
-QUERY_KINDS = ("unfiltered", "category", "price", "image")
-
-ADJECTIVES = "red blue green small large wooden metal soft bright quiet old new round".split()
-THINGS = "ball car tree house boat bird lamp chair cup hat kite drum bell train clock".split()
-
-
-@dataclass(frozen=True)
-class SyntheticSpec:
-    """What the synthetic store holds; the same spec gives the same data."""
-
-    items: int = 1_000_000
-    """Items in the text collection (one 384-d vector each)."""
-    image_share: float = 0.2
-    """Share of items that also get a 1280-d vector in the image collection."""
-    audio_share: float = 0.05
-    """Share of items flagged ``has_audio`` (metadata only)."""
-    clusters: int = 300
-    """Gaussian centres of the vector mixture."""
-    categories: int = 300
-    """Distinct ``category`` values."""
-    spread: float = 1.0
-    """Length of an item's offset from its unit centre before normalising (1.0 puts items
-    at cosine ~0.7 from their centre and ~0.5 from each other)."""
-    seed: int = 2026
-
-    def __post_init__(self) -> None:
-        if self.items < 1:
-            raise InputError("--items must be 1 or more")
-        if not 0 <= self.image_share <= 1 or not 0 <= self.audio_share <= 1:
-            raise InputError("shares must lie between 0 and 1")
-        if self.clusters < 1 or self.categories < 1:
-            raise InputError("clusters and categories must be 1 or more")
-
-
-@dataclass
-class Batch:
-    """Consecutive items: ids, unit text vectors, metadata and the image entries."""
-
-    ids: list[str]
-    text: np.ndarray
-    metadatas: list[dict[str, Any]]
-    image_ids: list[str] = field(default_factory=list)
-    image: np.ndarray = field(default_factory=lambda: np.zeros((0, IMAGE_DIM), np.float32))
-
-
-@dataclass(frozen=True)
-class Query:
-    """One query of each kind shares this vector; the filters come with it."""
-
-    text: np.ndarray
-    image: np.ndarray
-    category: str
-    min_price: float
-    max_price: float
-
-
-def item_id(n: int) -> str:
-    return f"item-{n:08d}"
-
-
-def category_name(c: int) -> str:
-    return f"category-{c:03d}"
-
-
-def _unit(rows: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    unit: np.ndarray = (rows / np.maximum(norms, 1e-12)).astype(np.float32)
-    return unit
-
-
-class Mixture:
-    """The cluster centres (text and image) and each cluster's home category."""
-
-    def __init__(self, spec: SyntheticSpec) -> None:
-        rng = np.random.default_rng([spec.seed, 0])
-        self.spec = spec
-        self.text = _unit(rng.standard_normal((spec.clusters, TEXT_DIM)))
-        self.image = _unit(rng.standard_normal((spec.clusters, IMAGE_DIM)))
-        self.home = rng.integers(spec.categories, size=spec.clusters)
-
-    def draw(self, rng: np.random.Generator, clusters: np.ndarray, image: bool) -> np.ndarray:
-        centres = self.image if image else self.text
-        dim = centres.shape[1]
-        noise = rng.standard_normal((len(clusters), dim)) * (self.spec.spread / math.sqrt(dim))
-        return _unit(centres[clusters] + noise)
-
-
-def generate_block(mixture: Mixture, block: int, images: bool = True) -> Batch:
-    """Items ``block * BLOCK`` onwards (at most :data:`BLOCK`), from their own generator."""
-    spec = mixture.spec
-    start = block * BLOCK
-    n = min(BLOCK, spec.items - start)
-    rng = np.random.default_rng([spec.seed, 1, block])
-    clusters = rng.integers(spec.clusters, size=n)
-    text = mixture.draw(rng, clusters, image=False)
-    home = rng.random(n) < HOME_SHARE
-    categories = np.where(home, mixture.home[clusters], rng.integers(spec.categories, size=n))
-    prices = np.clip(np.round(rng.lognormal(3.5, 1.0, size=n), 2), 0.5, 5000.0)
-    has_image = rng.random(n) < spec.image_share
-    has_audio = rng.random(n) < spec.audio_share
-    words = rng.integers(len(ADJECTIVES), size=n), rng.integers(len(THINGS), size=n)
-    ids = [item_id(start + i) for i in range(n)]
-    metadatas = [
-        {
-            "title": f"{ADJECTIVES[words[0][i]].title()} {THINGS[words[1][i]]} {start + i}",
-            "category": category_name(int(categories[i])),
-            "price": float(prices[i]),
-            "has_image": bool(has_image[i]),
-            "has_audio": bool(has_audio[i]),
-        }
-        for i in range(n)
-    ]
-    batch = Batch(ids, text, metadatas)
-    if images:
-        rows = np.flatnonzero(has_image)
-        batch.image_ids = [ids[i] for i in rows]
-        batch.image = mixture.draw(rng, clusters[rows], image=True)
-    return batch
-
-
-def blocks(spec: SyntheticSpec, images: bool = True) -> Iterator[Batch]:
-    mixture = Mixture(spec)
-    for block in range(math.ceil(spec.items / BLOCK)):
-        yield generate_block(mixture, block, images)
-
-
-def batches(spec: SyntheticSpec, size: int, images: bool = True) -> Iterator[Batch]:
-    """The items in batches of ``size`` (the last one shorter), generated block by block."""
-    pending: list[Batch] = []
-    held = 0
-    for block in blocks(spec, images):
-        pending.append(block)
-        held += len(block.ids)
-        while held >= size:
-            merged = _merge(pending)
-            yield _slice(merged, 0, size)
-            rest = _slice(merged, size, held)
-            pending, held = ([rest] if rest.ids else []), held - size
-    if held:
-        yield _merge(pending)
-
-
-def _merge(parts: list[Batch]) -> Batch:
-    if len(parts) == 1:
-        return parts[0]
-    return Batch(
-        [i for p in parts for i in p.ids],
-        np.concatenate([p.text for p in parts]),
-        [m for p in parts for m in p.metadatas],
-        [i for p in parts for i in p.image_ids],
-        np.concatenate([p.image for p in parts]),
-    )
-
-
-def _slice(batch: Batch, start: int, stop: int) -> Batch:
-    ids = batch.ids[start:stop]
-    wanted = set(ids)
-    rows = [i for i, image_id in enumerate(batch.image_ids) if image_id in wanted]
-    return Batch(
-        ids,
-        batch.text[start:stop],
-        batch.metadatas[start:stop],
-        [batch.image_ids[i] for i in rows],
-        batch.image[rows] if rows else np.zeros((0, IMAGE_DIM), np.float32),
-    )
-
-
-def item_facts(spec: SyntheticSpec, n: int) -> dict[str, Any]:
-    """The metadata item ``n`` was generated with (regenerates its block only)."""
-    if not 0 <= n < spec.items:
-        raise InputError(f"item {n} is outside 0..{spec.items - 1}")
-    batch = generate_block(Mixture(spec), n // BLOCK, images=False)
-    return batch.metadatas[n % BLOCK]
-
-
-def make_queries(spec: SyntheticSpec, count: int) -> list[Query]:
-    """``count`` queries drawn from the same mixture; each filters on its cluster's home
-    category and on a price range around a price drawn like the items' (x1 to x1.5)."""
-    mixture = Mixture(spec)
-    rng = np.random.default_rng([spec.seed, 2])
-    clusters = rng.integers(spec.clusters, size=count)
-    text = mixture.draw(rng, clusters, image=False)
-    image = mixture.draw(rng, clusters, image=True)
-    low = np.round(rng.lognormal(3.5, 1.0, size=count), 2)
-    return [
-        Query(
-            text[i],
-            image[i],
-            category_name(int(mixture.home[clusters[i]])),
-            float(low[i]),
-            float(round(low[i] * 1.5, 2)),
-        )
-        for i in range(count)
-    ]
-
-
-def where_clause(kind: str, query: Query) -> dict[str, Any] | None:
-    if kind == "category":
-        return {"category": query.category}
-    if kind == "price":
-        return {
-            "$and": [{"price": {"$gte": query.min_price}}, {"price": {"$lte": query.max_price}}]
-        }
-    return None
-
-
-def _matches(kind: str, query: Query, meta: dict[str, Any]) -> bool:
-    if kind == "category":
-        return bool(meta.get("category") == query.category)
-    if kind == "price":
-        price = meta.get("price")
-        return isinstance(price, float) and query.min_price <= price <= query.max_price
-    return True
-
-
-@dataclass
-class Truth:
-    """Exact answers for the first queries, and how many items each filter lets through."""
-
-    top: dict[str, list[list[str]]]
-    matching: dict[str, list[int]]
-
-
-def exact_search(spec: SyntheticSpec, queries: Sequence[Query], k: int, top_of: int) -> Truth:
-    """Exact top-``k`` by cosine over every text vector (streamed block by block) for the first
-    ``top_of`` queries, without a filter and with each filter, and for every query the number
-    of items each filter lets through."""
-    q = np.stack([x.text for x in queries[:top_of]])
-    kinds = ("unfiltered", "category", "price")
-    best: dict[str, tuple[np.ndarray, np.ndarray]] = {
-        kind: (np.full((len(q), 0), -np.inf), np.zeros((len(q), 0), np.int64)) for kind in kinds
-    }
-    matching = {kind: np.zeros(len(queries), np.int64) for kind in ("category", "price")}
-    categories = np.array([x.category for x in queries])[:, None]
-    low = np.array([x.min_price for x in queries])[:, None]
-    high = np.array([x.max_price for x in queries])[:, None]
-    offset = 0
-    for block in blocks(spec, images=False):
-        cats = np.array([m["category"] for m in block.metadatas])[None, :]
-        prices = np.array([m["price"] for m in block.metadatas])[None, :]
-        masks = {"category": categories == cats, "price": (prices >= low) & (prices <= high)}
-        for kind, mask in masks.items():
-            matching[kind] += mask.sum(axis=1)
-        sims = q @ block.text.T  # (top_of, block)
-        rows = np.arange(offset, offset + len(block.ids))[None, :].repeat(len(q), 0)
-        for kind in kinds:
-            scores = (
-                sims if kind == "unfiltered" else np.where(masks[kind][: len(q)], sims, -np.inf)
-            )
-            old_scores, old_rows = best[kind]
-            all_scores = np.concatenate([old_scores, scores], axis=1)
-            all_rows = np.concatenate([old_rows, rows], axis=1)
-            keep = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
-            best[kind] = (
-                np.take_along_axis(all_scores, keep, 1),
-                np.take_along_axis(all_rows, keep, 1),
-            )
-        offset += len(block.ids)
-    top = {
-        kind: [
-            [item_id(int(r)) for r, s in zip(rows, scores, strict=True) if np.isfinite(s)]
-            for rows, scores in zip(best[kind][1], best[kind][0], strict=True)
-        ]
-        for kind in kinds
-    }
-    return Truth(top, {kind: [int(c) for c in counts] for kind, counts in matching.items()})
-
-
-# -- memory and disk ---------------------------------------------------------------------
-
-
-def rss_bytes(pid: int) -> int | None:
-    """Resident memory of ``pid`` and its children (psutil when installed, else /proc for the
-    process alone); None when it cannot be read."""
-    try:
-        import psutil  # type: ignore[import-untyped]
-    except ImportError:
-        return _proc_rss(pid)
-    try:
-        process = psutil.Process(pid)
-        children = process.children(recursive=True)
-        return int(process.memory_info().rss) + sum(
-            int(c.memory_info().rss) for c in children if c.is_running()
-        )
-    except psutil.Error:
-        return None
-
-
-def _proc_rss(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-class RssSampler:
-    """The highest RSS of a process seen between :meth:`start` and :meth:`stop`, sampled every
-    ``every_s`` seconds."""
-
-    def __init__(self, pid: int, every_s: float = 0.5) -> None:
-        self.pid = pid
-        self.every_s = every_s
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_bytes(self.pid) or 0)
-            self._stop.wait(self.every_s)
-
-    def start(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> int:
-        if not self._stop.is_set():
-            self._stop.set()
-            self._thread.join()
-            self.peak = max(self.peak, rss_bytes(self.pid) or 0)
-        return self.peak
-
-
-def folder_bytes(folder: Path) -> dict[str, int]:
-    """Bytes under ``folder``: in all, in the SQLite file(s) and in the segment folders."""
-    total = sqlite = 0
-    for path in folder.rglob("*"):
-        if path.is_file():
-            size = path.stat().st_size
-            total += size
-            if path.name.startswith("chroma.sqlite3"):
-                sqlite += size
-    return {"total": total, "sqlite": sqlite, "segments": total - sqlite}
-
-
-def _mb(value: int | None) -> float | None:
-    return None if value is None else round(value / 2**20, 1)
-
-
-# -- the server --------------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    url: str
-    pid: int | None
-    path: Path | None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def chroma_executable() -> str:
-    beside = Path(sys.executable).parent / "chroma"
-    found = str(beside) if beside.exists() else shutil.which("chroma")
-    if found is None:
-        raise StoreError("the `chroma` command (from the chromadb package) is not installed")
-    return found
-
-
-@contextlib.contextmanager
-def chroma_server(folder: Path, within_s: float = 120.0) -> Iterator[Server]:
-    """``chroma run`` on 127.0.0.1 at a free port with its data in ``folder/data``; stopped
-    when the block ends."""
-    port = free_port()
-    folder.mkdir(parents=True, exist_ok=True)
-    log_path = folder / "server.log"
-    command = [chroma_executable(), "run", "--path", str(folder / "data")]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + within_s
-        while not _answers(f"{url}/api/v2/heartbeat"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                why = (
-                    f"exit status {process.returncode}"
-                    if process.poll() is not None
-                    else f"no answer within {within_s:.0f} s"
-                )
-                raise StoreError(
-                    f"chroma run did not start ({why}): {log_path.read_text()[-2000:]}"
-                )
-            time.sleep(0.3)
-        yield Server(url, process.pid, folder / "data")
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-# -- one backend -------------------------------------------------------------------------
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -589,7 +171,7 @@ def _run_queries(
             ids: list[str] = result["ids"][0]
             metas: list[dict[str, Any]] = result["metadatas"][0]
             returned.append(len(ids))
-            violations += sum(1 for m in metas if not _matches(kind, query, m))
+            violations += sum(1 for m in metas if not matches_query(kind, query, m))
             i = n - 1
             if kind in truth.top and i < len(truth.top[kind]):
                 expected = truth.top[kind][i]
@@ -694,13 +276,15 @@ def _memory(
     ``held_peak``."""
     base = baseline if backend == "embedded" else 0
     return {
-        "baseline_mb": _mb(baseline),
-        "after_load_mb": _mb(after_load),
-        "after_queries_mb": _mb(after),
-        "peak_mb": _mb(peak),
-        "growth_mb": _mb(after - baseline) if after is not None and baseline is not None else None,
-        "held_mb": _mb(after - base) if after is not None and base is not None else None,
-        "held_peak_mb": _mb(peak - base) if peak is not None and base is not None else None,
+        "baseline_mb": megabytes(baseline),
+        "after_load_mb": megabytes(after_load),
+        "after_queries_mb": megabytes(after),
+        "peak_mb": megabytes(peak),
+        "growth_mb": megabytes(after - baseline)
+        if after is not None and baseline is not None
+        else None,
+        "held_mb": megabytes(after - base) if after is not None and base is not None else None,
+        "held_peak_mb": megabytes(peak - base) if peak is not None and base is not None else None,
     }
 
 
@@ -807,48 +391,3 @@ def _machine(chroma_version: str) -> dict[str, Any]:
         "chromadb": chroma_version,
         "numpy": np.__version__,
     }
-
-
-def table_rows(figures: dict[str, Any]) -> list[tuple[str, ...]]:
-    """The figures as rows (a label, then one cell per backend) for a front end to draw."""
-    runs = figures["backends"]
-    k = figures["k"]
-
-    def row(label: str, cell: Callable[[dict[str, Any]], str | None]) -> tuple[str, ...]:
-        cells = []
-        for run in runs.values():
-            try:
-                value = cell(run)
-            except (KeyError, TypeError):  # a backend that stopped before this figure
-                value = None
-            cells.append("n/a" if value is None else value)
-        return (label, *cells)
-
-    def latency(kind: str) -> Callable[[dict[str, Any]], str]:
-        def cell(run: dict[str, Any]) -> str:
-            q = run["queries"][kind]
-            return f"{q['p50_ms']:.1f} / {q['p95_ms']:.1f} ms"
-
-        return cell
-
-    def recall(kind: str) -> Callable[[dict[str, Any]], str | None]:
-        return lambda run: _fmt(run["queries"][kind]["recall_at_k"], "{:.3f}")
-
-    def count(run: dict[str, Any]) -> str:
-        return f"{run['count']['text']:,} / {run['count']['image']:,}"
-
-    return [
-        ("", *runs),
-        row("vectors (text / image)", count),
-        row("load (add calls)", lambda r: f"{r['load']['add_seconds']:,.0f} s"),
-        row("load rate", lambda r: f"{r['load']['items_per_s']:,.0f} items/s"),
-        *[row(f"top-{k} {kind}, p50 / p95", latency(kind)) for kind in QUERY_KINDS],
-        *[row(f"recall@{k} {kind}", recall(kind)) for kind in ("unfiltered", "category", "price")],
-        row("disk", lambda r: f"{r['disk_bytes']['total'] / 2**20:,.0f} MiB"),
-        row("memory held", lambda r: _fmt(r["memory"]["held_mb"], "{:,.0f} MiB")),
-        row("memory peak", lambda r: _fmt(r["memory"]["held_peak_mb"], "{:,.0f} MiB")),
-    ]
-
-
-def _fmt(value: float | None, pattern: str) -> str | None:
-    return None if value is None else pattern.format(value)

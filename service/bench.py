@@ -28,9 +28,9 @@ from typing import Any
 import httpx
 
 from eval.metrics import percentile
-from service.serving import free_port
 from tools.config import Settings
 from tools.errors import ServerError
+from tools.processes import free_port, stop
 
 MESSAGES = (
     "an animal that makes a noise",
@@ -220,11 +220,7 @@ def served(
             time.sleep(0.5)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 def bars(retrieval: dict[str, Any], full: dict[str, Any] | None) -> dict[str, Any]:

@@ -7,7 +7,6 @@ body (checked by :mod:`service.guard`), idle keep-alive connections close after 
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,14 +16,9 @@ from typing import Any
 from service.app import Service, create_app
 from tools.config_service import ServiceSettings
 from tools.errors import ServerError
+from tools.processes import free_port
 
 KEEP_ALIVE_S = 5
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def header_timeout_protocol(seconds: float) -> type[asyncio.Protocol]:

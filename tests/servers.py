@@ -4,18 +4,15 @@ started server answers (or telling why it never will)."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import time
 from collections.abc import Callable
 
 import httpx
 
+from tools.processes import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["answers_http", "free_port", "wait_ready"]
 
 
 def answers_http(url: str, timeout: float = 2.0) -> Callable[[], bool]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexing.bench_chroma import (
+from indexing.synthetic_store import (
     BLOCK,
     Query,
     SyntheticSpec,
