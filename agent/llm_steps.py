@@ -29,7 +29,7 @@ from agent.reading import messages as reading_messages
 from agent.steps import LLMFailure, as_failure, llm_errors
 from agent.toolkit import TurnContext, build_tools
 from agent.wording import intro
-from tools.config import LLMSettings
+from tools.config_llm import LLMSettings
 
 # Output budgets per step: a small model left unbounded can ramble until the context is full.
 MAX_TOKENS = {
