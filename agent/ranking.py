@@ -26,7 +26,7 @@ def rank(
     weights: FusionWeights,
     store: Store,
     models: Models,
-    near_duplicate: float = 1.0,
+    near_duplicate: float,
 ) -> list[Scored]:
     """The top ``k`` fused candidates that satisfy the constraints, seen items left out.
     When the request's targets leave fewer than ``k``, the rest come from outside them
