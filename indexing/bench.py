@@ -277,7 +277,11 @@ def _raw_components(
         def transcribe_all() -> None:
             for clip in clips:
                 segments, _ = engine.transcribe(
-                    clip, beam_size=1, vad_filter=True, condition_on_previous_text=False
+                    clip,
+                    beam_size=1,
+                    vad_filter=True,
+                    condition_on_previous_text=False,
+                    without_timestamps=True,
                 )
                 list(segments)
 
