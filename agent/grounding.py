@@ -25,43 +25,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agent.item_text import CONNECTIVES, item_fields, sentences, tautology
+from agent.item_text import connectives, item_fields, sentences, tautology
+from agent.language import language
 from agent.wording import from_facts
 from agent.words import content_words, stem, stems
 
-COLOURS = {
-    "black",
-    "white",
-    "grey",
-    "gray",
-    "red",
-    "orange",
-    "yellow",
-    "green",
-    "blue",
-    "purple",
-    "pink",
-    "brown",
-    "beige",
-    "teal",
-    "navy",
-    "gold",
-    "silver",
-}
-SOUND_WORDS = {
-    "sound",
-    "sounds",
-    "audio",
-    "hear",
-    "heard",
-    "listen",
-    "spoken",
-    "voice",
-    "noise",
-    "noises",
-    "noisy",
-    "loud",
-}
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _WORD = re.compile(r"[a-z]+")
 
@@ -89,68 +57,18 @@ def _supported(sentence: str, corpus: str, has_audio: bool) -> str | None:
     for number in _NUMBER.findall(lowered):
         if number not in corpus:
             return f"number {number} is not in the item's facts"
+    said = language().explanations
     words = set(_WORD.findall(lowered))
-    for colour in words & COLOURS:
+    for colour in words & said.colours:
         if colour not in corpus:
             return f"colour '{colour}' is not in the item's facts"
     if (
-        words & SOUND_WORDS
+        words & said.sound_words
         and not has_audio
-        and not words & SOUND_WORDS <= set(_WORD.findall(corpus))
+        and not words & said.sound_words <= set(_WORD.findall(corpus))
     ):
         return "claims a sound the item does not have"
     return None
-
-
-STOPWORDS = frozenset(
-    {
-        "this",
-        "that",
-        "with",
-        "from",
-        "have",
-        "they",
-        "their",
-        "them",
-        "your",
-        "you",
-        "will",
-        "would",
-        "like",
-        "likes",
-        "about",
-        "into",
-        "more",
-        "most",
-        "what",
-        "when",
-        "which",
-        "while",
-        "were",
-        "been",
-        "being",
-        "also",
-        "just",
-        "very",
-        "than",
-        "then",
-        "there",
-        "these",
-        "those",
-        "film",
-        "movie",
-        "item",
-        "great",
-        "good",
-        "love",
-        "loves",
-        "enjoy",
-        "enjoys",
-        "perfect",
-        "fans",
-        "watch",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -192,7 +110,8 @@ def claims(
         problem = f"names another item: {named!r}" if named else None
         problem = problem or _supported(sentence, corpus, has_audio)
         if problem is None and content_word:
-            words = {w for w in _WORD.findall(sentence.lower()) if len(w) >= 4} - STOPWORDS
+            words = {w for w in _WORD.findall(sentence.lower()) if len(w) >= 4}
+            words -= language().explanations.stopwords
             if not words & corpus_words:
                 problem = "shares no content word with the item's facts"
         out.append(Claim(sentence, problem))
@@ -203,7 +122,7 @@ def unsupported_words(sentence: str, facts: Mapping[str, Any], asked: str = "") 
     """Words the sentence attributes to the item that neither its facts nor the request (the
     computed reasons' words) contain: "sweet" in "Cow is a sweet animal"."""
     corpus = " ".join(item_fields(facts).values())
-    known = set(stems(corpus)) | set(stems(asked)) | CONNECTIVES
+    known = set(stems(corpus)) | set(stems(asked)) | connectives()
     return [w for w in content_words(sentence) if len(w) >= 3 and stem(w) not in known]
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
+from agent.language import language, whole
 from agent.words import stem, stems
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -31,25 +33,22 @@ def item_fields(facts: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-# Words an explanation may use about any item: how it connects the item to the request.
-CONNECTIVES = frozenset(
-    stem(w)
-    for w in (
-        "picked pick chosen choice because asked ask request requested wanted want match matches "
-        "fits fit name named says mentions mention description caption transcript title kind "
-        "close closer similar sound effect play item one ones also which more here great perfect "
-        "nice lovely enjoy suggest recommend option good fine section"
-    ).split()
-)
+@cache
+def connectives() -> frozenset[str]:
+    """Stems of the words an explanation may use about any item: how it connects the item to
+    the request ("picked", "because", "matches")."""
+    return frozenset(stem(w) for w in language().explanations.connectives)
 
 
-_COPULA = re.compile(r"\b(?:is|are|was|were|be|means)\b|:")
+@cache
+def _copula() -> re.Pattern[str]:
+    return re.compile(rf"{whole(language().explanations.copula)}|:")
 
 
 def tautology(sentence: str, facts: Mapping[str, Any]) -> bool:
     """A sentence that names its item and defines it by nothing but its name ("Bull is a
     bull.", "Cow: A cow.")."""
     title = set(stems(str(facts.get("title") or "")))
-    said = set(stems(sentence)) - CONNECTIVES
-    copula = _COPULA.search(sentence.lower()) is not None
+    said = set(stems(sentence)) - connectives()
+    copula = _copula().search(sentence.lower()) is not None
     return bool(title) and copula and title <= set(stems(sentence)) and said <= title

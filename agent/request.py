@@ -27,80 +27,19 @@ import re
 from collections.abc import Sequence
 from itertools import pairwise
 
+from agent.language import request_patterns
 from agent.request_types import Applied, Request, Standing, TurnMemory
 from agent.vocabulary import NodeMatch, Vocabulary
 from agent.words import content_words, stem, stems
-
-NEGATION = re.compile(
-    r"\b(?:anything but|everything but|nothing but|except(?: for)?|other than|apart from|"
-    r"excluding|without|never show me|never|allergic to|scared of|afraid of|i hate|"
-    r"(?:do not|don't|dont) (?:want|like|show me|need)|no more|stop with(?: the)?|enough|"
-    r"nothing|not|no)\b"
-)
-BOUNDARY = re.compile(
-    r"[.;:!?,()]|\b(?:but|just|only|so|instead|because|then|please|rather|i'd|i want|show me|"
-    r"give me|ever|now|this time|any more|anymore)\b"
-)
-STANDING_CUE = re.compile(
-    r"\b(?:never|ever|always|from now on|allergic|vegetarian|vegan|keep (?:that|this|it) in "
-    r"mind|scared of|afraid of|i hate|remember)\b"
-)
-STANDING_NEGATION = ("never", "allergic", "scared", "afraid", "i hate")
-SOUND = re.compile(
-    r"\b(?:hear|hearing|heard|noise|noises|noisy|sound|sounds|listen|listening|loud|audio|"
-    r"audible)\b"
-)
-HEAD_END = re.compile(
-    r"\b(?:that|which|who|whose|where|from|with|for|to|in|on|at|of|when|because|like|but|you|"
-    r"i|would|could|can|is|are)\b"
-)
-LIKE = re.compile(
-    r"\b(?:more like|like that|like those|like this|like these|like the|like it|like them|"
-    r"same again|same kind|similar|one like|ones like|another one|more of (?:those|these|that|"
-    r"them|the same))\b"
-)
-BACK = re.compile(r"\b(?:go back to|going back to|back to|return to)\b(?P<what>[^.;!?]*)")
-DIFFERENT = re.compile(
-    r"\b(?:something|anything) (?:else|different)\b|\bdifferent from\b|\bsomething new\b"
-)
-PRONOUN_FOLLOW_UP = re.compile(r"\b(?:one|ones)\b|^(?:still|also|and)\b")
-ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1}
-ORDINAL = re.compile(r"\b(first|second|third|fourth|fifth|last)(?: one)?\b|\bnumber (\d)\b")
-MAX_PRICE = re.compile(
-    r"\b(?:under|below|less than|cheaper than|at most|up to|max(?:imum)?|no more than)\s*"
-    r"[$€£]?\s*(\d+(?:\.\d+)?)"
-)
-MIN_PRICE = re.compile(
-    r"\b(?:over|above|more than|at least|min(?:imum)?)\s*[$€£]?\s*(\d+(?:\.\d+)?)"
-)
-CHEAPER = re.compile(r"\b(?:cheaper|less expensive|lower price)\b")
-REFERENCE_WORDS = frozenset(
-    "like same similar different earlier previous before back go ones one another again "
-    "still also those these them that kind sort".split()
-)
-SOUND_WORDS = frozenset(
-    stem(w) for w in ("hear", "noise", "sound", "listen", "loud", "audio", "effect", "make")
-)
-
-# Diets are standing exclusions that need a little world knowledge; they apply to food only.
-DIETS = {
-    "vegetarian": "meat beef pork ham bacon sausage salami pepperoni chicken turkey steak lamb "
-    "fish shrimp prawn lobster crab burger hamburger hotdog hot-dog drumstick tuna salmon",
-    "vegan": "meat beef pork ham bacon sausage salami pepperoni chicken turkey steak lamb "
-    "fish shrimp prawn lobster crab burger hamburger hotdog hot-dog drumstick tuna salmon "
-    "egg eggs milk cheese butter honey cream yogurt icecream ice-cream",
-}
-FOOD_WORDS = frozenset(
-    stem(w) for w in ("food", "eat", "dessert", "meal", "snack", "dish", "bake", "cook")
-)
 
 
 def _negations(text: str) -> list[tuple[str, str, int, int]]:
     """(cue, phrase, start, end) for each negation; the phrase runs to the next boundary."""
     found = []
-    for match in NEGATION.finditer(text):
+    cues = request_patterns()
+    for match in cues.negation.finditer(text):
         rest = text[match.end() :]
-        stop = BOUNDARY.search(rest)
+        stop = cues.boundary.search(rest)
         phrase = rest[: stop.start()] if stop else rest
         if not content_words(phrase):
             continue
@@ -128,7 +67,7 @@ def head_word(phrase: str) -> str:
 
 def _phrases(text: str) -> list[str]:
     """``text`` cut before each marker that starts a new phrase ("that", "for", "but" …)."""
-    cuts = [m.start() for m in HEAD_END.finditer(text)]
+    cuts = [m.start() for m in request_patterns().head_end.finditer(text)]
     bounds = [0, *cuts, len(text)]
     return [text[a:b] for a, b in pairwise(bounds) if text[a:b].strip()]
 
@@ -184,7 +123,7 @@ def _narrowed(
 def _referenced_turn(text: str, history: Sequence[TurnMemory]) -> TurnMemory | None:
     if not history:
         return None
-    back = BACK.search(text)
+    back = request_patterns().back.search(text)
     if back is None:
         return history[-1]
     wanted = set(stems(back.group("what")))
@@ -206,6 +145,7 @@ def parse(
 ) -> Request:
     """Understand ``message`` given the earlier turns of the conversation (oldest first) and
     the standing preferences stated before."""
+    cues = request_patterns()
     text = " ".join(message.lower().replace("’", "'").split())
     applied: list[Applied] = []
     exclude_paths: list[str] = []
@@ -213,12 +153,12 @@ def parse(
     exclude_phrases: list[str] = []
     new_standing: list[Standing] = []
     clauses = [c for c in re.split(r"[.;!?]", text) if c.strip()]
-    standing_clauses = [c for c in clauses if STANDING_CUE.search(c)]
+    standing_clauses = [c for c in clauses if cues.standing.search(c)]
 
     # Negations: what they name is excluded, and removed from what is searched for.
     positive = text
     for cue, phrase, start, end in _negations(text):
-        lasting = cue.startswith(STANDING_NEGATION) or any(
+        lasting = cue.startswith(tuple(cues.words.lasting_negation)) or any(
             phrase in c and text[start:end] in c for c in standing_clauses
         )
         for part in _parts(phrase):
@@ -246,21 +186,25 @@ def parse(
                     Standing(kind="exclude_term", value=term, words=part.strip(), turn=turn)
                 )
         positive = positive.replace(text[start:end], " ")
-    for diet in DIETS:
-        if re.search(rf"\b{diet}\b", text):
+    for diet, said in cues.diets.items():
+        if said.search(text):
             new_standing.append(Standing(kind="diet", value=diet, words=diet, turn=turn))
 
     # References to earlier turns.
     reference = _referenced_turn(text, history)
-    likes = bool(LIKE.search(positive)) or bool(ORDINAL.search(positive))
-    back = bool(BACK.search(text))
-    different = bool(DIFFERENT.search(text))
+    likes = bool(cues.like.search(positive)) or bool(cues.ordinal.search(positive))
+    back = bool(cues.back.search(text))
+    different = bool(cues.different.search(text))
     seeds: list[str] = []
     if reference is not None and likes and not different:
         seeds = list(reference.recommended)
-        ordinal = ORDINAL.search(positive)
+        ordinal = cues.ordinal.search(positive)
         if ordinal and reference.recommended:
-            index = ORDINALS[ordinal.group(1)] if ordinal.group(1) else int(ordinal.group(2)) - 1
+            index = (
+                cues.words.ordinals[ordinal.group(1)]
+                if ordinal.group(1)
+                else int(ordinal.group(2)) - 1
+            )
             if -len(seeds) <= index < len(seeds):
                 seeds = [seeds[index]]
         for item_id, title in zip(reference.recommended, reference.titles, strict=False):
@@ -279,12 +223,12 @@ def parse(
                     words="like that",
                 )
             )
-    pronoun = bool(PRONOUN_FOLLOW_UP.search(positive.strip()))
+    pronoun = bool(cues.pronoun_follow_up.search(positive.strip()))
     matches = _targets(positive, vocabulary, pronoun and reference is not None)
     own_words = [
         w
         for w in content_words(positive)
-        if w not in REFERENCE_WORDS and stem(w) not in SOUND_WORDS
+        if w not in cues.words.reference_words and stem(w) not in cues.sound_stems
     ]
     follow_up = reference is not None and (
         likes or back or (not matches and (not own_words or pronoun)) or (different and not matches)
@@ -299,7 +243,7 @@ def parse(
         targets = list(reference.targets)
         applied += [Applied(kind="target", value=t, source=earlier) for t in targets]
 
-    heard = SOUND.search(positive)
+    heard = cues.sound.search(positive)
     needs_sound = heard is not None
     if heard is not None:
         applied.append(
@@ -335,12 +279,12 @@ def parse(
                 )
             )
         elif rule.kind == "diet":
-            diet_terms += [stem(w) for w in DIETS[rule.value].split()]
+            diet_terms += sorted({stem(w) for w in cues.words.diets.get(rule.value, ())})
             applied.append(Applied(kind="diet", value=rule.value, source=source, words=rule.words))
 
     # Price bounds.
-    max_price = _number(MAX_PRICE, positive)
-    min_price = _number(MIN_PRICE, positive)
+    max_price = _number(cues.max_price, positive)
+    min_price = _number(cues.min_price, positive)
     for kind, value in (("max_price", max_price), ("min_price", min_price)):
         if value is not None:
             applied.append(Applied(kind=kind, value=f"{value:g}", source="rule"))  # type: ignore[arg-type]
@@ -380,7 +324,7 @@ def _number(pattern: re.Pattern[str], text: str) -> float | None:
 
 def cheaper_than(request: Request, text: str, prices: Sequence[float]) -> Request:
     """ "cheaper": a price bound below the cheapest item shown before."""
-    if CHEAPER.search(text.lower()) and prices and request.max_price is None:
+    if request_patterns().cheaper.search(text.lower()) and prices and request.max_price is None:
         bound = min(prices) - 0.01
         request.max_price = bound
         request.applied.append(

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from agent.buffer import Candidate
 from agent.conversation import Conversation
+from agent.language import request_patterns
 from agent.reasons import has_sound_effect
-from agent.request import FOOD_WORDS, cheaper_than, parse
+from agent.request import cheaper_than, parse
 from agent.request_types import Applied, Request
 from agent.vocabulary import Embed, Vocabulary, item_path
 from agent.words import name_words, stem, stems
@@ -145,7 +146,8 @@ class Understanding:
             words = _item_stems(candidate)
             if terms & words:
                 return False
-            if diet & words and words & FOOD_WORDS:  # a diet rules out food, not animals
+            # a diet rules out food, not animals
+            if diet & words and words & request_patterns().food_stems:
                 return False
             if request.needs_sound and not has_sound_effect(candidate.facts, by_attribute):
                 return False

@@ -12,27 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from agent.language import language
 from agent.words import name_words, stem
 from indexing.records import Taxonomy
 
-# Path segments that say how an item is drawn, not what it is.
-GENERIC = frozenset(
-    {
-        "cartoon",
-        "cartoons",
-        "toys",
-        "filled",
-        "outlined",
-        "lowercase",
-        "uppercase",
-        "misc",
-        "plastic",
-        "photo",
-        "photos",
-        "other",
-        "symbols00",
-    }
-)
+
+def generic(segment: str) -> bool:
+    """A path segment that says how items are drawn, not what they are ("cartoon")."""
+    return segment.lower() in language().generic_path_words
+
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -95,7 +83,7 @@ class Vocabulary:
                     counts[path] = counts.get(path, 0) + n
         for path, n in sorted(counts.items()):
             last = path.rsplit("/", 1)[-1]
-            words = () if last.lower() in GENERIC else tuple(name_words(last))
+            words = () if generic(last) else tuple(name_words(last))
             node = Node(path, words, n)
             self.nodes.append(node)
             self._by_path[path] = node

@@ -14,7 +14,7 @@ from typing import Any
 import prompts
 from agent.item_text import item_fields, sentences, tautology
 from agent.reasons import Reason
-from agent.vocabulary import GENERIC, item_path
+from agent.vocabulary import generic, item_path
 from agent.words import name_words, stems
 
 CITED_BY_REASON = {"kind": "attributes.subcategory", "sound": "audio", "like": "title"}
@@ -65,9 +65,7 @@ def from_reasons(
     found = list(found[:3])
     title_stems = set(stems(title))
     kinds = [
-        " ".join(name_words(p))
-        for p in reversed(item_path(facts).split("/"))
-        if p.lower() not in GENERIC
+        " ".join(name_words(p)) for p in reversed(item_path(facts).split("/")) if not generic(p)
     ]
     kind = next((k for k in kinds if k and not set(stems(k)) <= title_stems), "")
     if found and all(r.field == "title" for r in found) and kind:
