@@ -57,12 +57,27 @@ def bench_ray(
         typer.Option(help="Ray workers per stage; repeat for each run (default: 1 and 2)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic catalogue.")] = 2026,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="A running Ray cluster (`ray start --head`, then `ray start --address` on "
+            "each worker) instead of a local Ray instance started for the run."
+        ),
+    ] = None,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local/--no-local",
+            help="Index with the local indexer too, for the Ray/local ratio. --no-local at "
+            "large sizes: the Ray stores are then checked against the catalogue's ids.",
+        ),
+    ] = True,
     out: FiguresOpt = Path("bench/ray.json"),
     config: ConfigOpt = None,
 ) -> None:
     """Items/s of the local indexer and of `index --engine ray` at each worker count, on one
-    seeded synthetic catalogue in one run (a local Ray instance), with each model's raw
-    throughput for reference."""
+    seeded synthetic catalogue in one run (a local Ray instance, or the cluster at --address),
+    with each model's raw throughput for reference."""
     from indexing.bench_ray import run_ray_bench
 
     counts = workers or [1, 2]
@@ -77,6 +92,8 @@ def bench_ray(
         out,
         seed=seed,
         log=render.printer(console),
+        address=address,
+        local=local,
     )
     print_figures(figures, out)
 
@@ -106,6 +123,13 @@ def bench_chroma(
         Path | None,
         typer.Option(help="Where the temporary persist folders go (default: the system's)."),
     ] = None,
+    concurrency: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Client threads querying at once, for queries/s (unfiltered and category); "
+            "repeat for each level (default: 1, 8 and 32; 0 to skip)."
+        ),
+    ] = None,
     out: FiguresOpt = Path("bench/chroma.json"),
 ) -> None:
     """Size one Chroma node: the same synthetic store (clustered 384-d text vectors for every
@@ -113,15 +137,19 @@ def bench_chroma(
     loaded into embedded Chroma and into a `chroma run` server (started here on a free port,
     or the one at --url), in one run. Per backend: load time and items/s, top-k latency
     p50/p95 unfiltered, with a category filter, with a price range and on the image
-    collection, recall against an exact search, disk size and memory (server RSS; for
-    embedded, this process's RSS growth). Persist folders are temporary and deleted at the
-    end. At 1,000,000 items expect more than an hour on 2 cores."""
+    collection, recall against an exact search, queries/s with several client threads at
+    once, disk size and memory (server RSS; for embedded, this process's RSS growth).
+    Persist folders are temporary and deleted at the end. At 1,000,000 items expect more
+    than an hour on 2 cores."""
     from rich.table import Table
 
     from indexing.bench_chroma import BACKENDS, run_chroma_bench
     from indexing.bench_chroma_table import table_rows
     from indexing.synthetic_store import SyntheticSpec
 
+    levels = [1, 8, 32] if concurrency is None else [c for c in concurrency if c != 0]
+    if any(c < 0 for c in levels):
+        raise InputError("--concurrency must be 1 or more (0 skips the throughput runs)")
     chosen = backend or list(BACKENDS)
     unknown = [b for b in chosen if b not in BACKENDS]
     if unknown:
@@ -135,6 +163,7 @@ def bench_chroma(
         batch=batch,
         url=url,
         workdir=workdir,
+        concurrency=levels,
         progress=lambda label, total: render.progress(console, label, total),
         log=render.printer(console),
     )

@@ -12,9 +12,9 @@ process's RSS; for embedded, the growth of this process's RSS).
 The data and its exact answers: :mod:`indexing.synthetic_store`; the memory, disk and server
 probes: :mod:`indexing.chroma_probes`.
 
-Limits: queries run one at a time from one client (latency, not throughput under concurrency);
-with ``url`` the server's memory and disk are not known to this process and are reported as
-``None``.
+Throughput: the same queries sent from several client threads at once (queries/s per
+concurrency level, :mod:`indexing.chroma_throughput`). With ``url`` the server's memory and
+disk are not known to this process and are reported as ``None``.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from indexing.chroma_probes import (
     megabytes,
     rss_bytes,
 )
+from indexing.chroma_throughput import run_throughput
 from indexing.synthetic_store import (
     IMAGE_DIM,
     QUERY_KINDS,
@@ -210,6 +211,7 @@ def run_backend(
     batch: int,
     url: str | None = None,
     samples: int = 5,
+    concurrency: Sequence[int] = (),
     progress: ProgressFactory | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
@@ -244,6 +246,9 @@ def run_backend(
             figures["count"] = {"text": int(text.count()), "image": int(image.count())}
             say(f"{backend}: {len(queries)} queries of each kind ({', '.join(QUERY_KINDS)})")
             figures["queries"] = _run_queries(text, image, queries, k, truth, samples, say)
+            if concurrency:
+                say(f"{backend}: queries/s with {', '.join(map(str, concurrency))} at once")
+                figures["throughput"] = run_throughput(text, queries, k, concurrency, say)
             after = rss_bytes(pid) if pid is not None else None
             peak = sampler.stop() if sampler is not None else None
             figures["memory"] = _memory(backend, baseline, after_load, after, peak)
@@ -302,6 +307,7 @@ def run_chroma_bench(
     url: str | None = None,
     recall_queries: int = 20,
     workdir: Path | None = None,
+    concurrency: Sequence[int] = (1, 8, 32),
     progress: ProgressFactory | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -345,6 +351,7 @@ def run_chroma_bench(
                 k=k,
                 batch=batch,
                 url=url if backend == "server" else None,
+                concurrency=concurrency,
                 progress=progress,
                 say=say,
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from indexing.chroma_throughput import THROUGHPUT_KINDS
 from indexing.synthetic_store import QUERY_KINDS
 
 
@@ -33,6 +34,18 @@ def table_rows(figures: dict[str, Any]) -> list[tuple[str, ...]]:
     def recall(kind: str) -> Callable[[dict[str, Any]], str | None]:
         return lambda run: _fmt(run["queries"][kind]["recall_at_k"], "{:.3f}")
 
+    def rate(kind: str, level: str) -> Callable[[dict[str, Any]], str]:
+        def cell(run: dict[str, Any]) -> str:
+            t = run["throughput"][kind][level]
+            return f"{t['queries_per_s']:,.0f} q/s (p95 {t['p95_ms']:,.0f} ms)"
+
+        return cell
+
+    levels = sorted(
+        {lv for run in runs.values() for lv in run.get("throughput", {}).get("unfiltered", {})},
+        key=int,
+    )
+
     def count(run: dict[str, Any]) -> str:
         return f"{run['count']['text']:,} / {run['count']['image']:,}"
 
@@ -43,6 +56,11 @@ def table_rows(figures: dict[str, Any]) -> list[tuple[str, ...]]:
         row("load rate", lambda r: f"{r['load']['items_per_s']:,.0f} items/s"),
         *[row(f"top-{k} {kind}, p50 / p95", latency(kind)) for kind in QUERY_KINDS],
         *[row(f"recall@{k} {kind}", recall(kind)) for kind in ("unfiltered", "category", "price")],
+        *[
+            row(f"{kind}, {level} at once", rate(kind, level))
+            for kind in THROUGHPUT_KINDS
+            for level in levels
+        ],
         row("disk", lambda r: f"{r['disk_bytes']['total'] / 2**20:,.0f} MiB"),
         row("memory held", lambda r: _fmt(r["memory"]["held_mb"], "{:,.0f} MiB")),
         row("memory peak", lambda r: _fmt(r["memory"]["held_peak_mb"], "{:,.0f} MiB")),

@@ -27,7 +27,7 @@ from indexing.bench import _rate, _raw_components, _warm_up
 from indexing.chroma import SafeImageLoader, open_client
 from indexing.loaders import LoadResult, load_catalogue, write_jsonl
 from indexing.pipeline import Indexer, IndexReport
-from indexing.ray_engine import RayIndexer
+from indexing.ray_engine import RayIndexer, connect, start_local
 from indexing.schema import Item
 from indexing.store import Store
 from tools.config import Settings
@@ -91,6 +91,9 @@ def synthetic_catalogue(
     return path
 
 
+RAW_SAMPLE = 10_000  # items each model is timed on alone (rates, not totals, are compared)
+
+
 def _store(folder: Path, models: Models, settings: Settings) -> Store:
     cfg = settings.index
     return Store(
@@ -123,8 +126,15 @@ def run_ray_bench(
     out: Path,
     seed: int = 2026,
     log: Callable[[str], None] | None = None,
+    address: str | None = None,
+    local: bool = True,
 ) -> dict[str, Any]:
-    """Run the benchmark, write its figures to ``out`` as JSON and return them."""
+    """Run the benchmark, write its figures to ``out`` as JSON and return them.
+
+    ``address``: a running Ray cluster (``ray start --head`` plus workers) instead of a local
+    instance started for the run. ``local=False`` skips the local indexer (at 100,000 items it
+    alone takes over an hour on 2 cores); the Ray stores are then compared with each other and
+    with the catalogue's ids, and the raw components are timed on the last Ray store."""
     import ray
 
     def say(line: str) -> None:
@@ -154,41 +164,52 @@ def run_ray_bench(
         figures["pictures"] = sum(1 for i in loaded.items if i.image is not None)
         figures["sounds"] = sum(1 for i in loaded.items if i.audio)
 
-        say("local indexer (models load in this process)")
         models = build_models(settings)
-        local_store = _store(folder / "local", models, settings)
-        local = Indexer(local_store, models, settings.index).run(loaded)
-        figures["local"] = _figures(local, local_store)
-        local_ids = local_store.all_ids()
+        expected_ids = {i.id for i in loaded.items}
+        store: Store | None = None
+        if local:
+            say("local indexer (models load in this process)")
+            store = _store(folder / "local", models, settings)
+            figures["local"] = _figures(Indexer(store, models, settings.index).run(loaded), store)
+            expected_ids = store.all_ids()
 
-        ray.init(
-            num_cpus=max(max(workers), os.cpu_count() or 1),
-            include_dashboard=False,
-            log_to_driver=False,
-        )
+        if address:
+            connect(address)
+            nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+            cpus: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+            figures["machine"]["ray_cluster"] = {
+                "address": address,
+                "nodes": sum(1 for n in nodes if n.get("Alive")),
+                "cpus": cpus.get("CPU", 0),
+            }
+        else:
+            start_local(max(max(workers), os.cpu_count() or 1))
         figures["ray"] = {}
         try:
-            store = local_store
             for n in workers:
                 say(f"ray engine, {n} worker(s) per stage (each loads its models)")
                 ray_models = build_models(settings)  # the driver's: ids and store only
                 store = _store(folder / f"ray-{n}", ray_models, settings)
                 report = RayIndexer(store, ray_models, settings, workers=n).run(loaded)
-                same = store.all_ids() == local_ids
-                figures["ray"][str(n)] = {**_figures(report, store), "same_ids_as_local": same}
+                same = store.all_ids() == expected_ids
+                key = "same_ids_as_local" if local else "same_ids_as_catalogue"
+                figures["ray"][str(n)] = {**_figures(report, store), key: same}
+            assert store is not None
             say("re-run over the last Ray store")
             again = RayIndexer(store, build_models(settings), settings, workers=max(workers))
             rerun = again.run(loaded)
         finally:
             ray.shutdown()
 
-        say("each model alone, warm, on the same items")
+        sample = loaded.items[:RAW_SAMPLE]
+        say(f"each model alone, warm, on the first {len(sample)} items")
         _warm_up(models)
-        figures["raw"] = _raw_components(local_store, models, settings, loaded.items)
+        figures["raw"] = _raw_components(store, models, settings, sample)
+        figures["raw"]["sample_items"] = len(sample)
 
-    local_rate = figures["local"]["items_per_s"]
+    local_rate = figures["local"]["items_per_s"] if local else 0
     figures["bars"] = {
-        "local_items_per_s": local_rate,
+        **({"local_items_per_s": local_rate} if local else {}),
         **{f"ray_{n}_items_per_s": figures["ray"][str(n)]["items_per_s"] for n in workers},
         **{
             f"ray_{n}_vs_local": round(figures["ray"][str(n)]["items_per_s"] / local_rate, 3)
@@ -196,7 +217,10 @@ def run_ray_bench(
             if local_rate
         },
         "raw_embed_text_items_per_s": figures["raw"]["embed_text"]["items_per_s"],
-        "stores_match": all(r["same_ids_as_local"] for r in figures["ray"].values()),
+        "stores_match": all(
+            r.get("same_ids_as_local", r.get("same_ids_as_catalogue"))
+            for r in figures["ray"].values()
+        ),
         "rerun_model_calls": rerun.times.model_calls,
         "rerun_ok (== 0)": rerun.times.model_calls == 0,
     }

@@ -53,6 +53,53 @@ from tools.renders import RenderCache
 
 log = logging.getLogger(__name__)
 
+
+def token_auth_if_available() -> None:
+    """Ray 2.59+ starts clusters (``ray start``) with token authentication on, and refuses a
+    client that connects by address without the token, even on the same machine. When
+    ``RAY_AUTH_MODE`` is unset and a token is at hand (``RAY_AUTH_TOKEN``,
+    ``RAY_AUTH_TOKEN_PATH``, or ``~/.ray/auth_token`` where ``ray start`` writes it), send it,
+    as Ray's own CLI does; a cluster without authentication accepts such a client too (checked
+    with ray 2.60). Ray caches its configuration when imported, so setting the variable alone
+    is not enough: its own helper also refreshes that cache."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # another Ray: RAY_AUTH_MODE=token, set by the user, still works
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
+def connect(address: str) -> None:
+    """Connect this process to the Ray cluster at ``address`` (``HOST:PORT``)."""
+    import ray
+
+    token_auth_if_available()
+    try:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    except (ConnectionError, RuntimeError) as exc:
+        raise RayIndexingError(
+            f"cannot reach the Ray cluster at {address}: {exc} (a cluster with token "
+            "authentication needs its token on this machine too: RAY_AUTH_TOKEN, or the "
+            "head's ~/.ray/auth_token copied here)"
+        ) from exc
+
+
+def start_local(cpus: int) -> None:
+    """Start a Ray instance of ``cpus`` CPUs for this process alone (``address="local"``: not
+    the cluster a ``ray start`` on this machine may be running)."""
+    import ray
+
+    ray.init(
+        address="local",
+        num_cpus=cpus,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )
+
+
 ATTEMPTS = 3  # runs of the Ray stages over the items not yet written, before giving up
 Batch = dict[str, np.ndarray]
 
@@ -161,19 +208,9 @@ class RayIndexer(Indexer):
         started = False
         if not ray.is_initialized():
             if self.address:
-                try:
-                    ray.init(address=self.address, logging_level=logging.WARNING)
-                except (ConnectionError, RuntimeError) as exc:
-                    raise RayIndexingError(
-                        f"cannot reach the Ray cluster at {self.address}: {exc}"
-                    ) from exc
+                connect(self.address)
             else:
-                ray.init(
-                    num_cpus=max(self.workers, os.cpu_count() or 1),
-                    include_dashboard=False,
-                    logging_level=logging.WARNING,
-                    log_to_driver=False,
-                )
+                start_local(max(self.workers, os.cpu_count() or 1))
             started = True
         import ray.data  # configures its logger, which is quietened here
 

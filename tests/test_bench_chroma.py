@@ -93,6 +93,10 @@ def test_bench_chroma_on_both_backends(tmp_path: Path) -> None:
         "500",
         "--workdir",
         str(tmp_path),
+        "--concurrency",
+        "1",
+        "--concurrency",
+        "4",
         "--out",
         str(out),
         timeout=600,
@@ -131,3 +135,11 @@ def test_bench_chroma_on_both_backends(tmp_path: Path) -> None:
                 price = item_facts(spec, int(found.removeprefix("item-")))["price"]
                 assert low["$gte"] <= price <= high["$lte"]
     assert figures["backends"]["server"]["memory_of"] == "the server process (RSS)"
+    for name, run in figures["backends"].items():  # queries/s with 1 and 4 client threads
+        assert set(run["throughput"]) == {"unfiltered", "category"}, name
+        for kind, levels in run["throughput"].items():
+            assert set(levels) == {"1", "4"}, (name, kind)
+            for level in levels.values():
+                assert level["queries"] == queries and level["queries_per_s"] > 0
+                assert level["p95_ms"] >= level["p50_ms"] > 0
+    assert "unfiltered, 4 at once" in result.stdout

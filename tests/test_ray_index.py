@@ -101,7 +101,11 @@ def ray_instance(catalogue: Path, crash_marker: Path) -> Iterator[None]:
         "RECAGENT_TEST_CRASH_MARKER": str(crash_marker),
     }
     ray.init(
-        num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env}
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": env},
     )
     yield
     ray.shutdown()

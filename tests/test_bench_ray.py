@@ -1,0 +1,95 @@
+"""`recagent bench ray --address … --no-local` on a real Ray cluster of two nodes on this machine
+(`ray start --head` plus one `ray start --address` worker, as the README's recipe), with the real
+shipped models: the way the 100,000-item figures are measured."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tools.config import Settings
+from tools.processes import free_port, stop
+
+pytestmark = pytest.mark.ray
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _nodes(address: str) -> int:
+    probe = (
+        "import ray, sys; from indexing.ray_engine import connect; connect(sys.argv[1]); "
+        "print(sum(1 for n in ray.nodes() if n['Alive'])); ray.shutdown()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, address], capture_output=True, text=True, timeout=120
+    )
+    return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else 0
+
+
+@pytest.fixture
+def ray_cluster() -> Iterator[str]:
+    """A head node and one worker node, one CPU each; stopped (with their processes) after."""
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    common = ["--num-cpus=1", "--block", "--disable-usage-stats"]
+    head = subprocess.Popen(
+        [RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        deadline = time.monotonic() + 120
+        while _nodes(address) < 1:
+            assert time.monotonic() < deadline, "the Ray head did not start"
+            time.sleep(2)
+        # `ray start --head` turned token authentication on; a joining node must be told
+        # (it reads the token from ~/.ray/auth_token, written by the head on this machine)
+        worker = subprocess.Popen(
+            [RAY, "start", f"--address={address}", *common],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "RAY_AUTH_MODE": "token"},
+        )
+        while _nodes(address) < 2:
+            assert time.monotonic() < deadline, "the Ray worker did not join"
+            time.sleep(2)
+        yield address
+    finally:
+        if worker is not None:
+            stop(worker)
+        stop(head)
+
+
+def test_bench_ray_on_a_two_node_cluster_without_the_local_indexer(
+    ray_cluster: str, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from indexing.bench_ray import run_ray_bench
+
+    # `ray start` turned token authentication on: the client finds the token by itself (and
+    # the variable it sets is undone after the test)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    out = tmp_path / "ray.json"
+    figures = run_ray_bench(
+        settings, 40, 0.1, 0.1, [1, 2], out, seed=3, address=ray_cluster, local=False
+    )
+    assert json.loads(out.read_text()) == figures
+    assert figures["machine"]["ray_cluster"] == {
+        "address": ray_cluster,
+        "nodes": 2,
+        "cpus": 1.0 + 1.0,
+    }
+    assert "local" not in figures and "local_items_per_s" not in figures["bars"]
+    for run in figures["ray"].values():
+        assert run["indexed"] == 40 and run["failed"] == 0
+        assert run["same_ids_as_catalogue"] is True
+    assert figures["bars"]["stores_match"] is True
+    assert figures["bars"]["rerun_model_calls"] == 0
+    assert figures["raw"]["sample_items"] == 40
