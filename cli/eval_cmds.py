@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli import eval_llm_cmds, render
+from cli import audit_cmds, eval_llm_cmds, render
 from cli.eval_common import llm_endpoint, print_results, resumable
 from cli.options import ConcurrencyOpt, ConfigOpt, ResultsOpt, StoreOpt, settings
 from cli.render import console
@@ -20,6 +20,8 @@ eval_app = typer.Typer(help="Offline evaluation.", no_args_is_help=True)
 eval_app.command("synthesize")(eval_llm_cmds.eval_synthesize)
 eval_app.command("judge")(eval_llm_cmds.eval_judge)
 eval_app.command("simulate")(eval_llm_cmds.eval_simulate)
+eval_app.command("audit-sample")(audit_cmds.audit_sample)
+eval_app.command("audit-score")(audit_cmds.audit_score)
 
 
 @eval_app.command("rank")
