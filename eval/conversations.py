@@ -311,6 +311,8 @@ def run(
     recommenders = {
         s.name: make_recommender(s.turn) if s.turn is not None else None for s in chosen
     }
+    counter = getattr(store, "searches", None)
+    searches_before = (counter.value, counter.filtered) if counter is not None else None
 
     def one(job: tuple[str, System, LabelledConversation]) -> None:
         half, system, conversation = job
@@ -326,6 +328,18 @@ def run(
             bar.update()
     records = journal.load()
     results: dict[str, Any] = {"k": K, "models": models or {}, "halves": {}}
+    played = sum(len(c.turns) for _, _, c in work)
+    if searches_before is not None and len(chosen) == 1 and not done and played:
+        # vector searches per turn, for sizing Chroma (only where one system played every turn
+        # of this run: the counter is the store's, shared by all systems)
+        searches = store.searches.value - searches_before[0]
+        filtered = store.searches.filtered - searches_before[1]
+        results["chroma_searches_per_turn"] = {
+            chosen[0].name: {
+                "all": round(searches / played, 2),
+                "filtered": round(filtered / played, 2),
+            }
+        }
     names = [s.name for s in systems()]
     present = sorted(
         {r["system"] for r in records}, key=lambda n: names.index(n) if n in names else len(names)

@@ -59,4 +59,10 @@ def markdown(results: dict[str, Any]) -> str:
                 "",
             ]
         lines.append("")
+    for name, per_turn in (results.get("chroma_searches_per_turn") or {}).items():
+        lines += [
+            f"Vector searches per turn ({name}, for sizing Chroma): {per_turn['all']}, of "
+            f"them with a metadata filter: {per_turn['filtered']}",
+            "",
+        ]
     return "\n".join(lines)

@@ -169,6 +169,7 @@ class KnowledgeStore:
         where = (filters or Filters()).where()
         if where:
             clauses.append(where)
+        self.store.searches.add(1, where=True)  # the field is always a filter
         result = self.collection.query(
             query_texts=[query],
             n_results=k * len(fields),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,22 @@ class StoredState:
     image_hash: dict[str, str]
 
 
+class SearchCount:
+    """Vector searches a store has run (each query vector of a call counts once): what a turn
+    asks of Chroma, for sizing a Chroma node (docs/scaling.md). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+        self.filtered = 0  # of them, searches with a metadata filter (a scan in Chroma)
+
+    def add(self, searches: int, where: object = None) -> None:
+        with self._lock:
+            self.value += searches
+            if where:
+                self.filtered += searches
+
+
 class Store:
     """The text and image collections of one catalogue."""
 
@@ -87,6 +104,7 @@ class Store:
         self.client = client
         self.prefix = prefix
         self.reembed = reembed
+        self.searches = SearchCount()
         self.text_ef = TextEmbeddingFunction(text_embedder)
         self.image_ef = ImageEmbeddingFunction(image_embedder)
         self.loader = loader or SafeImageLoader()
@@ -238,10 +256,12 @@ class Store:
         """Items whose text is nearest to ``query``."""
         if not query.strip():
             raise InputError("the query is empty")
+        where = (filters or Filters()).where()
+        self.searches.add(1, where)
         result = self.text.query(
             query_texts=[query],
             n_results=k,
-            where=(filters or Filters()).where(),
+            where=where,
             include=["distances"],
         )
         return self._hits(result, "text")
@@ -259,10 +279,12 @@ class Store:
         queries = [(q, w) for q, w in queries if q.strip() and w > 0]
         if not queries:
             return []
+        where = (filters or Filters()).where()
+        self.searches.add(len(queries), where)
         result = self.text.query(
             query_texts=[q for q, _ in queries],
             n_results=k,
-            where=(filters or Filters()).where(),
+            where=where,
             include=["distances"],
         )
         total = sum(w for _, w in queries)
@@ -289,10 +311,12 @@ class Store:
             if isinstance(image, Image.Image)
             else load_image(image, self.loader.max_bytes, self.loader.max_pixels)
         )
+        where = (filters or Filters()).where()
+        self.searches.add(1, where)
         result = self.images.query(
             query_images=[np.asarray(picture.convert("RGBA"))],
             n_results=k,
-            where=(filters or Filters()).where(),
+            where=where,
             include=["distances"],
         )
         return self._hits(result, "image")
@@ -347,10 +371,12 @@ class Store:
             got = collection.get(ids=[item_id], include=["embeddings"])
             if not got["ids"]:
                 continue
+            where = (filters or Filters()).where()
+            self.searches.add(1, where)
             result = collection.query(
                 query_embeddings=[got["embeddings"][0]],
                 n_results=k + 1,
-                where=(filters or Filters()).where(),
+                where=where,
                 include=["distances"],
             )
             found[kind] = self._hits(result, kind, skip=item_id)[:k]

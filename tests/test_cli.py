@@ -167,6 +167,12 @@ def test_chat_and_recommend_without_an_llm(
         "agent",
     ]
     assert "only the systems without an LLM run" in result.stdout
+    assert "chroma_searches_per_turn" not in report  # two systems shared the store's counter
+    one = recagent(*args, "--system", "agent", "--out", str(tmp_path / "one"), env=env)
+    assert one.returncode == 0, one.stdout + one.stderr
+    counted = json.loads((tmp_path / "one" / "results.json").read_text())
+    per_turn = counted["chroma_searches_per_turn"]["agent"]
+    assert per_turn["all"] > 0 and 0 <= per_turn["filtered"] <= per_turn["all"]
 
 
 def test_domain_errors_exit_with_their_code(tmp_path: Path) -> None:
