@@ -58,7 +58,11 @@ def audit_sample(
             "(for the LLM: llm:<model name>)"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(r) + "\n" for r in rows(sample, items)), encoding="utf-8")
+    try:  # "x": a file made meanwhile is not overwritten either
+        with out.open("x", encoding="utf-8") as file:
+            file.write("".join(json.dumps(r) + "\n" for r in rows(sample, items)))
+    except FileExistsError as exc:
+        raise InputError(f"{out} exists: judged work is never overwritten") from exc
     count = len({f.item_id for f in sample})
     console.print(
         f"{len(sample)} facts of {count} items from {escape(source)} written to "

@@ -101,6 +101,8 @@ def score(path: Path) -> Score:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text") from exc
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -120,5 +122,5 @@ def score(path: Path) -> Score:
         source=sources[0],
         facts=len(judged),
         true=sum(1 for r in judged if r["true"]),
-        items=len({r.get("item_id") for r in judged}),
+        items=len({str(r.get("item_id")) for r in judged}),
     )

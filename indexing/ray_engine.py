@@ -23,9 +23,11 @@ lost, the driver runs the items it did not get back again (:data:`ATTEMPTS` runs
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,35 +56,56 @@ from tools.renders import RenderCache
 log = logging.getLogger(__name__)
 
 
-def token_auth_if_available() -> None:
+def _own_addresses() -> set[str]:
+    """This machine's names and IPv4 addresses (the outward one as Ray finds its node IP: the
+    source address of a UDP socket "connected" to an outside address; nothing is sent)."""
+    own = {"127.0.0.1", "localhost", "::1", socket.gethostname(), socket.getfqdn()}
+    with contextlib.suppress(OSError):
+        own.add(socket.gethostbyname(socket.gethostname()))
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.connect(("10.255.255.255", 1))
+        own.add(udp.getsockname()[0])
+    return own
+
+
+def _on_this_machine(address: str) -> bool:
+    return address.rsplit(":", 1)[0].strip("[]") in _own_addresses()
+
+
+def token_auth_if_available(address: str) -> None:
     """Ray 2.59+ starts clusters (``ray start``) with token authentication on, and refuses a
-    client that connects by address without the token, even on the same machine. When
-    ``RAY_AUTH_MODE`` is unset and a token is at hand (``RAY_AUTH_TOKEN``,
-    ``RAY_AUTH_TOKEN_PATH``, or ``~/.ray/auth_token`` where ``ray start`` writes it), send it,
-    as Ray's own CLI does; a cluster without authentication accepts such a client too (checked
-    with ray 2.60). Ray caches its configuration when imported, so setting the variable alone
-    is not enough: its own helper also refreshes that cache."""
+    client that connects by address without the token, even on the same machine. For a
+    cluster on this machine, when ``RAY_AUTH_MODE`` is unset and ``ray start`` left its token
+    here (``~/.ray/auth_token``, or ``RAY_AUTH_TOKEN``/``RAY_AUTH_TOKEN_PATH``), send it, as
+    Ray's own CLI does for a cluster it finds by itself; a cluster without authentication
+    accepts such a client too (checked with ray 2.60). The token is never sent to another
+    machine unasked: there, set ``RAY_AUTH_MODE=token`` (README, "Indexing on Ray"). Ray
+    caches its configuration when imported, so its own helper sets the mode."""
+    if os.environ.get("RAY_AUTH_MODE") or not _on_this_machine(address):
+        return
     try:
         from ray._private.authentication.authentication_token_setup import (
             maybe_enable_token_auth_if_token_available,
         )
-    except ImportError:  # another Ray: RAY_AUTH_MODE=token, set by the user, still works
+
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    except (ImportError, TypeError):  # another Ray: RAY_AUTH_MODE=token still works
         return
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def connect(address: str) -> None:
     """Connect this process to the Ray cluster at ``address`` (``HOST:PORT``)."""
     import ray
+    import ray.exceptions
 
-    token_auth_if_available()
+    token_auth_if_available(address)
     try:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    except (ConnectionError, RuntimeError) as exc:
+    except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
         raise RayIndexingError(
             f"cannot reach the Ray cluster at {address}: {exc} (a cluster with token "
-            "authentication needs its token on this machine too: RAY_AUTH_TOKEN, or the "
-            "head's ~/.ray/auth_token copied here)"
+            "authentication needs RAY_AUTH_MODE=token and its token on this machine: "
+            "RAY_AUTH_TOKEN, or the head's ~/.ray/auth_token copied here)"
         ) from exc
 
 

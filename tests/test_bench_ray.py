@@ -93,3 +93,15 @@ def test_bench_ray_on_a_two_node_cluster_without_the_local_indexer(
     assert figures["bars"]["stores_match"] is True
     assert figures["bars"]["rerun_model_calls"] == 0
     assert figures["raw"]["sample_items"] == 40
+
+
+def test_the_token_is_sent_only_to_a_cluster_on_this_machine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from indexing.ray_engine import _on_this_machine, token_auth_if_available
+
+    assert _on_this_machine("127.0.0.1:6379") and _on_this_machine("localhost:6379")
+    assert not _on_this_machine("203.0.113.7:6379")  # a documentation address, not ours
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    token_auth_if_available("203.0.113.7:6379")
+    assert "RAY_AUTH_MODE" not in os.environ  # nothing switched on for another machine
