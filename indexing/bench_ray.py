@@ -29,7 +29,7 @@ from indexing.loaders import LoadResult, load_catalogue, write_jsonl
 from indexing.pipeline import Indexer, IndexReport
 from indexing.ray_engine import RayIndexer, connect, start_local
 from indexing.schema import Item
-from indexing.store import Store
+from indexing.store import Store, pages
 from tools.config import Settings
 from tools.factory import Models, build_models
 
@@ -105,6 +105,31 @@ def _store(folder: Path, models: Models, settings: Settings) -> Store:
     )
 
 
+def _vectors(collection: Any) -> dict[str, np.ndarray]:
+    return {
+        item_id: np.asarray(vector, dtype=np.float32)
+        for got in pages(collection, ["embeddings"])
+        for item_id, vector in zip(got["ids"], got["embeddings"], strict=True)
+    }
+
+
+def compare_stores(local: Store, other: Store) -> dict[str, dict[str, Any]]:
+    """Per collection: whether both stores hold the same ids, and the largest difference
+    between the two embeddings of one record."""
+    out: dict[str, dict[str, Any]] = {}
+    pairs = (("text", local.text, other.text), ("image", local.images, other.images))
+    for name, mine, theirs in pairs:
+        a, b = _vectors(mine), _vectors(theirs)
+        common = sorted(a.keys() & b.keys())
+        gaps = [float(np.max(np.abs(a[i] - b[i]))) for i in common]
+        out[name] = {
+            "records": len(common),
+            "same_ids": a.keys() == b.keys(),
+            "max_abs_diff": max(gaps, default=0.0),
+        }
+    return out
+
+
 def _figures(report: IndexReport, store: Store) -> dict[str, Any]:
     return {
         "wall_seconds": round(report.wall_seconds, 3),
@@ -167,9 +192,10 @@ def run_ray_bench(
         models = build_models(settings)
         expected_ids = {i.id for i in loaded.items}
         store: Store | None = None
+        local_store: Store | None = None
         if local:
             say("local indexer (models load in this process)")
-            store = _store(folder / "local", models, settings)
+            store = local_store = _store(folder / "local", models, settings)
             figures["local"] = _figures(Indexer(store, models, settings.index).run(loaded), store)
             expected_ids = store.all_ids()
 
@@ -194,6 +220,8 @@ def run_ray_bench(
                 same = store.all_ids() == expected_ids
                 key = "same_ids_as_local" if local else "same_ids_as_catalogue"
                 figures["ray"][str(n)] = {**_figures(report, store), key: same}
+                if local_store is not None:  # record by record against the local indexer
+                    figures["ray"][str(n)]["vs_local"] = compare_stores(local_store, store)
             assert store is not None
             say("re-run over the last Ray store")
             again = RayIndexer(store, build_models(settings), settings, workers=max(workers))
@@ -217,6 +245,17 @@ def run_ray_bench(
             if local_rate
         },
         "raw_embed_text_items_per_s": figures["raw"]["embed_text"]["items_per_s"],
+        **(
+            {
+                "embeddings_match_local (max abs diff <= 1e-5)": all(
+                    c["same_ids"] and c["max_abs_diff"] <= 1e-5
+                    for r in figures["ray"].values()
+                    for c in r["vs_local"].values()
+                )
+            }
+            if local
+            else {}
+        ),
         "stores_match": all(
             r.get("same_ids_as_local", r.get("same_ids_as_catalogue"))
             for r in figures["ray"].values()

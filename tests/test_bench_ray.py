@@ -105,3 +105,18 @@ def test_the_token_is_sent_only_to_a_cluster_on_this_machine(
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     token_auth_if_available("203.0.113.7:6379")
     assert "RAY_AUTH_MODE" not in os.environ  # nothing switched on for another machine
+
+
+def test_bench_ray_compares_each_ray_store_with_the_local_one(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """With the local indexer on, each Ray store is checked record by record against it: the
+    same ids in both collections and embeddings within 1e-5 (a local Ray instance)."""
+    from indexing.bench_ray import run_ray_bench
+
+    figures = run_ray_bench(settings, 30, 0.2, 0.1, [1], tmp_path / "ray.json", seed=5)
+    compared = figures["ray"]["1"]["vs_local"]
+    assert compared["text"]["records"] == 30 and compared["image"]["records"] > 0
+    assert all(c["same_ids"] and c["max_abs_diff"] <= 1e-5 for c in compared.values())
+    assert figures["bars"]["embeddings_match_local (max abs diff <= 1e-5)"] is True
+    assert figures["bars"]["stores_match"] is True and figures["ray"]["1"]["same_ids_as_local"]
