@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 import prompts
 from agent.conversation import Conversation
@@ -82,7 +82,11 @@ class LLMSteps:
         finally:
             _spent(clock, start)
         if isinstance(result, dict):
-            result = schema.model_validate(result)
+            try:
+                result = schema.model_validate(result)
+            except ValidationError as exc:
+                problem = f"the answer does not fit {schema.__name__}: {exc}"
+                raise LLMFailure(problem, False) from exc
         if not isinstance(result, schema):
             raise LLMFailure(f"expected {schema.__name__}, got {type(result).__name__}", False)
         return result
