@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 eval_app = typer.Typer(help="Offline evaluation.", no_args_is_help=True)
 eval_app.command("synthesize")(eval_llm_cmds.eval_synthesize)
 eval_app.command("judge")(eval_llm_cmds.eval_judge)
+eval_app.command("judge-labels")(eval_llm_cmds.eval_judge_labels)
 eval_app.command("simulate")(eval_llm_cmds.eval_simulate)
 eval_app.command("audit-sample")(audit_cmds.audit_sample)
 eval_app.command("audit-score")(audit_cmds.audit_score)

@@ -10,8 +10,9 @@ from typing import Annotated
 import typer
 
 from cli.eval_common import judge_endpoint, llm_endpoint, print_results, resumable, setup_simulation
-from cli.options import ConcurrencyOpt, ConfigOpt, ResultsOpt, settings
+from cli.options import ConcurrencyOpt, ConfigOpt, ResultsOpt, StoreOpt, settings
 from cli.render import console
+from tools.errors import InputError
 
 
 def eval_synthesize(
@@ -148,3 +149,57 @@ def eval_simulate(
         )
     else:
         print_results(out, "results.json, results.md, episodes.jsonl")
+
+
+def eval_judge_labels(
+    ctx: typer.Context,
+    out: ResultsOpt = Path("results/judge-labels"),
+    half: Annotated[
+        str, typer.Option(help="The labelled half whose turns are judged: dev or test.")
+    ] = "dev",
+    limit: Annotated[
+        int | None, typer.Option(help="Only the first N conversations of the half.", min=1)
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the relevant item drawn per turn.")] = 2026,
+    concurrency: ConcurrencyOpt = 8,
+    judge_url: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible URL of the judge (default: the recommender's LLM)."),
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option(help="The judge's model name.")] = None,
+    judge_api_key: Annotated[str | None, typer.Option(help="The judge's API key.")] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """How often an LLM judge agrees with the labelled conversations: per turn, one item the
+    labels count as relevant and the best plain-search hit they do not count, each judged
+    "fits or not" under a JSON schema; agreement, Cohen's kappa, the judge's precision and
+    recall, per slice. Resumable: answers are cached in OUT/llm-cache.jsonl."""
+    from agent.build import open_indexed_store
+    from eval import label_judge
+    from eval.conversation_set import HALVES, load_set
+    from eval.llm_client import ChatClient, ResponseCache
+
+    if half not in HALVES:
+        raise InputError(f"--half must be one of {', '.join(HALVES)}, not {half!r}")
+    cfg = settings(ctx, config, store_dir=store)
+    target = judge_endpoint(llm_endpoint(cfg), judge_url, judge_model, judge_api_key)
+    indexed, _ = open_indexed_store(cfg)
+    items = indexed.all_items()
+    by_attribute = any("has_sound_effect" in (i.facts.get("attributes") or {}) for i in items)
+
+    def search(query: str, k: int) -> list[str]:
+        return [hit.id for hit in indexed.search_text(query, k)]
+
+    client = ChatClient(
+        target, ResponseCache(out / "llm-cache.jsonl"), concurrency, cfg.llm.request_timeout
+    )
+    with resumable("answers so far are cached, a re-run resumes"):
+        results = label_judge.run(
+            load_set(half)[:limit], items, search, client, out, seed, by_attribute, target.model
+        )
+    console.print(
+        f"{target.model}: agreement {results['agreement']:.3f}, kappa {results['kappa']:.3f} "
+        f"over {results['answered']} of {results['pairs']} pairs"
+    )
+    print_results(out, "results.json, results.md, pairs.jsonl")

@@ -240,6 +240,37 @@ def test_eval_judge_slice_resumes_from_cache(served: tuple[Settings, Store, Any]
     assert json.loads((out / "results.json").read_text())["requests"]["sent"] == 0
 
 
+def test_eval_judge_labels_against_the_real_server(served: tuple[Settings, Store, Any]) -> None:
+    """The LLM judge against the labels: two judged pairs per labelled turn that has a relevant
+    item in the served store, verdicts parsed from the real model's JSON, and a re-run served
+    from the cache."""
+    from agent.reasons import has_sound_effect
+    from eval.conversation_set import load_set
+    from tests.conftest import recagent
+
+    settings, store = served[0], served[1]
+    items = store.all_items()
+    turns = [t for c in load_set("dev")[:6] for t in c.turns]
+    by_attribute = any("has_sound_effect" in (i.facts.get("attributes") or {}) for i in items)
+    sound = {i.id: has_sound_effect(i.facts, by_attribute) for i in items}
+    judged = [t for t in turns if any(t.is_relevant(i, s) for i, s in sound.items())]
+    assert judged, "the slice holds no item relevant to the first dev conversations"
+    out = settings.data_dir / "judge-labels"
+    args = ("eval", "judge-labels", "--half", "dev", "--limit", "6", "--out", str(out))
+    first = recagent(*args, env=_cli_env(settings))
+    assert first.returncode == 0, first.stdout + first.stderr
+    report = json.loads((out / "results.json").read_text())
+    assert report["pairs"] == 2 * len(judged) and report["requests_sent"] == report["pairs"]
+    assert report["answered"] == report["pairs"]  # the schema holds the model to {"fits": bool}
+    assert 0 <= report["agreement"] <= 1 and -1 <= report["kappa"] <= 1
+    rows = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
+    assert [r["labelled"] for r in rows[:2]] == [True, False]
+    assert all(isinstance(r["verdict"], bool) for r in rows)
+    again = recagent(*args, env=_cli_env(settings))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads((out / "results.json").read_text())["requests_sent"] == 0
+
+
 @pytest.mark.parametrize("dataset", ["demo", "ml-100k"])
 def test_eval_simulate_slice(served: tuple[Settings, Store, Any], dataset: str) -> None:
     """Simulated users end to end: on the demo store, and on ML-100K (movies indexed once, the
