@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 
 from cli.eval_common import judge_endpoint, llm_endpoint, print_results, resumable, setup_simulation
-from cli.options import ConcurrencyOpt, ConfigOpt, ResultsOpt, StoreOpt, settings
+from cli.options import (
+    ConcurrencyOpt,
+    ConfigOpt,
+    JudgeKeyOpt,
+    JudgeModelOpt,
+    JudgeUrlOpt,
+    ResultsOpt,
+    StoreOpt,
+    settings,
+)
 from cli.render import console
 from tools.errors import InputError
 
@@ -42,12 +51,9 @@ def eval_judge(
     limit: Annotated[int, typer.Option(help="Cases (ML-100K users, seeded sample).", min=1)] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the user sample.")] = 2026,
     concurrency: ConcurrencyOpt = 8,
-    judge_url: Annotated[
-        str | None,
-        typer.Option(help="OpenAI-compatible URL of the judge (default: the recommender's LLM)."),
-    ] = None,
-    judge_model: Annotated[str | None, typer.Option(help="The judge's model name.")] = None,
-    judge_api_key: Annotated[str | None, typer.Option(help="The judge's API key.")] = None,
+    judge_url: JudgeUrlOpt = None,
+    judge_model: JudgeModelOpt = None,
+    judge_api_key: JudgeKeyOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Judge explanations: recagent's explainer against a plain-prompt baseline, scored 1-5 on
@@ -162,12 +168,9 @@ def eval_judge_labels(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the relevant item drawn per turn.")] = 2026,
     concurrency: ConcurrencyOpt = 8,
-    judge_url: Annotated[
-        str | None,
-        typer.Option(help="OpenAI-compatible URL of the judge (default: the recommender's LLM)."),
-    ] = None,
-    judge_model: Annotated[str | None, typer.Option(help="The judge's model name.")] = None,
-    judge_api_key: Annotated[str | None, typer.Option(help="The judge's API key.")] = None,
+    judge_url: JudgeUrlOpt = None,
+    judge_model: JudgeModelOpt = None,
+    judge_api_key: JudgeKeyOpt = None,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -184,6 +187,8 @@ def eval_judge_labels(
         raise InputError(f"--half must be one of {', '.join(HALVES)}, not {half!r}")
     cfg = settings(ctx, config, store_dir=store)
     target = judge_endpoint(llm_endpoint(cfg), judge_url, judge_model, judge_api_key)
+    # the local server serves any model under one name: report the configured model's
+    name = target.model if judge_url or judge_model else cfg.models.llm
     indexed, _ = open_indexed_store(cfg)
     items = indexed.all_items()
     by_attribute = any("has_sound_effect" in (i.facts.get("attributes") or {}) for i in items)
@@ -196,10 +201,10 @@ def eval_judge_labels(
     )
     with resumable("answers so far are cached, a re-run resumes"):
         results = label_judge.run(
-            load_set(half)[:limit], items, search, client, out, seed, by_attribute, target.model
+            load_set(half)[:limit], items, search, client, out, seed, by_attribute, name
         )
     console.print(
-        f"{target.model}: agreement {results['agreement']:.3f}, kappa {results['kappa']:.3f} "
+        f"{name}: agreement {results['agreement']:.3f}, kappa {results['kappa']:.3f} "
         f"over {results['answered']} of {results['pairs']} pairs"
     )
     print_results(out, "results.json, results.md, pairs.jsonl")

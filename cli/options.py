@@ -27,6 +27,12 @@ ServeOpt = Annotated[
 FiguresOpt = Annotated[Path, typer.Option(help="Where to write the JSON figures.")]
 ResultsOpt = Annotated[Path, typer.Option(help="Results folder.")]
 ConcurrencyOpt = Annotated[int, typer.Option(help="LLM requests in flight.", min=1)]
+JudgeUrlOpt = Annotated[
+    str | None,
+    typer.Option(help="OpenAI-compatible URL of the judge (default: the recommender's LLM)."),
+]
+JudgeModelOpt = Annotated[str | None, typer.Option(help="The judge's model name.")]
+JudgeKeyOpt = Annotated[str | None, typer.Option(help="The judge's API key.")]
 
 
 def settings(ctx: typer.Context, config: Path | None, **overrides: Any) -> Settings:
