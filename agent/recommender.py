@@ -26,6 +26,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from agent.attachments import read_attachments
@@ -43,7 +44,7 @@ from agent.resolve import apply_reading
 from agent.steps import StepRunner, background
 from agent.toolkit import TurnContext, retrieve_collab, retrieve_knowledge, retrieve_text
 from agent.turn_state import Turn
-from agent.understanding import Understanding
+from agent.understanding import Understanding, paths_near
 from indexing.knowledge import KnowledgeStore
 from indexing.photo_search import search_photo
 from indexing.records import Filters, Hit
@@ -134,8 +135,8 @@ class Recommender:
             steps = self.steps
             reading = runner.run("the reading", lambda: steps.read(convo, message, clock), None)
             if reading is not None:
-                vocabulary = self.understanding.vocabulary
-                request = apply_reading(request, reading, convo, vocabulary)
+                words, near = self.understanding.vocabulary, partial(paths_near, self.store)
+                request = apply_reading(request, reading, convo, words, near)
         noted = ProfileUpdate(  # the words as said (the model's may be long): phrases, cut
             likes=[
                 a.words[:PHRASE_CHARS] for a in request.applied if a.kind == "target" and a.words
@@ -216,6 +217,9 @@ class Recommender:
         for extra in request.queries:  # the model's reading: what is wanted; the fitting kinds
             for f in filters:
                 retrieve_text(ctx, extra, filters=f, source=f"reading:{extra}:{f.category}")
+                if self.knowledge is not None:  # its words against what items are known for
+                    fields, asked = self.turn.knowledge_fields, f"reading:{extra}"
+                    retrieve_knowledge(ctx, self.knowledge, extra, fields, f, asked_by=asked)
         return turn.with_request(request), ctx
 
     def filters(self, request: Request, bounds: Filters) -> list[Filters]:

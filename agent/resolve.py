@@ -4,7 +4,10 @@ never trusted as categories or ids, and the rules validate what the model says.
 
 * sound: "yes" / "no" set or clear the sound requirement; "unsaid" keeps the rules'.
 * a new topic drops what the rules carried over from an earlier turn (targets, exclusions, sound,
-  references); a continuation with no target of its own keeps the earlier turn's targets.
+  references); a continuation with no target of its own keeps the earlier turn's targets. Any
+  earlier target kept (by the rules or for the model's "it continues") must be backed by the
+  catalogue: enough of the items nearest what the model says is wanted lie within it, unless
+  the model names an earlier pick. Only the targets go: carried exclusions and sound stay.
 * what is wanted and the fitting kinds become two extra searches, never targets: a paraphrase
   ("a farming tool") is no evidence of a taxonomy node, and a wrong target filters out
   everything that fits.
@@ -15,6 +18,8 @@ never trusted as categories or ids, and the rules validate what the model says.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from agent.conversation import Conversation
 from agent.reading import Reading
 from agent.request import head_word
@@ -23,6 +28,9 @@ from agent.vocabulary import Vocabulary
 from agent.words import content_words, stem
 
 MODEL = "model"
+BACKING_SHARE = 0.3  # of the items nearest the model's words, inside the targets it continues
+
+Probe = Callable[[str], Sequence[str]]  # a phrase -> the taxonomy paths of its nearest items
 
 
 def _carried(applied: Applied) -> bool:
@@ -35,14 +43,32 @@ def _covers(node: str, wanted: str) -> bool:
 
 
 def apply_reading(
-    request: Request, reading: Reading, convo: Conversation, vocabulary: Vocabulary
+    request: Request,
+    reading: Reading,
+    convo: Conversation,
+    vocabulary: Vocabulary,
+    probe: Probe | None = None,
 ) -> Request:
-    """``request`` (the rules') with what the model read in the same message."""
+    """``request`` (the rules') with what the model read in the same message; ``probe`` gives
+    the taxonomy paths of the items nearest a phrase (without it, a continuation is trusted)."""
     earlier = convo.requests[-1] if convo.requests else None
+    avoided = {stem(w) for phrase in reading.avoid for w in content_words(phrase)}
+    kinds = [k for k in reading.kinds if k and not _mentions(k, avoided)]  # "basketball": ball
+    near = _nearest(", ".join(p for p in (reading.wanted, *kinds) if p.strip()), probe)
     if reading.new_topic and reading.refers_to == 0 and any(_carried(a) for a in request.applied):
         request = _without_carried(request)
+    carried = [a.value for a in request.applied if a.kind == "target" and _carried(a)]
+    if carried and reading.refers_to == 0 and not _backed(carried, near(), vocabulary):
+        request.targets = [t for t in request.targets if t not in carried]  # "and a sweet treat"
+        request.applied = [a for a in request.applied if not (a.kind == "target" and _carried(a))]
     own_targets = [a for a in request.applied if a.kind == "target" and not _carried(a)]
-    if not request.targets and not own_targets and not reading.new_topic and earlier is not None:
+    if (
+        not request.targets
+        and not own_targets
+        and not reading.new_topic
+        and earlier is not None
+        and (reading.refers_to > 0 or _backed(earlier.targets, near(), vocabulary))
+    ):
         request.targets = list(earlier.targets)  # it continues: the earlier turn's targets hold
         request.applied += [
             Applied(kind="target", value=t, source=f"{MODEL}: continues") for t in earlier.targets
@@ -61,8 +87,6 @@ def apply_reading(
         picked = earlier.recommended[reading.refers_to - 1]
         request.seeds = [picked]
         request.applied.append(Applied(kind="reference", value=picked, source=MODEL))
-    avoided = {stem(w) for phrase in reading.avoid for w in content_words(phrase)}
-    kinds = [k for k in reading.kinds if k and not _mentions(k, avoided)]  # "basketball": ball
     queries = [reading.wanted, ", ".join(kinds)]  # two sources: the kinds vote together
     request.queries = list(dict.fromkeys(q for q in queries if q.strip()))
     if request.queries:
@@ -70,6 +94,30 @@ def apply_reading(
             Applied(kind="expansion", value=", ".join(request.queries), source=MODEL)
         )
     return request
+
+
+def _nearest(phrase: str, probe: Probe | None) -> Callable[[], list[str] | None]:
+    """The paths of the items nearest ``phrase``, searched at most once and only when asked;
+    None when there is nothing to search with."""
+    found: list[list[str] | None] = []
+
+    def near() -> list[str] | None:
+        if not found:
+            found.append(list(probe(phrase)) if probe is not None and phrase else None)
+        return found[0]
+
+    return near
+
+
+def _backed(targets: list[str], paths: list[str] | None, vocabulary: Vocabulary) -> bool:
+    """Whether the catalogue backs keeping ``targets``: enough of the items nearest what the
+    model says is wanted (``paths``) lie within them ("a pet" after vehicles lies elsewhere).
+    Without paths the model is trusted."""
+    nodes = [n for t in targets if (n := vocabulary.node(t)) is not None]
+    if not paths or not nodes:
+        return True
+    inside = sum(any(n.contains(p) for n in nodes) for p in paths)
+    return inside >= BACKING_SHARE * len(paths)
 
 
 def _mentions(kind: str, stems: set[str]) -> bool:

@@ -77,14 +77,17 @@ def retrieve_knowledge(
     fields: Sequence[str],
     filters: Filters | None = None,
     k: int = RETRIEVE_K,
+    asked_by: str = "",
 ) -> list[Candidate]:
-    """Items whose stored facts of ``fields`` are near ``query``, one source per field."""
+    """Items whose stored facts of ``fields`` are near ``query``, one source per field (and per
+    ``asked_by``: "reading:<words>" when the model's reading asks, so each query ranks apart)."""
     chosen = filters or ctx.filters
     added: list[Candidate] = []
     for name in fields:
         with ctx.timed("retrieval"):
             hits = knowledge.search(query, k, [name], chosen)
-        added += ctx.buffer.add(f"knowledge:{name}:{chosen.category}", "knowledge", hits)
+        source = ":".join(p for p in ("knowledge", name, asked_by, chosen.category or "") if p)
+        added += ctx.buffer.add(source, "knowledge", hits)
     return added
 
 

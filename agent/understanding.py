@@ -157,6 +157,11 @@ class Understanding:
         return allowed
 
 
+def paths_near(store: Store, phrase: str) -> list[str]:
+    """The taxonomy paths of the items nearest ``phrase`` (an unfiltered search)."""
+    return [item_path(h.facts) for h in store.search_text(phrase, PROBE_DEPTH)]
+
+
 def seen_titles(convo: Conversation, ids: Collection[str]) -> dict[str, str]:
     """Titles of earlier recommendations, by id (for "more like that" reasons)."""
     out: dict[str, str] = {}

@@ -65,7 +65,7 @@ LLM_STEPS = ("reading_llm", "profile_llm", "tools_llm", "expansion_llm", "explai
 def systems() -> list[System]:
     """Every system: plain retrieval, the agent as configured by default, the agent with each
     LLM step switched on in turn (the ablation that chose the defaults), and with each
-    knowledge field (only when named)."""
+    knowledge field, without and with the LLM's reading (only when named)."""
     agent = TurnSettings()
     uses_llm = any(getattr(agent, f) for f in LLM_STEPS)
     steps = {
@@ -89,6 +89,16 @@ def systems() -> list[System]:
         "agent + wordnet gloss": ["gloss"],
         "agent + wordnet kind and gloss": ["kind", "gloss"],
     }
+    read = {"reading_llm": True}
+    out += [  # the model's reading searches the knowledge too
+        System(
+            name, agent.model_copy(update={**read, "knowledge_fields": fields}), by_default=False
+        )
+        for name, fields in {
+            "agent + LLM reading + wordnet gloss": ["gloss"],
+            "agent + LLM reading + wordnet kind": ["kind"],
+        }.items()
+    ]
     out += [
         System(
             name,

@@ -206,3 +206,78 @@ def test_the_rules_list_comes_first_and_the_reading_refines_it(small: Any) -> No
     only: list[str] = []
     rules.respond(_convo(), "an animal", k=2, on_first_look=lambda r: only.append("first"))
     assert only == []
+
+
+@pytest.mark.parametrize("known", ["animals/birds/robin", "animals/birds/owl"])
+def test_the_models_words_search_what_items_are_known_for(
+    prepared_models: Path, tmp_path: Path, known: str
+) -> None:
+    """With a knowledge field on, the reading's words search the items' stored facts too: the
+    bird whose fact says what the model read comes first, whichever bird holds the fact, though
+    the message itself shares no word with it."""
+    from indexing.knowledge import Fact, KnowledgeStore
+
+    settings, store, models = build_small_store(tmp_path, prepared_models)
+    birds = store.items(["animals/birds/robin", "animals/birds/owl", "animals/birds/parrot"])
+    facts = [
+        Fact(i, "gloss", "a bird with a hooked bill kept on a pirate's shoulder", "wordnet")
+        if i == known
+        else Fact(i, "gloss", f"{birds[i].title.lower()}: a common garden bird", "wordnet")
+        for i in birds
+    ]
+    KnowledgeStore(store).replace("wordnet", "1", list(birds.values()), {}, facts)
+    model = ScriptedChatModel().script_structured(
+        _reading(wanted="a bird with a hooked bill", kinds=[])
+    )
+    turn = TurnSettings(reading_llm=True, knowledge_fields=["gloss"])
+    chat = lambda *, streaming, max_tokens: model  # noqa: E731
+    recommender = Recommender.build(settings.model_copy(update={"turn": turn}), store, models, chat)
+    result = recommender.respond(_convo(), "a bird, the one a buccaneer would own", k=1)
+    assert [r.item_id for r in result.recommendations] == [known]
+
+
+def _continued(small: Any, message: str, wanted: str, kinds: list[str]) -> Any:
+    """A vehicle first; then ``message``, which the model says continues that request."""
+    model = ScriptedChatModel().script_structured(
+        _reading(wanted="a vehicle", kinds=["car", "bus"]),
+        _reading(wanted=wanted, kinds=kinds, new_topic=False),
+    )
+    recommender = _recommender(small, model)
+    convo = _convo()
+    recommender.respond(convo, "a vehicle", k=2)
+    return recommender.respond(convo, message, k=3)
+
+
+@pytest.mark.parametrize("message", ["something for afterwards", "and something for afterwards"])
+def test_a_continuation_the_catalogue_does_not_back_keeps_no_earlier_target(
+    small: Any, message: str
+) -> None:
+    """The model says the message continues the vehicles (and the rules read "and …" as a
+    continuation too), but what it says is wanted lies elsewhere in the catalogue (its words'
+    nearest items are food): the vehicles are not kept."""
+    result = _continued(small, message, "a sweet treat", ["cake", "apple"])
+    assert not any(a.kind == "target" for a in result.applied)
+    ids = [r.item_id for r in result.recommendations]
+    assert ids and not any(i.startswith("vehicles/") for i in ids)
+
+
+def test_a_continuation_the_catalogue_backs_keeps_the_earlier_target(small: Any) -> None:
+    result = _continued(small, "something quicker", "a fast vehicle", ["car", "airplane"])
+    kept = [a.value for a in result.applied if a.source == "model: continues"]
+    assert kept == ["vehicles"]
+    assert all(r.item_id.startswith("vehicles/") for r in result.recommendations)
+
+
+def test_a_continuation_that_names_an_earlier_pick_keeps_the_target_unchecked(small: Any) -> None:
+    """ "The first one, but sweeter": the model points at a pick, so the earlier target holds
+    even where its words lie elsewhere in the catalogue."""
+    model = ScriptedChatModel().script_structured(
+        _reading(wanted="a vehicle", kinds=["car", "bus"]),
+        _reading(wanted="a sweet treat", kinds=["cake", "apple"], new_topic=False, refers_to=1),
+    )
+    recommender = _recommender(small, model)
+    convo = _convo()
+    recommender.respond(convo, "a vehicle", k=2)
+    result = recommender.respond(convo, "the first one, but sweeter", k=2)
+    assert [a.value for a in result.applied if a.kind == "target"] == ["vehicles"]
+    assert all(r.item_id.startswith("vehicles/") for r in result.recommendations)

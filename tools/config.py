@@ -168,8 +168,9 @@ class TurnSettings(BaseModel):
     intro_llm: bool = Field(False, description="The LLM writes the reply's first sentence.")
     knowledge_fields: list[str] = Field(
         default_factory=list,
-        description="Which stored knowledge fields the request's query also searches "
-        "(`recagent enrich`: wordnet's `kind` and `gloss`); empty: none.",
+        description="Which stored knowledge fields the request's query (and the LLM's reading, "
+        "when it reads) also searches (`recagent enrich`: wordnet's `kind` and `gloss`); "
+        "empty: none.",
     )
     synonym_threshold: float = Field(
         0.75, ge=0, le=1, description="Cosine similarity at which a word names a catalogue node."
