@@ -157,6 +157,7 @@ def parse(
 
     # Negations: what they name is excluded, and removed from what is searched for.
     positive = text
+    negated: list[tuple[str, list[str]]] = []  # (term, paths) per negated part of this message
     for cue, phrase, start, end in _negations(text):
         lasting = cue.startswith(tuple(cues.words.lasting_negation)) or any(
             phrase in c and text[start:end] in c for c in standing_clauses
@@ -164,7 +165,8 @@ def parse(
         for part in _parts(phrase):
             words = content_words(part)
             head = _head(words)
-            for m in vocabulary.resolve([head], synonyms=False):
+            nodes = vocabulary.resolve([head], synonyms=False)
+            for m in nodes:
                 exclude_paths.append(m.node.path)
                 applied.append(
                     Applied(kind="exclude", value=m.node.path, source=m.how, words=part.strip())
@@ -176,6 +178,7 @@ def parse(
                         )
                     )
             term = stem(head)
+            negated.append((term, [m.node.path for m in nodes]))
             exclude_terms.append(term)
             exclude_phrases.append(" ".join(words))
             applied.append(
@@ -242,6 +245,16 @@ def parse(
     if not targets and follow_up and reference is not None:
         targets = list(reference.targets)
         applied += [Applied(kind="target", value=t, source=earlier) for t in targets]
+
+    # "a bird, but not a farm bird": a negated head that is what is wanted excludes only the
+    # phrase (by meaning, later), never the wanted node or its name.
+    kept_terms = {stem(w) for m in matches for w in m.node.words} | {stem(m.word) for m in matches}
+    contradicted = _contradicted(negated, targets, kept_terms)
+    if contradicted:
+        exclude_paths = [p for p in exclude_paths if p not in contradicted]
+        exclude_terms = [t for t in exclude_terms if t not in contradicted]
+        new_standing = [r for r in new_standing if r.value not in contradicted]
+        applied = [a for a in applied if not (a.kind == "exclude" and a.value in contradicted)]
 
     heard = cues.sound.search(positive)
     needs_sound = heard is not None
@@ -315,6 +328,20 @@ def parse(
         standing=new_standing,
         applied=applied,
     )
+
+
+def _contradicted(
+    negated: Sequence[tuple[str, list[str]]], targets: Sequence[str], target_terms: set[str]
+) -> set[str]:
+    """The exclusions of this message's negations that would exclude what it asks for: a node
+    that is (or holds) a target, and the negated head's term with it."""
+    out: set[str] = set()
+    for term, paths in negated:
+        covering = {p for p in paths if any(t == p or t.startswith(p + "/") for t in targets)}
+        out |= covering
+        if covering or term in target_terms:
+            out.add(term)
+    return out
 
 
 def _number(pattern: re.Pattern[str], text: str) -> float | None:

@@ -8,6 +8,10 @@ never trusted as categories or ids, and the rules validate what the model says.
   earlier target kept (by the rules or for the model's "it continues") must be backed by the
   catalogue: enough of the items nearest what the model says is wanted lie within it, unless
   the model names an earlier pick. Only the targets go: carried exclusions and sound stay.
+* the rules' own targets of this message face the same check, against the model's words and
+  the message's own: a target is dropped only when neither's nearest items back it ("making
+  a farm game: what carries many people?" names the farm animals by a word, but both lie
+  with the vehicles); a target the catalogue does not back would filter out every fit.
 * what is wanted and the fitting kinds become two extra searches, never targets: a paraphrase
   ("a farming tool") is no evidence of a taxonomy node, and a wrong target filters out
   everything that fits.
@@ -61,10 +65,22 @@ def apply_reading(
     if carried and reading.refers_to == 0 and not _backed(carried, near(), vocabulary):
         request.targets = [t for t in request.targets if t not in carried]  # "and a sweet treat"
         request.applied = [a for a in request.applied if not (a.kind == "target" and _carried(a))]
-    own_targets = [a for a in request.applied if a.kind == "target" and not _carried(a)]
+    own = [a.value for a in request.applied if a.kind == "target" and not _carried(a)]
+    said = _nearest(request.query, probe)  # the message's own words, negations left out
+    if (
+        own
+        and reading.refers_to == 0
+        and not _backed(own, near(), vocabulary)
+        and not _backed(own, said(), vocabulary)
+    ):
+        request.targets = [t for t in request.targets if t not in own]  # "a farm game: what
+        request.applied = [  # carries many people?": not the farm animals
+            a for a in request.applied if not (a.kind == "target" and a.value in own)
+        ]
+        own = []
     if (
         not request.targets
-        and not own_targets
+        and not own
         and not reading.new_topic
         and earlier is not None
         and (reading.refers_to > 0 or _backed(earlier.targets, near(), vocabulary))

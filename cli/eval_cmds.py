@@ -258,6 +258,14 @@ def eval_conversations(
         ),
     ] = None,
     concurrency: Annotated[int, typer.Option(help="Conversations in flight.", min=1)] = 4,
+    llm_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the LLM's answers in this file and reuse them: a dev re-run after a "
+            "change below the LLM asks only new prompts (for development, not for reported "
+            "figures' speed)."
+        ),
+    ] = None,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -289,5 +297,15 @@ def eval_conversations(
         chosen = [s for s in chosen if not s.needs_llm]
     data = {h: load_set(h)[:limit] for h in halves}
     used = {"llm": setup.llm or "(none)", "text_embedder": cfg.models.text_embedder}
+    cache = None
+    if llm_cache is not None:
+        from langchain_core.globals import set_llm_cache
+
+        from eval.llm_cache import FileCache
+
+        cache = FileCache(llm_cache)
+        set_llm_cache(cache)
     conversations.run(data, chosen, setup.make_recommender, setup.store, out, concurrency, used)
+    if cache is not None:
+        console.print(f"LLM cache {llm_cache}: {cache.hits} answers reused, {cache.misses} asked")
     print_results(out, "results.json, results.md, turns.jsonl")

@@ -281,3 +281,27 @@ def test_a_continuation_that_names_an_earlier_pick_keeps_the_target_unchecked(sm
     result = recommender.respond(convo, "the first one, but sweeter", k=2)
     assert [a.value for a in result.applied if a.kind == "target"] == ["vehicles"]
     assert all(r.item_id.startswith("vehicles/") for r in result.recommendations)
+
+
+def test_a_rule_target_the_readings_words_do_not_back_is_dropped(small: Any) -> None:
+    """The rules read "household" as the target, but what the model says is wanted (and the
+    kinds it names) lies with the vehicles, and so do most of the message's own nearest
+    items: the wrong target would filter out every fit."""
+    model = ScriptedChatModel().script_structured(
+        _reading(wanted="a way to get to work", kinds=["bicycle", "bus"])
+    )
+    result = _recommender(small, model).respond(
+        _convo(), "Something from the household to get me to work and back?", k=2
+    )
+    assert not any(a.kind == "target" for a in result.applied)
+    ids = [r.item_id for r in result.recommendations]
+    assert ids and all(i.startswith("vehicles/") for i in ids)
+
+
+def test_a_rule_target_the_readings_words_back_stays(small: Any) -> None:
+    model = ScriptedChatModel().script_structured(
+        _reading(wanted="a farm animal that gives milk", kinds=["cow", "goat"])
+    )
+    result = _recommender(small, model).respond(_convo(), "a farm animal with milk", k=3)
+    assert [a.value for a in result.applied if a.kind == "target"] == ["animals"]
+    assert all(r.item_id.startswith("animals/") for r in result.recommendations)

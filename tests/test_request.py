@@ -196,3 +196,32 @@ def test_exclusions_are_shown_as_what_they_match() -> None:
     shown = {a.shown() for a in request.applied if a.kind == "exclude"}
     assert "animals" in shown  # the taxonomy node, as named
     assert "titles and descriptions with “anim…”" in shown  # the word, by its stem
+
+
+def test_a_negated_phrase_whose_head_is_wanted_excludes_only_the_phrase() -> None:
+    """ "A bird, but not a farm bird": the negation's head is what is asked for, so only the
+    phrase is excluded (by meaning, against the store), never the wanted node or its name."""
+    for message, target, head in [
+        ("A bird, but not a farm bird: no chickens.", "animals/birds", "bird"),
+        ("an animal, but not a farm animal", "animals", "anim"),
+    ]:
+        request = parse(message, vocab())
+        assert request.targets == [target]
+        assert target not in request.exclude_paths and head not in request.exclude_terms
+        assert any("farm" in p for p in request.exclude_phrases)
+    chickens = parse("A bird, but not a farm bird: no chickens.", vocab())
+    assert "chicken" in chickens.exclude_terms  # a narrower negation still excludes
+    # a node inside the target is still excluded by node
+    assert "animals/birds" in parse("an animal, but no birds", vocab()).exclude_paths
+
+
+def test_everyday_negations_exclude_and_near_misses_do_not() -> None:
+    assert "animals/birds" in parse("Skip the birds.", vocab()).exclude_paths
+    assert "food/fruit" in parse("Leave out the fruit, a dessert", vocab()).exclude_paths
+    assert "food" in parse("Done with food. Something to ride", vocab()).exclude_paths
+    stand = parse("I can't stand cats. A pet, maybe?", vocab())
+    assert "animals/mammals/cats" in stand.exclude_paths
+    assert any(s.kind == "exclude_path" for s in stand.standing)  # a dislike that lasts
+    for said in ["skip to the desserts", "Don't forget the candles for the cake"]:
+        request = parse(said, vocab())
+        assert not request.exclude_paths and not request.exclude_terms, said
