@@ -30,6 +30,9 @@ class Candidate:
     kinds: dict[str, str] = field(default_factory=dict)  # source -> signal kind
     # the learned ranker's feature contributions to its collaborative rank (shown by /why)
     explained: dict[str, float] = field(default_factory=dict)
+    # what other sources know it as (WordNet's kind and gloss, :mod:`indexing.knowledge`): only
+    # checked against the request's exclusions, never shown or cited as a catalogue fact
+    known: str = ""
 
 
 class CandidateBuffer:

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from agent import toolkit
 from agent.attachments import read_attachments
 from agent.catalogue_view import Catalogue, load_collab
 from agent.conversation import Conversation, Recommendation, TurnResult
@@ -106,7 +107,7 @@ class Recommender:
         chosen = settings.fusion.model_dump()
         if tuned and "fusion" not in settings.model_fields_set:  # the user's own weights win
             chosen.update(tuned)
-        knowledge = KnowledgeStore(store) if settings.turn.knowledge_fields else None
+        knowledge = KnowledgeStore.for_turn(store, settings.turn)
         models.text_embedder.load()
         weights = FusionWeights(**chosen)
         return cls(settings, store, models, chat, catalogue, weights, collab, knowledge)
@@ -197,7 +198,7 @@ class Recommender:
                     near = self.store.neighbours(seed, REQUEST_DEPTH // 3, filters[0])
                 ctx.buffer.add(f"similar:{seed}", "text", near.get("text", []))
             retrieve_collab(ctx)
-            self.near_liked(ctx, liked, filters[0])
+            toolkit.retrieve_near_liked(ctx, liked, filters[0], REQUEST_DEPTH // 3)
             if pending is not None:
                 expansions = turn.runner.run("the expansion", pending.result, [])
         if expansions:  # one list for all kinds: a small model's guesses are noisy
@@ -226,14 +227,6 @@ class Recommender:
         """The store filters of the request's targets, within the caller's bounds."""
         return [f.within(bounds) for f in self.understanding.filters(request)]
 
-    def near_liked(self, ctx: TurnContext, liked: Sequence[str], filters: Filters) -> None:
-        """The text and picture neighbours of items the user liked in this session."""
-        for item_id in liked:
-            with ctx.timed("retrieval"):
-                near = self.store.neighbours(item_id, REQUEST_DEPTH // 3, filters)
-            for kind, hits in near.items():  # ranks only: similarity enters as the feedback term
-                ctx.buffer.add(f"liked:{item_id}:{kind}", "feedback", hits)
-
     def search_pictures(self, turn: Turn, ctx: TurnContext) -> None:
         """Items whose pictures look like the attached ones (within the request's targets)."""
         for picture in turn.pictures:
@@ -260,6 +253,10 @@ class Recommender:
 
     def rank(self, turn: Turn, ctx: TurnContext, k: int) -> list[Scored]:
         """The top ``k`` candidates that fit (:func:`agent.ranking.rank`)."""
+        if self.knowledge is not None and turn.request.excludes_words:
+            toolkit.note_known(
+                ctx.buffer.candidates(), self.knowledge, self.turn.exclusion_knowledge
+            )
         spread_at = self.turn.near_duplicate
         return rank(
             turn, ctx, k, self.understanding, self.weights, self.store, self.models, spread_at

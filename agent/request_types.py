@@ -78,6 +78,11 @@ class Request(BaseModel):
     queries: list[str] = Field(default_factory=list)  # the model's reading: each searched alone
     applied: list[Applied] = Field(default_factory=list)
 
+    @property
+    def excludes_words(self) -> bool:
+        """Whether an item's words decide an exclusion (a negated word or a diet)."""
+        return bool(self.exclude_terms or self.diet_terms)
+
     def memory(
         self,
         recommended: Sequence[str],

@@ -91,6 +91,28 @@ def retrieve_knowledge(
     return added
 
 
+def retrieve_near_liked(ctx: TurnContext, liked: Sequence[str], filters: Filters, k: int) -> None:
+    """The text and picture neighbours of items the user liked in this session."""
+    for item_id in liked:
+        with ctx.timed("retrieval"):
+            near = ctx.store.neighbours(item_id, k, filters)
+        for kind, hits in near.items():  # ranks only: similarity enters as the feedback term
+            ctx.buffer.add(f"liked:{item_id}:{kind}", "feedback", hits)
+
+
+def note_known(
+    candidates: Sequence[Candidate], knowledge: KnowledgeStore, fields: Sequence[str]
+) -> None:
+    """Give each candidate what the knowledge's ``fields`` say of it (:attr:`Candidate.known`),
+    for the exclusion check."""
+    if not fields or not candidates:
+        return
+    found = knowledge.facts([c.id for c in candidates])
+    for candidate in candidates:
+        facts = found.get(candidate.id, [])
+        candidate.known = "; ".join(f.text for f in facts if f.field in fields)
+
+
 def retrieve_image(ctx: TurnContext, path: Path) -> list[Candidate]:
     """Search by photo: its picture and its labels (see :mod:`indexing.photo_search`)."""
     with ctx.timed("retrieval"):

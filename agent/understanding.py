@@ -13,7 +13,7 @@ from agent.reasons import has_sound_effect
 from agent.request import cheaper_than, parse
 from agent.request_types import Applied, Request
 from agent.vocabulary import Embed, Vocabulary, item_path
-from agent.words import name_words, stem, stems
+from agent.words import compound_heads, name_words, stem, stems
 from indexing.records import Filters, Hit, Taxonomy
 from indexing.store import Store
 
@@ -23,11 +23,17 @@ SIMILAR_SHARE = 0.85  # … when it is also this close to the phrase's nearest i
 
 
 def _item_stems(candidate: Candidate) -> set[str]:
+    """What an exclusion is checked against: the stems of the item's title, description and
+    path, the kind its title's last word ends in ("basketball": ball), and what other
+    sources know it as (:attr:`Candidate.known`)."""
     facts = candidate.facts
-    words = set(stems(str(facts.get("title") or "")))
+    title = str(facts.get("title") or "")
+    words = set(stems(title))
     words |= set(stems(str(facts.get("description") or "")))
     words |= {stem(w) for w in name_words(item_path(facts))}
-    return words
+    last = name_words(title)[-1:]  # the title's head: a "football helmet" is no ball
+    words |= {head for w in last for head in compound_heads(w)}
+    return words | set(stems(candidate.known))
 
 
 @dataclass

@@ -55,3 +55,14 @@ def stems(text: str) -> list[str]:
 def name_words(name: str) -> list[str]:
     """The words of a catalogue name such as a path segment ("body_parts", "Apple-fuji")."""
     return [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w and not w.isdigit()]
+
+
+def compound_heads(word: str) -> list[str]:
+    """The stems of the words a compound ends in ("basketball": ball; "sunflowers": flower):
+    English compounds name their kind last. Only parts of 4 letters or more after 3 or more
+    ("elephant" is no ant)."""
+    return [
+        head
+        for i in range(3, len(word) - 3)
+        if word[i - 1].isalpha() and len(head := stem(word[i:])) >= 4
+    ]

@@ -21,6 +21,7 @@ from typing import Any
 
 from indexing.records import Filters, Hit, StoredItem
 from indexing.store import GET_CHUNK, Store, pages
+from tools.config import TurnSettings
 
 log = logging.getLogger(__name__)
 FILTER_KEYS = ("category", "price", "has_image", "has_audio")  # what Filters.where() reads
@@ -64,6 +65,21 @@ class KnowledgeStore:
             configuration={"hnsw": {"space": "cosine"}},
             metadata={"text_embedder": wanted},
         )
+
+    @classmethod
+    def existing(cls, store: Store) -> KnowledgeStore | None:
+        """The knowledge of ``store`` when it has any (``recagent enrich`` made it), else None;
+        creates nothing."""
+        name = f"{store.prefix}_knowledge"
+        return cls(store) if name in {c.name for c in store.client.list_collections()} else None
+
+    @classmethod
+    def for_turn(cls, store: Store, turn: TurnSettings) -> KnowledgeStore | None:
+        """What a conversation turn reads: the collection it searches (``knowledge_fields``),
+        or the one its exclusions check (``exclusion_knowledge``) when there is one."""
+        if turn.knowledge_fields:
+            return cls(store)
+        return cls.existing(store) if turn.exclusion_knowledge else None
 
     def _all(self, include: list[str]) -> Iterable[tuple[str, dict[str, Any], str]]:
         for got in pages(self.collection, include):

@@ -172,6 +172,13 @@ class TurnSettings(BaseModel):
         "when it reads) also searches (`recagent enrich`: wordnet's `kind` and `gloss`); "
         "empty: none.",
     )
+    exclusion_knowledge: list[str] = Field(
+        default_factory=lambda: ["kind", "gloss"],
+        description="Which stored knowledge fields (`recagent enrich`) an exclusion is also "
+        'checked against: "no balls" leaves out the basketball, whose WordNet gloss says it '
+        'is played with a ball; "nothing religious" the monastery, a religious residence. '
+        "Empty: only the catalogue's own words.",
+    )
     synonym_threshold: float = Field(
         0.75, ge=0, le=1, description="Cosine similarity at which a word names a catalogue node."
     )
