@@ -64,8 +64,9 @@ LLM_STEPS = ("reading_llm", "profile_llm", "tools_llm", "expansion_llm", "explai
 
 def systems() -> list[System]:
     """Every system: plain retrieval, the agent as configured by default, the agent with each
-    LLM step switched on in turn (the ablation that chose the defaults), and with each
-    knowledge field, without and with the LLM's reading (only when named)."""
+    LLM step switched on in turn (the ablation that chose the defaults), the agent without the
+    stored knowledge (with the reading only when named), and with other knowledge fields
+    searched (only when named)."""
     agent = TurnSettings()
     uses_llm = any(getattr(agent, f) for f in LLM_STEPS)
     steps = {
@@ -84,30 +85,29 @@ def systems() -> list[System]:
         System(name, agent.model_copy(update=changes), by_default=default)
         for name, (changes, default) in steps.items()
     ]
-    knowledge = {  # each knowledge field on its own, then together (`recagent enrich` first)
+    bare: dict[str, list[str]] = {"knowledge_fields": [], "exclusion_knowledge": []}
+    out += [  # the knowledge's share: the default agent, with and without the reading
+        System("agent without knowledge", agent.model_copy(update=bare), needs_llm=uses_llm),
+        System(
+            "agent + LLM reading, without knowledge",
+            agent.model_copy(update={"reading_llm": True, **bare}),
+            by_default=False,
+        ),
+    ]
+    fields = {  # the fields searched, other than the default's (`recagent enrich` first)
         "agent + wordnet kind": ["kind"],
         "agent + wordnet gloss": ["gloss"],
         "agent + wordnet kind and gloss": ["kind", "gloss"],
     }
-    read = {"reading_llm": True}
-    out += [  # the model's reading searches the knowledge too
-        System(
-            name, agent.model_copy(update={**read, "knowledge_fields": fields}), by_default=False
-        )
-        for name, fields in {
-            "agent + LLM reading + wordnet gloss": ["gloss"],
-            "agent + LLM reading + wordnet kind": ["kind"],
-        }.items()
-    ]
     out += [
         System(
             name,
-            agent.model_copy(update={"knowledge_fields": fields}),
+            agent.model_copy(update={"knowledge_fields": chosen}),
             needs_llm=uses_llm,
             by_default=False,
         )
-        for name, fields in knowledge.items()
-        if fields != agent.knowledge_fields
+        for name, chosen in fields.items()
+        if chosen != agent.knowledge_fields
     ]
     return out
 

@@ -75,11 +75,11 @@ class KnowledgeStore:
 
     @classmethod
     def for_turn(cls, store: Store, turn: TurnSettings) -> KnowledgeStore | None:
-        """What a conversation turn reads: the collection it searches (``knowledge_fields``),
-        or the one its exclusions check (``exclusion_knowledge``) when there is one."""
-        if turn.knowledge_fields:
-            return cls(store)
-        return cls.existing(store) if turn.exclusion_knowledge else None
+        """What a conversation turn reads, when the store has knowledge: the fields it
+        searches (``knowledge_fields``) and those its exclusions check (``exclusion_knowledge``).
+        Without knowledge a turn does neither; nothing is created."""
+        wanted = turn.knowledge_fields or turn.exclusion_knowledge
+        return cls.existing(store) if wanted else None
 
     def _all(self, include: list[str]) -> Iterable[tuple[str, dict[str, Any], str]]:
         for got in pages(self.collection, include):

@@ -167,10 +167,10 @@ class TurnSettings(BaseModel):
     )
     intro_llm: bool = Field(False, description="The LLM writes the reply's first sentence.")
     knowledge_fields: list[str] = Field(
-        default_factory=list,
-        description="Which stored knowledge fields the request's query (and the LLM's reading, "
-        "when it reads) also searches (`recagent enrich`: wordnet's `kind` and `gloss`); "
-        "empty: none.",
+        default_factory=lambda: ["gloss"],
+        description="Which stored knowledge fields (`recagent enrich`: WordNet's `kind` and "
+        "`gloss`) the request's query, and the LLM's reading when it reads, also search, each "
+        "as a ranking of its own; empty: none. Read only where the store has knowledge.",
     )
     exclusion_knowledge: list[str] = Field(
         default_factory=lambda: ["kind", "gloss"],
