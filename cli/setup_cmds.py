@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -255,11 +256,17 @@ def demo(
         return
     console.rule("5. the LLM (vLLM, OpenAI-compatible)")
     if cfg.turn.uses_llm:
+        started = time.perf_counter()
         serve_llm(cfg, console)
+        console.print(
+            f"the LLM ({cfg.models.llm}) is ready after {time.perf_counter() - started:.0f} s; "
+            "it reads each request below, after the rules' first list",
+            markup=False,
+        )
     else:
         console.print(
-            "not started: no step of the turn uses the LLM by default with the small model "
-            "(README, Conversations); switch steps on under [turn] in recagent.toml",
+            "not started: no step of the turn uses the LLM (the configuration switched "
+            "[turn] reading_llm off)",
             markup=False,  # "[turn]" is text, not a style
         )
     console.rule("6. a conversation (type the same into `recagent chat`)")

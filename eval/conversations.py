@@ -63,11 +63,11 @@ LLM_STEPS = ("reading_llm", "profile_llm", "tools_llm", "expansion_llm", "explai
 
 
 def systems() -> list[System]:
-    """Every system: plain retrieval, the agent as configured by default, the agent with each
-    LLM step switched on in turn (the ablation that chose the defaults), the agent without the
-    stored knowledge (with the reading only when named), and with other knowledge fields
-    searched (only when named)."""
-    agent = TurnSettings()
+    """Every system: plain retrieval, the agent reading by rule alone ("agent"), the agent with
+    each LLM step switched on in turn (the ablation that chose the defaults: "agent + LLM
+    reading" is the default turn), the agent without the stored knowledge (with the reading
+    only when named), and with other knowledge fields searched (only when named)."""
+    agent = TurnSettings(reading_llm=False)
     uses_llm = any(getattr(agent, f) for f in LLM_STEPS)
     steps = {
         "agent + LLM reading": ({"reading_llm": True}, True),

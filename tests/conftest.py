@@ -24,6 +24,14 @@ __all__ = ["postgres_database", "postgres_server"]  # fixtures of tests.postgres
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """No LLM runs in the tests unless a test starts one: the default turn's LLM reading is off
+    for them (child processes too), so a turn answers by rule alone without a notice and the
+    CLI starts no server. The reading is tested with a scripted model (tests/test_reading.py)
+    and a real server (tests/test_llm_integration.py), both with their own turn settings."""
+    os.environ.setdefault("RECAGENT_TURN__READING_LLM", "false")
+
+
 def model_cache() -> Path:
     """The model cache the tests share with the CLI (prepared models are reused across runs)."""
     return load_settings().cache_dir

@@ -107,7 +107,8 @@ def _prepare(name: str, folder: Path, cache: Path, config: str, token: str) -> S
     build_small_store(folder, cache)  # the store and models it returns are not kept
     for sub in ("tmp", "data"):
         (folder / sub).mkdir()
-    (folder / "service.toml").write_text(config)
+    # no LLM runs beside these servers (--no-serve): their turns read by rule alone
+    (folder / "service.toml").write_text(config + "\n[turn]\nreading_llm = false\n")
     return Server(
         name=name,
         folder=folder,

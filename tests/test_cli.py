@@ -165,9 +165,10 @@ def test_chat_and_recommend_without_an_llm(
     assert list(report["halves"]["dev"]["systems"]) == [
         "plain retrieval",
         "agent",
+        "agent without knowledge",
     ]
     assert "only the systems without an LLM run" in result.stdout
-    assert "chroma_searches_per_turn" not in report  # two systems shared the store's counter
+    assert "chroma_searches_per_turn" not in report  # the systems shared the store's counter
     one = recagent(*args, "--system", "agent", "--out", str(tmp_path / "one"), env=env)
     assert one.returncode == 0, one.stdout + one.stderr
     counted = json.loads((tmp_path / "one" / "results.json").read_text())

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tools import provisioning as models
-from tools.config import DEFAULT_LLM, DEFAULT_TEXT_EMBEDDER, DEFAULT_WHISPER
+from tools.config import DEFAULT_TEXT_EMBEDDER, DEFAULT_WHISPER, SMALL_LLM
 
 
 def _parts(tmp_path: Path) -> tuple[list[Path], str, int]:
@@ -67,8 +67,8 @@ def test_prepare_folder_models_is_idempotent_and_verifiable(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_llm_prepared_from_wheels_loads_and_chats(prepared_models: Path) -> None:
-    """The real chat LLM: six wheels joined, sha256-checked, converted once into the cache."""
-    shipped = models.SHIPPED[DEFAULT_LLM]
+    """The real small chat LLM: six wheels joined, sha256-checked, converted once into the cache."""
+    shipped = models.SHIPPED[SMALL_LLM]
     path = Path(models.prepare(shipped, prepared_models / "models"))
     manifest = json.loads((path.parent / models.READY_MARKER).read_text())
     assert manifest["gguf_sha256"] == models.LLM_GGUF_SHA256

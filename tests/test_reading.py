@@ -170,7 +170,7 @@ def test_with_the_rules_off_only_the_models_reading_shapes_the_turn(small: Any) 
 
 def test_the_rules_off_need_the_models_reading() -> None:
     with pytest.raises(ValueError, match=r"turn\.rules = false needs turn\.reading_llm"):
-        TurnSettings(rules=False)
+        TurnSettings(rules=False, reading_llm=False)
 
 
 def test_the_rules_list_comes_first_and_the_reading_refines_it(small: Any) -> None:

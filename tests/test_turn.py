@@ -30,7 +30,8 @@ def _recommender(
     small: tuple[Settings, Store, Any], model: ScriptedChatModel | None = None, **turn: Any
 ) -> Recommender:
     settings, store, models = small
-    settings = settings.model_copy(update={"turn": TurnSettings(**turn)})
+    chosen = TurnSettings(**{"reading_llm": False, **turn})  # the reading: tests/test_reading.py
+    settings = settings.model_copy(update={"turn": chosen})
     chat = (lambda *, streaming, max_tokens: model) if model is not None else None
     return Recommender.build(settings, store, models, chat)
 

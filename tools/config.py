@@ -32,7 +32,9 @@ from tools.config_llm import LLMSettings
 from tools.config_service import ServiceSettings, SessionSettings
 from tools.errors import ConfigError
 
-DEFAULT_LLM = "Qwen/Qwen2.5-Coder-0.5B-Instruct"
+SMALL_LLM = "Qwen/Qwen2.5-Coder-0.5B-Instruct"
+LARGER_LLM = "Qwen/Qwen2.5-Coder-1.5B-Instruct"
+DEFAULT_LLM = LARGER_LLM  # its reading of requests wins on dev; the 0.5B's does not (README)
 DEFAULT_WHISPER = "Systran/faster-whisper-tiny.en"
 DEFAULT_TEXT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_VISION = "efficientnet-lite0"
@@ -153,9 +155,10 @@ class TurnSettings(BaseModel):
         "needs reading_llm, and without a reachable LLM the message is plainly searched).",
     )
     reading_llm: bool = Field(
-        False,
+        True,
         description="The LLM reads each message into slots (what is wanted, fitting kinds, what "
-        "to avoid, new topic or not, the pick referred to, sound) that refine the rules' request.",
+        "to avoid, new topic or not, the pick referred to, sound) that refine the rules' request; "
+        "without a reachable LLM the rules alone read it.",
     )
     profile_llm: bool = Field(False, description="The LLM updates the taste profile each turn.")
     tools_llm: bool = Field(False, description="The LLM plans extra retrievals as tool calls.")
@@ -220,6 +223,7 @@ class TurnSettings(BaseModel):
         phase, the explanations and the intro (a baseline for `bench chat`, and what the tests
         of those steps drive)."""
         return cls(
+            reading_llm=False,  # it read requests by rule only
             profile_llm=True,
             tools_llm=True,
             expansion_llm=False,

