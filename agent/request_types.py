@@ -76,6 +76,7 @@ class Request(BaseModel):
     standing: list[Standing] = Field(default_factory=list)  # stated in this message
     expansions: list[str] = Field(default_factory=list)
     queries: list[str] = Field(default_factory=list)  # the model's reading: each searched alone
+    kinds: list[str] = Field(default_factory=list)  # the kinds the model's reading says fit
     applied: list[Applied] = Field(default_factory=list)
 
     @property

@@ -16,7 +16,9 @@ never trusted as categories or ids, and the rules validate what the model says.
   ("a farming tool") is no evidence of a taxonomy node, and a wrong target filters out
   everything that fits.
 * what to avoid is excluded by meaning (the items nearest each phrase, :meth:`Understanding.
-  exclude_similar`) and by node when a phrase's head names one; never a node the request wants.
+  exclude_similar`, except those nearer a kind the model says fits: "avoid aircraft" beside
+  the kind "airplane" keeps the planes) and by node when a phrase's head names one; never a
+  node the request wants.
 * the pick referred to seeds "more like that".
 """
 
@@ -103,6 +105,7 @@ def apply_reading(
         picked = earlier.recommended[reading.refers_to - 1]
         request.seeds = [picked]
         request.applied.append(Applied(kind="reference", value=picked, source=MODEL))
+    request.kinds = kinds  # an item nearer one of them than an avoided phrase stays
     queries = [reading.wanted, ", ".join(kinds)]  # two sources: the kinds vote together
     request.queries = list(dict.fromkeys(q for q in queries if q.strip()))
     if request.queries:

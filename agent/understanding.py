@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from agent.buffer import Candidate
 from agent.conversation import Conversation
 from agent.language import request_patterns
@@ -105,6 +107,8 @@ class Understanding:
                 continue
             floor = max(SIMILAR_FLOOR, SIMILAR_SHARE * hits[0].score)
             near = [h.id for h in hits if h.score >= floor]
+            if request.kinds and near and self.vocabulary.embed is not None:
+                near = _nearer_than_kinds(near, phrase, request.kinds, store, self.vocabulary.embed)
             request.exclude_ids = list(dict.fromkeys([*request.exclude_ids, *near]))
             if near:
                 request.applied.append(
@@ -161,6 +165,27 @@ class Understanding:
             return within_price(price, request.min_price, request.max_price)
 
         return allowed
+
+
+def _nearer_than_kinds(
+    ids: list[str], phrase: str, kinds: list[str], store: Store, embed: Embed
+) -> list[str]:
+    """Of the items near an avoided phrase, those nearer it than every kind the reading says
+    fits: a model that says "avoid aircraft" while it names "airplane" as wanted keeps the
+    planes; "avoid farm birds" beside "sparrow" still drops the hen."""
+    vectors = store.text_vectors(ids)
+    said = np.asarray(embed([phrase, *kinds]), dtype=np.float32)
+    said /= np.linalg.norm(said, axis=1, keepdims=True) + 1e-12
+    kept = []
+    for item_id in ids:
+        vector = vectors.get(item_id)
+        if vector is None:
+            kept.append(item_id)
+            continue
+        scores = said @ (vector / (np.linalg.norm(vector) + 1e-12))
+        if scores[0] >= scores[1:].max():
+            kept.append(item_id)
+    return kept
 
 
 def paths_near(store: Store, phrase: str) -> list[str]:

@@ -305,3 +305,13 @@ def test_a_rule_target_the_readings_words_back_stays(small: Any) -> None:
     result = _recommender(small, model).respond(_convo(), "a farm animal with milk", k=3)
     assert [a.value for a in result.applied if a.kind == "target"] == ["animals"]
     assert all(r.item_id.startswith("animals/") for r in result.recommendations)
+
+
+def test_an_avoided_phrase_spares_the_items_nearer_a_wanted_kind(small: Any) -> None:
+    """The model says to avoid "aircraft" while it names the airplane as what fits (a small
+    model's slip): the airplane, nearer the kind than the avoided phrase, stays."""
+    model = ScriptedChatModel().script_structured(
+        _reading(wanted="a vehicle that flies", kinds=["airplane"], avoid=["aircraft"])
+    )
+    result = _recommender(small, model).respond(_convo(), "a vehicle that flies", k=1)
+    assert [r.item_id for r in result.recommendations] == ["vehicles/air/airplane"]
