@@ -175,6 +175,7 @@ def _cli_env(settings: Settings, store: bool = True) -> dict[str, str]:
         "RECAGENT_CACHE_DIR": str(settings.cache_dir),
         "RECAGENT_DATA_DIR": str(settings.data_dir),
         "RECAGENT_LLM__PORT": str(settings.llm.port),
+        "RECAGENT_MODELS__LLM": settings.models.llm,  # the model the module's server runs
         "COLUMNS": "200",
     }
     if store:
