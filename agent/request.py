@@ -29,7 +29,7 @@ from itertools import pairwise
 
 from agent.language import request_patterns
 from agent.request_types import Applied, Request, Standing, TurnMemory
-from agent.vocabulary import NodeMatch, Vocabulary
+from agent.vocabulary import Node, NodeMatch, Vocabulary
 from agent.words import content_words, stem, stems
 
 
@@ -157,7 +157,7 @@ def parse(
 
     # Negations: what they name is excluded, and removed from what is searched for.
     positive = text
-    negated: list[tuple[str, list[str]]] = []  # (term, paths) per negated part of this message
+    negated: list[tuple[str, list[Node]]] = []  # (term, nodes) per negated part of the message
     for cue, phrase, start, end in _negations(text):
         lasting = cue.startswith(tuple(cues.words.lasting_negation)) or any(
             phrase in c and text[start:end] in c for c in standing_clauses
@@ -178,7 +178,7 @@ def parse(
                         )
                     )
             term = stem(head)
-            negated.append((term, [m.node.path for m in nodes]))
+            negated.append((term, [m.node for m in nodes]))
             exclude_terms.append(term)
             exclude_phrases.append(" ".join(words))
             applied.append(
@@ -248,8 +248,10 @@ def parse(
 
     # "a bird, but not a farm bird": a negated head that is what is wanted excludes only the
     # phrase (by meaning, later), never the wanted node or its name.
-    kept_terms = {stem(w) for m in matches for w in m.node.words} | {stem(m.word) for m in matches}
-    contradicted = _contradicted(negated, targets, kept_terms)
+    target_words = {stem(w) for m in matches for w in m.node.words} | {
+        stem(m.word) for m in matches
+    }
+    contradicted = _contradicted(negated, targets, target_words)
     if contradicted:
         exclude_paths = [p for p in exclude_paths if p not in contradicted]
         exclude_terms = [t for t in exclude_terms if t not in contradicted]
@@ -306,9 +308,6 @@ def parse(
     query = " ".join(positive.split())
     if not own_words and follow_up and reference is not None:
         query = f"{reference.query} {query}".strip()
-    target_words = {stem(w) for m in matches for w in m.node.words} | {
-        stem(m.word) for m in matches
-    }
     residual = [w for w in own_words if stem(w) not in target_words]
     return Request(
         message=message,
@@ -331,13 +330,13 @@ def parse(
 
 
 def _contradicted(
-    negated: Sequence[tuple[str, list[str]]], targets: Sequence[str], target_terms: set[str]
+    negated: Sequence[tuple[str, list[Node]]], targets: Sequence[str], target_terms: set[str]
 ) -> set[str]:
     """The exclusions of this message's negations that would exclude what it asks for: a node
     that is (or holds) a target, and the negated head's term with it."""
     out: set[str] = set()
-    for term, paths in negated:
-        covering = {p for p in paths if any(t == p or t.startswith(p + "/") for t in targets)}
+    for term, nodes in negated:
+        covering = {n.path for n in nodes if any(n.contains(t) for t in targets)}
         out |= covering
         if covering or term in target_terms:
             out.add(term)

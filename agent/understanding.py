@@ -101,14 +101,16 @@ class Understanding:
         """What a negation names, by meaning too: the items nearest each excluded phrase
         ("trucks" → the lorries and the tow truck), at least ``SIMILAR_FLOOR`` similar and
         within ``SIMILAR_SHARE`` of the nearest one."""
-        for phrase in request.exclude_phrases:
+        phrases, kinds, embed = request.exclude_phrases, request.kinds, self.vocabulary.embed
+        said = _unit(embed([*phrases, *kinds])) if phrases and kinds and embed else None
+        for n, phrase in enumerate(phrases):
             hits = store.search_text(phrase, 30)
             if not hits:
                 continue
             floor = max(SIMILAR_FLOOR, SIMILAR_SHARE * hits[0].score)
             near = [h.id for h in hits if h.score >= floor]
-            if request.kinds and near and self.vocabulary.embed is not None:
-                near = _nearer_than_kinds(near, phrase, request.kinds, store, self.vocabulary.embed)
+            if said is not None and near:
+                near = _nearer_than_kinds(near, said[n], said[len(phrases) :], store)
             request.exclude_ids = list(dict.fromkeys([*request.exclude_ids, *near]))
             if near:
                 request.applied.append(
@@ -167,23 +169,27 @@ class Understanding:
         return allowed
 
 
+def _unit(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float32)
+    unit: np.ndarray = rows / (np.linalg.norm(rows, axis=-1, keepdims=True) + 1e-12)
+    return unit
+
+
 def _nearer_than_kinds(
-    ids: list[str], phrase: str, kinds: list[str], store: Store, embed: Embed
+    ids: list[str], phrase: np.ndarray, kinds: np.ndarray, store: Store
 ) -> list[str]:
     """Of the items near an avoided phrase, those nearer it than every kind the reading says
-    fits: a model that says "avoid aircraft" while it names "airplane" as wanted keeps the
-    planes; "avoid farm birds" beside "sparrow" still drops the hen."""
+    fits (unit vectors): a model that says "avoid aircraft" while it names "airplane" as
+    wanted keeps the planes; "avoid farm birds" beside "sparrow" still drops the hen."""
     vectors = store.text_vectors(ids)
-    said = np.asarray(embed([phrase, *kinds]), dtype=np.float32)
-    said /= np.linalg.norm(said, axis=1, keepdims=True) + 1e-12
     kept = []
     for item_id in ids:
         vector = vectors.get(item_id)
         if vector is None:
             kept.append(item_id)
             continue
-        scores = said @ (vector / (np.linalg.norm(vector) + 1e-12))
-        if scores[0] >= scores[1:].max():
+        item = _unit(vector)
+        if float(phrase @ item) >= float((kinds @ item).max()):
             kept.append(item_id)
     return kept
 
