@@ -178,9 +178,9 @@ class Recommender:
             with ctx.timed("retrieval"):
                 return self.store.search_text(query, 20)
 
-        request = understanding.exclude_similar(
-            understanding.confirm(turn.request.model_copy(deep=True), probe), self.store
-        )
+        request, notices = understanding.within_catalogue(turn.request.model_copy(deep=True))
+        turn.runner.notices += notices
+        request = understanding.exclude_similar(understanding.confirm(request, probe), self.store)
         query, filters = request.query, self.filters(request, turn.bounds)
         expand = self.steps is not None and self.turn.expansion_llm and bool(request.residual)
         expansions: list[str] = []

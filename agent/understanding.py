@@ -15,6 +15,7 @@ from agent.reasons import has_sound_effect
 from agent.request import cheaper_than, parse
 from agent.request_types import Applied, Request
 from agent.vocabulary import Embed, Vocabulary, item_path
+from agent.wording import say
 from agent.words import compound_heads, name_words, stem, stems
 from indexing.records import Filters, Hit, Taxonomy
 from indexing.store import Store
@@ -59,6 +60,31 @@ class Understanding:
             shown = [p for p in convo.requests[-1].prices if p is not None]
             request = cheaper_than(request, message, shown)
         return request
+
+    def within_catalogue(self, request: Request) -> tuple[Request, list[str]]:
+        """``request`` without the wishes no item of this catalogue can meet (sound where no
+        item has audio nor says whether it has a sound effect; a price bound where no item has
+        a price), and a notice for each: such a wish would filter every item away."""
+        taxonomy, applied, notices = self.vocabulary.taxonomy, list(request.applied), []
+        update: dict[str, object] = {}
+
+        def leave_out(kinds: set[str], key: str, default: str) -> None:
+            nonlocal applied
+            said = [a.words or a.value for a in applied if a.kind in kinds]
+            notices.append(say("catalogue", key, words=" / ".join(said) or default))
+            applied = [a for a in applied if a.kind not in kinds]
+
+        sound_known = taxonomy.with_audio or self.vocabulary.has_sound_attribute
+        if request.needs_sound and not sound_known:
+            leave_out({"sound"}, "no_sound", "sound")
+            update["needs_sound"] = False
+        bounded = request.min_price is not None or request.max_price is not None
+        if bounded and not taxonomy.with_price:
+            leave_out({"min_price", "max_price"}, "no_price", "a price")
+            update.update(min_price=None, max_price=None)
+        if not update:
+            return request, notices
+        return request.model_copy(update={**update, "applied": applied}), notices
 
     def confirm(self, request: Request, probe: Callable[[], Sequence[Hit]]) -> Request:
         """Keep a target named by a synonym, or by a word several nodes share ("music": the

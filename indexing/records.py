@@ -211,18 +211,24 @@ class Filters:
 @dataclass(frozen=True)
 class Taxonomy:
     """The catalogue's own vocabulary: categories, subcategory paths per category (from the
-    ``subcategory`` attribute) and the attribute names items carry, with item counts."""
+    ``subcategory`` attribute) and the attribute names items carry, with item counts; and how
+    many items carry sound and a price (a wish for either means nothing where none does)."""
 
     categories: dict[str, int] = field(default_factory=dict)
     subcategories: dict[str, dict[str, int]] = field(default_factory=dict)
     attributes: dict[str, int] = field(default_factory=dict)
+    with_audio: int = 0
+    with_price: int = 0
 
     @classmethod
     def of(cls, items: list[StoredItem]) -> Taxonomy:
         categories: dict[str, int] = {}
         subcategories: dict[str, dict[str, int]] = {}
         attributes: dict[str, int] = {}
+        with_audio = with_price = 0
         for item in items:
+            with_audio += bool(item.facts.get("has_audio"))
+            with_price += isinstance(item.facts.get("price"), int | float)
             if item.category:
                 categories[item.category] = categories.get(item.category, 0) + 1
                 if item.subcategory:
@@ -234,4 +240,6 @@ class Taxonomy:
             dict(sorted(categories.items())),
             {c: dict(sorted(p.items())) for c, p in sorted(subcategories.items())},
             dict(sorted(attributes.items())),
+            with_audio,
+            with_price,
         )
