@@ -19,6 +19,11 @@ never trusted as categories or ids, and the rules validate what the model says.
   exclude_similar`, except those nearer a kind the model says fits: "avoid aircraft" beside
   the kind "airplane" keeps the planes) and by node when a phrase's head names one; never a
   node the request wants.
+* in a message that negates nothing (by the rules), a phrase to avoid that only names an
+  earlier pick is dropped unless the shopper's own words name it (a small model lists the
+  picks it was shown as things to avoid: "back to the birds" would lose the birds like the
+  robin it showed before). After a negation the model may name picks it rules out ("not in a
+  rock band": the guitars shown).
 * the pick referred to seeds "more like that".
 """
 
@@ -31,7 +36,7 @@ from agent.reading import Reading
 from agent.request import head_word
 from agent.request_types import Applied, Request
 from agent.vocabulary import Vocabulary
-from agent.words import content_words, stem
+from agent.words import content_words, stem, stems
 
 MODEL = "model"
 BACKING_SHARE = 0.3  # of the items nearest the model's words, inside the targets it continues
@@ -99,7 +104,9 @@ def apply_reading(
         request.applied = [a for a in request.applied if a.kind != "sound"]
     wanted = [head_word(p) for p in (reading.wanted, *reading.kinds)]
     kept = [m.node.path for m in vocabulary.resolve([w for w in wanted if w], synonyms=False)]
-    for phrase in reading.avoid:
+    negates = any(a.kind == "exclude" and a.source == "rule" for a in request.applied)
+    avoid = reading.avoid if negates else _rejected(reading.avoid, convo, request.message)
+    for phrase in avoid:
         _avoid(request, phrase, vocabulary, [*request.targets, *kept])
     if reading.refers_to and earlier is not None and reading.refers_to <= len(earlier.recommended):
         picked = earlier.recommended[reading.refers_to - 1]
@@ -144,6 +151,21 @@ def _mentions(kind: str, stems: set[str]) -> bool:
     ("basketball": ball), not inside another word ("scarf" is no car)."""
     words = kind.lower().split()
     return any(len(s) >= 3 and (w.startswith(s) or w.endswith(s)) for s in stems for w in words)
+
+
+def _rejected(avoid: Sequence[str], convo: Conversation, message: str) -> list[str]:
+    """The phrases of ``avoid`` the shopper rejected, for a message that negates nothing: a
+    phrase that only names an earlier pick (a small model lists the picks shown) stays only
+    when the shopper's own words name it."""
+    titles = [set(stems(t)) for turn in convo.requests for t in turn.titles]
+    said = {s for m in [*(t.message for t in convo.requests), message] for s in stems(m)}
+    kept = []
+    for phrase in avoid:
+        words = set(stems(phrase))
+        a_pick = bool(words) and any(words <= title for title in titles)
+        if not a_pick or words & said:
+            kept.append(phrase)
+    return kept
 
 
 def _without_carried(request: Request) -> Request:

@@ -315,3 +315,31 @@ def test_an_avoided_phrase_spares_the_items_nearer_a_wanted_kind(small: Any) -> 
     )
     result = _recommender(small, model).respond(_convo(), "a vehicle that flies", k=1)
     assert [r.item_id for r in result.recommendations] == ["vehicles/air/airplane"]
+
+
+def test_an_earlier_pick_the_shopper_never_rejected_is_not_avoided(small: Any) -> None:
+    """The model lists the earlier picks under "avoid" though the shopper rejected none of them
+    (a small model's habit): those phrases are dropped, else the items like them would be
+    excluded too ("back to the birds" after the robin would lose every bird like a robin)."""
+
+    def back_to_birds(message: str) -> set[str]:
+        model = ScriptedChatModel().script_structured(
+            _reading(wanted="a bird", kinds=["robin", "owl", "parrot"]),
+            _reading(wanted="a farm animal", kinds=["cow", "pig"], avoid=["robin"]),
+            _reading(wanted="a bird", kinds=["parrot"], avoid=["robin", "pig", "owl"]),
+        )
+        recommender = _recommender(small, model)
+        convo = _convo()
+        first = recommender.respond(convo, "a bird", k=2)
+        assert [r.item_id for r in first.recommendations] == [
+            "animals/birds/robin",
+            "animals/birds/owl",
+        ]
+        recommender.respond(convo, "now a farm animal", k=2)
+        assert "robin" not in " ".join(convo.requests[-1].exclude_phrases)
+        result = recommender.respond(convo, message, k=2)
+        return {a.words for a in result.applied if a.kind == "exclude"}
+
+    assert not back_to_birds("back to the birds please")
+    # after a negation the model may rule out picks by its own knowledge: its phrases all stay
+    assert {"owl", "robin"} <= back_to_birds("back to the birds, but not the owl this time")
