@@ -225,3 +225,18 @@ def test_everyday_negations_exclude_and_near_misses_do_not() -> None:
     for said in ["skip to the desserts", "Don't forget the candles for the cake"]:
         request = parse(said, vocab())
         assert not request.exclude_paths and not request.exclude_terms, said
+
+
+def test_a_contracted_not_negates_like_not() -> None:
+    """ "isn't", "aren't", "doesn't", "won't" say "not": what follows is excluded, as after
+    "is not"."""
+    for message, excluded in [
+        ("Anything from the household that isn't a vehicle?", "vehicles"),
+        ("Some food that isn't fruit.", "food/fruit"),
+        ("Animals, but ones that aren't birds", "animals/birds"),
+        ("My son won't touch any fruit, a dessert please", "food/fruit"),
+    ]:
+        assert excluded in parse(message, vocab()).exclude_paths, message
+    assert parse("Something that isn't green", vocab()).exclude_terms == ["green"]
+    assert "feather" in parse("A pet that doesn't have feathers", vocab()).exclude_terms
+    assert parse("A dessert that is not fruit", vocab()).exclude_paths == ["food/fruit"]
