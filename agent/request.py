@@ -154,6 +154,9 @@ def parse(
     new_standing: list[Standing] = []
     clauses = [c for c in re.split(r"[.;!?]", text) if c.strip()]
     standing_clauses = [c for c in clauses if cues.standing.search(c)]
+    for before, clause in pairwise(clauses):  # "… no blades. Ever."
+        if clause in standing_clauses and not content_words(cues.standing.sub(" ", clause)):
+            standing_clauses.append(before)
 
     # Negations: what they name is excluded, and removed from what is searched for.
     positive = text

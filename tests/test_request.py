@@ -240,3 +240,14 @@ def test_a_contracted_not_negates_like_not() -> None:
     assert parse("Something that isn't green", vocab()).exclude_terms == ["green"]
     assert "feather" in parse("A pet that doesn't have feathers", vocab()).exclude_terms
     assert parse("A dessert that is not fruit", vocab()).exclude_paths == ["food/fruit"]
+
+
+def test_a_standing_cue_said_on_its_own_makes_the_clause_before_it_last() -> None:
+    """ "… so nothing with fruit. Ever.": the cue stands alone, after the negation it governs."""
+    said = ["No fruit in anything. Ever.", "nothing with fruit, ever!", "No fruit. From now on."]
+    for message in said:
+        request = parse(message, vocab())
+        assert "food/fruit" in request.exclude_paths, message
+        assert any(s.kind == "exclude_path" for s in request.standing), message
+    passing = parse("No fruit today. A bird, ever seen one?", vocab())
+    assert not any(s.kind == "exclude_path" for s in passing.standing)
