@@ -40,6 +40,8 @@ class RequestWords(_Strict):
 
     negation: Phrases
     lasting_negation: Phrases
+    closed: Phrases
+    closed_links: Phrases
     boundary: Phrases
     standing: Phrases
     sound: Phrases
@@ -115,12 +117,22 @@ def whole(phrases: Iterable[str]) -> str:
     return rf"\b{any_of(phrases)}\b"
 
 
+def _links(links: Iterable[str]) -> str:
+    """Words that link a topic to "done": one that starts with an apostrophe ("'s") is
+    written onto the word before, any other follows a space."""
+    return "|".join(
+        re.escape(link) if link.startswith("'") else rf"\s+{re.escape(link)}"
+        for link in sorted(set(links), key=lambda p: (-len(p), p))
+    )
+
+
 @dataclass(frozen=True)
 class RequestPatterns:
     """The compiled cues of the request rules for one language."""
 
     words: RequestWords
     negation: re.Pattern[str]
+    closed: re.Pattern[str]  # group "topic": the word before "… is done", at a clause's end
     boundary: re.Pattern[str]
     standing: re.Pattern[str]
     sound: re.Pattern[str]
@@ -149,6 +161,10 @@ def request_patterns(code: str = "en") -> RequestPatterns:
     return RequestPatterns(
         words=w,
         negation=re.compile(whole(w.negation)),
+        closed=re.compile(
+            rf"\b(?P<topic>[\w-]+)(?:{_links(w.closed_links)})\s+{any_of(w.closed)}\b"
+            r"(?=\s*(?:[.,;:!?]|$))"
+        ),
         boundary=re.compile(rf"[.;:!?,()]|{whole(w.boundary)}"),
         standing=re.compile(whole(w.standing)),
         sound=re.compile(whole(w.sound)),

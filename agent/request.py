@@ -44,6 +44,10 @@ def _negations(text: str) -> list[tuple[str, str, int, int]]:
         if not content_words(phrase):
             continue
         found.append((match.group(0), phrase.strip(), match.start(), match.end() + len(phrase)))
+    for match in cues.closed.finditer(text):  # "fruit's done": the topic comes first
+        if content_words(match.group("topic")):
+            found.append((match.group(0), match.group("topic"), match.start(), match.end()))
+    found.sort(key=lambda item: item[2])
     kept: list[tuple[str, str, int, int]] = []
     for item in found:  # "never show me" and "no" inside one span: keep the outer one
         if not any(k[2] <= item[2] < k[3] for k in kept):

@@ -251,3 +251,17 @@ def test_a_standing_cue_said_on_its_own_makes_the_clause_before_it_last() -> Non
         assert any(s.kind == "exclude_path" for s in request.standing), message
     passing = parse("No fruit today. A bird, ever seen one?", vocab())
     assert not any(s.kind == "exclude_path" for s in passing.standing)
+
+
+def test_a_topic_said_to_be_done_is_left_behind() -> None:
+    """ "Fruit's done.", "the vehicles are sorted": the topic named before the closing word is
+    excluded for the turn (and not read as what is wanted), never when the word goes on."""
+    moved_on = parse("Fruit's done. Now something to ride on.", vocab())
+    assert "food/fruit" in moved_on.exclude_paths and "food/fruit" not in moved_on.targets
+    assert not moved_on.standing
+    sorted_out = parse("ok, the vehicles are sorted, what about a bird?", vocab())
+    assert "vehicles" in sorted_out.exclude_paths and sorted_out.targets == ["animals/birds"]
+    assert "food/fruit" in parse("I'm over the fruit. A dessert?", vocab()).exclude_paths
+    for said in ["a bird flying over the fruit trees", "the dessert is done in the oven"]:
+        request = parse(said, vocab())
+        assert not request.exclude_paths and not request.exclude_terms, said
