@@ -162,7 +162,7 @@ def request_patterns(code: str = "en") -> RequestPatterns:
         words=w,
         negation=re.compile(whole(w.negation)),
         closed=re.compile(
-            rf"\b(?P<topic>[\w-]+)(?:{_links(w.closed_links)})\s+{any_of(w.closed)}\b"
+            rf"(?<![\w-])(?P<topic>[\w-]+)(?:{_links(w.closed_links)})\s+{any_of(w.closed)}\b"
             r"(?=\s*(?:[.,;:!?]|$))"
         ),
         boundary=re.compile(rf"[.;:!?,()]|{whole(w.boundary)}"),

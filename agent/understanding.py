@@ -65,26 +65,25 @@ class Understanding:
         """``request`` without the wishes no item of this catalogue can meet (sound where no
         item has audio nor says whether it has a sound effect; a price bound where no item has
         a price), and a notice for each: such a wish would filter every item away."""
-        taxonomy, applied, notices = self.vocabulary.taxonomy, list(request.applied), []
-        update: dict[str, object] = {}
-
-        def leave_out(kinds: set[str], key: str, default: str) -> None:
-            nonlocal applied
-            said = [a.words or a.value for a in applied if a.kind in kinds]
-            notices.append(say("catalogue", key, words=" / ".join(said) or default))
-            applied = [a for a in applied if a.kind not in kinds]
-
+        taxonomy, update = self.vocabulary.taxonomy, dict[str, object]()
+        left_out: list[tuple[set[str], str, str]] = []  # (applied kinds, wording key, default)
         sound_known = taxonomy.with_audio or self.vocabulary.has_sound_attribute
         if request.needs_sound and not sound_known:
-            leave_out({"sound"}, "no_sound", "sound")
+            left_out.append(({"sound"}, "no_sound", "sound"))
             update["needs_sound"] = False
         bounded = request.min_price is not None or request.max_price is not None
         if bounded and not taxonomy.with_price:
-            leave_out({"min_price", "max_price"}, "no_price", "a price")
+            left_out.append(({"min_price", "max_price"}, "no_price", "a price"))
             update.update(min_price=None, max_price=None)
-        if not update:
-            return request, notices
-        return request.model_copy(update={**update, "applied": applied}), notices
+        if not left_out:
+            return request, []
+        notices = []
+        for kinds, key, default in left_out:
+            said = " / ".join(a.words or a.value for a in request.applied if a.kind in kinds)
+            notices.append(say("catalogue", key, words=said or default))
+        gone = {kind for kinds, _, _ in left_out for kind in kinds}
+        update["applied"] = [a for a in request.applied if a.kind not in gone]
+        return request.model_copy(update=update), notices
 
     def confirm(self, request: Request, probe: Callable[[], Sequence[Hit]]) -> Request:
         """Keep a target named by a synonym, or by a word several nodes share ("music": the
