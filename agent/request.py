@@ -244,6 +244,13 @@ def parse(
         likes or back or (not matches and (not own_words or pronoun)) or (different and not matches)
     )
 
+    # A negation that covers some of the targets named, not all, takes those ("never anything
+    # military. A vehicle": not the military vehicles); one covering them all is contradicted.
+    for _term, nodes in negated:
+        covered = {m.node.path for m in matches if any(n.contains(m.node.path) for n in nodes)}
+        if covered and len(covered) < len({m.node.path for m in matches}):
+            matches = [m for m in matches if m.node.path not in covered]
+
     # Targets: named now, else inherited by a follow-up; a new topic inherits nothing.
     targets = [m.node.path for m in matches]
     for m in matches:

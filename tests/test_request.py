@@ -265,3 +265,20 @@ def test_a_topic_said_to_be_done_is_left_behind() -> None:
     for said in ["a bird flying over the fruit trees", "the dessert is done in the oven"]:
         request = parse(said, vocab())
         assert not request.exclude_paths and not request.exclude_terms, said
+
+
+def test_a_negation_takes_the_targets_it_covers_when_others_remain() -> None:
+    """ "Never anything military. A vehicle that flies": "vehicle" names the vehicles and the
+    military vehicles; the lasting exclusion of the military stays and takes the military
+    vehicles out of the targets, instead of being dropped as a contradiction."""
+    words = Vocabulary(
+        Taxonomy(
+            categories={"vehicles": 20, "military": 6},
+            subcategories={"vehicles": {"flight": 5}, "military": {"vehicles": 3}},
+            attributes={"subcategory": 26},
+        )
+    )
+    request = parse("Never show me anything military. A vehicle that flies, please.", words)
+    assert "military" in request.exclude_paths
+    assert "vehicles" in request.targets and "military/vehicles" not in request.targets
+    assert any(s.kind == "exclude_path" and s.value == "military" for s in request.standing)
