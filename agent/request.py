@@ -246,8 +246,10 @@ def parse(
 
     # A negation that covers some of the targets named, not all, takes those ("never anything
     # military. A vehicle": not the military vehicles); one covering them all is contradicted.
-    for _term, nodes in negated:
-        covered = {m.node.path for m in matches if any(n.contains(m.node.path) for n in nodes)}
+    for _term, negated_nodes in negated:
+        covered = {
+            m.node.path for m in matches if any(n.contains(m.node.path) for n in negated_nodes)
+        }
         if covered and len(covered) < len({m.node.path for m in matches}):
             matches = [m for m in matches if m.node.path not in covered]
 
