@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field, create_model
 
 import prompts
 from agent.grounding import Checked, Explanation, check
+from agent.item_text import item_fields
+from agent.words import content_words, stem, stems
 
 
 def explainable(facts: Mapping[str, Any]) -> dict[str, Any]:
@@ -54,6 +56,29 @@ def explain_prompt(
         request=request,
         items_json=json.dumps(listed, ensure_ascii=False, indent=1),
     )
+
+
+class ItemExplanation(BaseModel):
+    """One item's explanation as the model writes it (one call per item, so the calls run side
+    by side and each answer stays short; which fields it used is computed, not asked)."""
+
+    text: str = Field(max_length=200)
+
+
+def item_prompt(facts: Mapping[str, Any], profile_summary: str, request: str) -> str:
+    """The prompt for one item (the request first, so the items of a turn share the prefix)."""
+    return prompts.render(
+        "explain_item",
+        request=request,
+        profile_summary=profile_summary or "(unknown)",
+        item_json=json.dumps(explainable(facts), ensure_ascii=False, separators=(",", ":")),
+    )
+
+
+def used_fields(text: str, facts: Mapping[str, Any]) -> list[str]:
+    """The item's fields that share a content word with ``text``: what an explanation cites."""
+    said = {stem(w) for w in content_words(text) if len(w) >= 3}
+    return [name for name, value in item_fields(facts).items() if said & set(stems(value))]
 
 
 def checked(

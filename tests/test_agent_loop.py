@@ -41,18 +41,9 @@ def _call(name: str, **args: Any) -> AIMessage:
     )
 
 
-def _explain_all(prompt: str) -> dict[str, Any]:
-    items = json.loads(re.search(r"<<<ITEMS\n(.*)\nITEMS>>>", prompt, re.S).group(1))  # type: ignore[union-attr]
-    return {
-        "explanations": [
-            {
-                "item_id": i["item_id"],
-                "text": f"{i['title']} is in {i['category']}.",
-                "cited_fields": ["title", "category"],
-            }
-            for i in items
-        ]
-    }
+def _explain_one(prompt: str) -> dict[str, Any]:
+    item = json.loads(re.search(r"<<<ITEM\n(.*)\nITEM>>>", prompt, re.S).group(1))  # type: ignore[union-attr]
+    return {"text": f"{item['title']} is in {item['category']}."}
 
 
 def _recommender(
@@ -70,12 +61,12 @@ def _script_explanations(model: ScriptedChatModel) -> None:
     original = model.with_structured_output
 
     def patched(schema: Any, **kwargs: Any) -> Any:
-        if schema.__name__ == "Explanations":
+        if schema.__name__ == "ItemExplanation":  # one call per item, answered from its prompt
             from langchain_core.runnables import RunnableLambda
 
             def answer(prompt: Any) -> Any:
                 model.prompts.append(str(prompt))
-                return schema.model_validate(_explain_all(str(prompt)))
+                return schema.model_validate(_explain_one(str(prompt)))
 
             return RunnableLambda(answer)
         return original(schema, **kwargs)
@@ -224,13 +215,12 @@ def test_llm_server_down_still_recommends(indexed: tuple[Settings, Store, Any]) 
     assert "ConnectionError" in result.notices[0]
 
 
-def test_invented_item_in_explanations_falls_back_to_templates(
+def test_unusable_explanations_fall_back_to_the_reasons(
     indexed: tuple[Settings, Store, Any],
 ) -> None:
     model = ScriptedChatModel()
-    model.script_structured(
-        {}, {"explanations": [{"item_id": "not/a/real/item", "text": "Great.", "cited_fields": []}]}
-    )
+    # the profile update, then one answer per item that does not fit the schema
+    model.script_structured({}, {"text": ["not", "a", "string"]}, {"text": None})
     model.script(AIMessage(content="no tools today"), AIMessage(content="Two picks."))
     result = _recommender(indexed, model).respond(
         Conversation("u7", UserProfile(user_id="u7")), "a vehicle", k=2
@@ -239,6 +229,42 @@ def test_invented_item_in_explanations_falls_back_to_templates(
     assert len(result.recommendations) == 2
     assert all(r.explanation_source == "reasons" for r in result.recommendations)
     assert "ValidationError" in " ".join(result.notices)
+
+
+def test_one_failed_explanation_costs_only_its_item(
+    indexed: tuple[Settings, Store, Any],
+) -> None:
+    """The items are explained by separate calls: one that fails leaves that item to its
+    reasons and keeps the model's sentence for the other."""
+    model = ScriptedChatModel()
+    model.script(AIMessage(content="no tools today"), AIMessage(content="Two picks."))
+    model.script_structured({})  # the profile update
+    original = model.with_structured_output
+    calls: list[str] = []
+
+    def patched(schema: Any, **kwargs: Any) -> Any:
+        if schema.__name__ != "ItemExplanation":
+            return original(schema, **kwargs)
+        from langchain_core.runnables import RunnableLambda
+
+        def answer(prompt: Any) -> Any:
+            calls.append(str(prompt))
+            item = _explain_one(str(prompt))
+            if "Car" not in item["text"].split()[0]:
+                raise ValueError("the answer was cut off")
+            return schema.model_validate(item)
+
+        return RunnableLambda(answer)
+
+    object.__setattr__(model, "with_structured_output", patched)
+    result = _recommender(indexed, model).respond(
+        Conversation("u8", UserProfile(user_id="u8")), "a car or a bus", k=2
+    )
+    titles = [r.title for r in result.recommendations]
+    assert len(calls) == 2 and "Car" in titles and len(titles) == 2, titles
+    sources = {r.title: r.explanation_source for r in result.recommendations}
+    assert sources["Car"] == "llm"
+    assert all(source == "reasons" for title, source in sources.items() if title != "Car")
 
 
 def test_one_unusable_answer_does_not_silence_the_rest(

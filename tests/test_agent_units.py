@@ -1,6 +1,8 @@
 """Agent building blocks on hand-worked cases: buffer, fusion, profile merging, tolerant
 tool-call parsing (raw and malformed JSON), and the grounding checker."""
 
+from typing import Any
+
 import pytest
 
 from agent.buffer import CandidateBuffer
@@ -220,3 +222,53 @@ def test_llm_steps_run_in_the_callers_context() -> None:
     assert runner.run("a step", seen.get, "fallback") == "kept"
     with background(1) as pool:
         assert pool.submit(seen.get).result() == "kept"
+
+
+def test_item_explanations_cite_what_they_use_and_may_say_the_shoppers_words() -> None:
+    """One call per item; the fields an explanation cites are the ones it shares words with,
+    and a catalogue title the shopper said ("farm" for an item titled "Farm") is their word,
+    not another item."""
+    from langchain_core.runnables import RunnableLambda
+
+    from agent.buffer import Candidate
+    from agent.fusion import Scored
+    from agent.llm_steps import LLMSteps
+    from tools.config_llm import LLMSettings
+
+    cow = Candidate(
+        "animals/cow",
+        "Cow",
+        "animals",
+        {"title": "Cow", "description": "A farm animal.", "category": "animals"},
+    )
+    pig = Candidate("animals/pig", "Pig", "animals", {"title": "Pig", "category": "animals"})
+    answers = {
+        "Cow": "The cow is a farm animal.",
+        "Pig": "The pig is one of the animals on a farm.",
+    }
+    prompts: list[str] = []
+
+    class Model:
+        def with_structured_output(self, schema: Any, **kwargs: Any) -> Any:
+            def answer(prompt: Any) -> Any:
+                prompts.append(str(prompt))
+                title = next(t for t in answers if f'"title":"{t}"' in str(prompt))
+                return schema(text=answers[title])
+
+            return RunnableLambda(answer)
+
+    steps = LLMSteps(lambda **kw: Model(), LLMSettings(), ["Cow", "Pig", "Farm", "Tractor"])
+    clock: dict[str, float] = {}
+    out = steps.explain(
+        [Scored(cow, 1.0), Scored(pig, 0.5)],
+        UserProfile(user_id="u"),
+        "an animal from a farm",
+        clock,
+    )
+    assert len(prompts) == 2 and clock["llm"] > 0
+    assert out["animals/cow"].source == "llm", out["animals/cow"].problems
+    assert out["animals/cow"].cited_fields == ["title", "description", "category"]
+    assert out["animals/pig"].source == "llm", out["animals/pig"].problems
+    assert out["animals/pig"].cited_fields == ["title", "category"]
+    unsaid = steps.explain([Scored(pig, 1.0)], UserProfile(user_id="u"), "an animal", clock)
+    assert unsaid["animals/pig"].source == "template"  # "farm" names the item Farm: not said
