@@ -236,7 +236,8 @@ def demo(
     catalogue = install("tuxpaint", None, cfg, console)
     console.print(f"catalogue: {escape(str(catalogue))}")
     console.rule("3. index")
-    index_catalogue(cfg, catalogue, console, prune=True, reembed=True)  # a no-op when unchanged
+    # enriched too: the default turn searches the WordNet gloss (a no-op when unchanged)
+    index_catalogue(cfg, catalogue, console, prune=True, reembed=True, enrich=True)
     console.rule("4. sample searches")
     for query, filters in DEMO_TEXT_QUERIES:
         where = filters.where()

@@ -252,3 +252,30 @@ def test_bad_history_files_are_input_errors(tmp_path: Path) -> None:
     for path, message in cases.items():
         with pytest.raises(InputError, match=message):
             read_history(path)
+
+
+def test_the_demo_enriches_what_it_indexes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default turn searches the items' WordNet gloss, so the demo's index step must
+    enrich (as `recagent index` does by default), or the demo answers without that knowledge."""
+    from typer.testing import CliRunner
+
+    import cli.catalogue_cmds
+    import cli.setup_cmds
+    from cli.app import app
+
+    class Stop(Exception):
+        pass
+
+    asked: dict[str, object] = {}
+
+    def index_catalogue(*args: object, **kwargs: object) -> None:
+        asked.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(cli.setup_cmds, "prepare_models", lambda *a, **k: None)
+    monkeypatch.setattr(cli.setup_cmds, "install", lambda *a, **k: tmp_path / "items.jsonl")
+    monkeypatch.setattr(cli.catalogue_cmds, "index_catalogue", index_catalogue)
+    monkeypatch.setenv("RECAGENT_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["demo", "--skip-llm"])
+    assert isinstance(result.exception, Stop), result.output
+    assert asked.get("enrich") is True
