@@ -25,6 +25,8 @@ never trusted as categories or ids, and the rules validate what the model says.
   robin it showed before). After a negation the model may name picks it rules out ("not in a
   rock band": the guitars shown).
 * the pick referred to seeds "more like that".
+* kinds that only repeat the titles of the picks shown last (two or more, in a message that
+  points at no pick) are copies of the list, not knowledge, and are not searched.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from agent.words import content_words, stem, stems
 
 MODEL = "model"
 BACKING_SHARE = 0.3  # of the items nearest the model's words, inside the targets it continues
+COPIED_KINDS = 2  # kinds that are titles of the picks shown last: the model copied the list
 
 Probe = Callable[[str], Sequence[str]]  # a phrase -> the taxonomy paths of its nearest items
 
@@ -65,6 +68,7 @@ def apply_reading(
     earlier = convo.requests[-1] if convo.requests else None
     avoided = {stem(w) for phrase in reading.avoid for w in content_words(phrase)}
     kinds = [k for k in reading.kinds if k and not _mentions(k, avoided)]  # "basketball": ball
+    kinds = _not_copied(kinds, earlier.titles if earlier else [], reading.refers_to)
     near = _nearest(", ".join(p for p in (reading.wanted, *kinds) if p.strip()), probe)
     if reading.new_topic and reading.refers_to == 0 and any(_carried(a) for a in request.applied):
         request = _without_carried(request)
@@ -151,6 +155,18 @@ def _mentions(kind: str, stems: set[str]) -> bool:
     ("basketball": ball), not inside another word ("scarf" is no car)."""
     words = kind.lower().split()
     return any(len(s) >= 3 and (w.startswith(s) or w.endswith(s)) for s in stems for w in words)
+
+
+def _not_copied(kinds: list[str], shown: Sequence[str], refers_to: int) -> list[str]:
+    """``kinds`` without the titles of the picks shown last, when two or more of them are
+    such titles and the message points at no pick: a small model copies the list it was shown
+    ("a vehicle that goes on water" after fruit: "cherries, apple green"), which is no
+    knowledge of what fits."""
+    titles = {" ".join(t.lower().split()) for t in shown}
+    copied = [k for k in kinds if " ".join(k.lower().split()) in titles]
+    if refers_to or len(copied) < COPIED_KINDS:
+        return kinds
+    return [k for k in kinds if k not in copied]
 
 
 def _rejected(avoid: Sequence[str], convo: Conversation, message: str) -> list[str]:

@@ -343,3 +343,22 @@ def test_an_earlier_pick_the_shopper_never_rejected_is_not_avoided(small: Any) -
     assert not back_to_birds("back to the birds please")
     # after a negation the model may rule out picks by its own knowledge: its phrases all stay
     assert {"owl", "robin"} <= back_to_birds("back to the birds, but not the owl this time")
+
+
+def test_kinds_copied_from_the_earlier_picks_are_not_knowledge(small: Any) -> None:
+    """A small model fills "kinds" with the titles of the picks it was shown ("and now a
+    vehicle that goes on water" after fruit → "cherries, apple green"): two or more kinds
+    that are earlier picks, in a message that points at no pick, are copies, and are not
+    searched. A kind that merely shares a word with a pick stays."""
+    model = ScriptedChatModel().script_structured(
+        _reading(wanted="fruit", kinds=["apple", "banana"]),
+        _reading(wanted="something to sit on", kinds=["apple", "banana", "stool"]),
+    )
+    recommender = _recommender(small, model)
+    convo = _convo()
+    first = recommender.respond(convo, "some fruit", k=2)
+    assert {r.title for r in first.recommendations} == {"Apple", "Banana"}
+    result = recommender.respond(convo, "and now something to sit on", k=1)
+    expansion = [a.value for a in result.applied if a.kind == "expansion"]
+    assert expansion == ["something to sit on, stool"], expansion
+    assert [r.title for r in result.recommendations] == ["Chair"]
