@@ -42,6 +42,7 @@ class RequestWords(_Strict):
     lasting_negation: Phrases
     closed: Phrases
     closed_links: Phrases
+    negated_pronoun: Phrases
     boundary: Phrases
     standing: Phrases
     sound: Phrases
@@ -133,6 +134,7 @@ class RequestPatterns:
     words: RequestWords
     negation: re.Pattern[str]
     closed: re.Pattern[str]  # group "topic": the word before "… is done", at a clause's end
+    negated_pronoun: re.Pattern[str]  # "skip them": what the sentence named before is negated
     boundary: re.Pattern[str]
     standing: re.Pattern[str]
     sound: re.Pattern[str]
@@ -165,6 +167,7 @@ def request_patterns(code: str = "en") -> RequestPatterns:
             rf"(?<![\w-])(?P<topic>[\w-]+)(?:{_links(w.closed_links)})\s+{any_of(w.closed)}\b"
             r"(?=\s*(?:[.,;:!?]|$))"
         ),
+        negated_pronoun=re.compile(whole(w.negated_pronoun)),
         boundary=re.compile(rf"[.;:!?,()]|{whole(w.boundary)}"),
         standing=re.compile(whole(w.standing)),
         sound=re.compile(whole(w.sound)),

@@ -196,6 +196,18 @@ def parse(
                     Standing(kind="exclude_term", value=term, words=part.strip(), turn=turn)
                 )
         positive = positive.replace(text[start:end], " ")
+    for match in cues.negated_pronoun.finditer(text):  # "birds are too fiddly, skip them"
+        start = max(text.rfind(mark, 0, match.start()) for mark in ".;!?") + 1
+        for m in _targets(text[start : match.start()], vocabulary, False):
+            exclude_paths.append(m.node.path)
+            applied.append(Applied(kind="exclude", value=m.node.path, source=m.how, words=m.word))
+            negated.append((stem(m.word), [m.node]))
+            exclude_terms.append(stem(m.word))
+            exclude_phrases.append(m.word)
+            applied.append(
+                Applied(kind="exclude", value=stem(m.word), source="rule", words=m.word, term=True)
+            )
+        positive = positive.replace(text[start : match.end()], " ")
     for diet, said in cues.diets.items():
         if said.search(text):
             new_standing.append(Standing(kind="diet", value=diet, words=diet, turn=turn))

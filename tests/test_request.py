@@ -282,3 +282,18 @@ def test_a_negation_takes_the_targets_it_covers_when_others_remain() -> None:
     assert "military" in request.exclude_paths
     assert "vehicles" in request.targets and "military/vehicles" not in request.targets
     assert any(s.kind == "exclude_path" and s.value == "military" for s in request.standing)
+
+
+def test_a_negated_pronoun_takes_what_the_sentence_named_before_it() -> None:
+    """ "Birds are too fiddly to draw, skip them": the pronoun stands for what the sentence
+    named before the cue, which is excluded and not searched for; a pronoun with nothing named
+    before it in its sentence excludes nothing, and one that is not negated is no negation."""
+    skipped = parse("birds are too fiddly for me to draw, skip them", vocab())
+    assert "animals/birds" in skipped.exclude_paths and not skipped.targets
+    assert "bird" in skipped.exclude_terms
+    cats = parse("Cats make me sneeze, so none of those. A pet that is quiet?", vocab())
+    assert "animals/mammals/cats" in cats.exclude_paths
+    assert "animals/mammals/cats" not in cats.targets
+    for said in ["skip them", "I love birds. Show me them!", "Fruit. Skip to the desserts"]:
+        request = parse(said, vocab())
+        assert not request.exclude_paths and not request.exclude_terms, said
