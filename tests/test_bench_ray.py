@@ -46,7 +46,8 @@ def ray_cluster() -> Iterator[str]:
     )
     worker: subprocess.Popen[bytes] | None = None
     try:
-        deadline = time.monotonic() + 120
+        # each probe imports Ray (seconds on a busy 2-core machine): each node has its own time
+        deadline = time.monotonic() + 180
         while _nodes(address) < 1:
             assert time.monotonic() < deadline, "the Ray head did not start"
             time.sleep(2)
@@ -58,6 +59,7 @@ def ray_cluster() -> Iterator[str]:
             stderr=subprocess.DEVNULL,
             env={**os.environ, "RAY_AUTH_MODE": "token"},
         )
+        deadline = time.monotonic() + 180
         while _nodes(address) < 2:
             assert time.monotonic() < deadline, "the Ray worker did not join"
             time.sleep(2)
