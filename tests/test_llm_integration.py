@@ -81,8 +81,10 @@ def _assert_grounded(served: tuple[Settings, Store, Any], result: Any) -> None:
     ids = [r.item_id for r in result.recommendations]
     assert ids and len(store.items(ids)) == len(ids)  # all exist
     for rec in result.recommendations:
-        fields = item_fields(rec.facts)
-        assert rec.cited_fields and set(rec.cited_fields) <= set(fields)
+        fields = set(item_fields(rec.facts))
+        if rec.facts.get("has_audio"):  # the reasons cite the sound effect as "audio"
+            fields.add("audio")
+        assert rec.cited_fields and set(rec.cited_fields) <= fields, rec.cited_fields
         assert rec.explanation_source in {"llm", "llm-repaired", "reasons"}
         assert rec.explanation.strip()
 
