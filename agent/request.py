@@ -165,6 +165,24 @@ def parse(
     # Negations: what they name is excluded, and removed from what is searched for.
     positive = text
     negated: list[tuple[str, list[Node]]] = []  # (term, nodes) per negated part of the message
+
+    def exclude(said: str, head: str, phrase: str, nodes: list[NodeMatch], lasting: bool) -> None:
+        """Exclude ``nodes`` and the word ``head`` (``said``: the words shown for them)."""
+        for m in nodes:
+            exclude_paths.append(m.node.path)
+            applied.append(Applied(kind="exclude", value=m.node.path, source=m.how, words=said))
+            if lasting:
+                new_standing.append(
+                    Standing(kind="exclude_path", value=m.node.path, words=said, turn=turn)
+                )
+        term = stem(head)
+        negated.append((term, [m.node for m in nodes]))
+        exclude_terms.append(term)
+        exclude_phrases.append(phrase)
+        applied.append(Applied(kind="exclude", value=term, source="rule", words=said, term=True))
+        if lasting:
+            new_standing.append(Standing(kind="exclude_term", value=term, words=said, turn=turn))
+
     for cue, phrase, start, end in _negations(text):
         lasting = cue.startswith(tuple(cues.words.lasting_negation)) or any(
             phrase in c and text[start:end] in c for c in standing_clauses
@@ -173,40 +191,12 @@ def parse(
             words = content_words(part)
             head = _head(words)
             nodes = vocabulary.resolve([head], synonyms=False)
-            for m in nodes:
-                exclude_paths.append(m.node.path)
-                applied.append(
-                    Applied(kind="exclude", value=m.node.path, source=m.how, words=part.strip())
-                )
-                if lasting:
-                    new_standing.append(
-                        Standing(
-                            kind="exclude_path", value=m.node.path, words=part.strip(), turn=turn
-                        )
-                    )
-            term = stem(head)
-            negated.append((term, [m.node for m in nodes]))
-            exclude_terms.append(term)
-            exclude_phrases.append(" ".join(words))
-            applied.append(
-                Applied(kind="exclude", value=term, source="rule", words=part.strip(), term=True)
-            )
-            if lasting:
-                new_standing.append(
-                    Standing(kind="exclude_term", value=term, words=part.strip(), turn=turn)
-                )
+            exclude(part.strip(), head, " ".join(words), nodes, lasting)
         positive = positive.replace(text[start:end], " ")
     for match in cues.negated_pronoun.finditer(text):  # "birds are too fiddly, skip them"
         start = max(text.rfind(mark, 0, match.start()) for mark in ".;!?") + 1
         for m in _targets(text[start : match.start()], vocabulary, False):
-            exclude_paths.append(m.node.path)
-            applied.append(Applied(kind="exclude", value=m.node.path, source=m.how, words=m.word))
-            negated.append((stem(m.word), [m.node]))
-            exclude_terms.append(stem(m.word))
-            exclude_phrases.append(m.word)
-            applied.append(
-                Applied(kind="exclude", value=stem(m.word), source="rule", words=m.word, term=True)
-            )
+            exclude(m.word, m.word, m.word, [m], False)
         positive = positive.replace(text[start : match.end()], " ")
     for diet, said in cues.diets.items():
         if said.search(text):

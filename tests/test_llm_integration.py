@@ -20,6 +20,7 @@ from agent.item_text import item_fields
 from agent.llm import EndpointChat
 from agent.profile import UserProfile
 from agent.recommender import Recommender
+from agent.wording import CITED_BY_REASON
 from indexing.loaders import load_catalogue
 from indexing.pipeline import Indexer
 from indexing.store import Store, open_store
@@ -82,8 +83,8 @@ def _assert_grounded(served: tuple[Settings, Store, Any], result: Any) -> None:
     assert ids and len(store.items(ids)) == len(ids)  # all exist
     for rec in result.recommendations:
         fields = set(item_fields(rec.facts))
-        if rec.facts.get("has_audio"):  # the reasons cite the sound effect as "audio"
-            fields.add("audio")
+        if rec.facts.get("has_audio"):  # the reasons cite the sound effect by its own name
+            fields.add(CITED_BY_REASON["sound"])
         assert rec.cited_fields and set(rec.cited_fields) <= fields, rec.cited_fields
         assert rec.explanation_source in {"llm", "llm-repaired", "reasons"}
         assert rec.explanation.strip()
