@@ -16,6 +16,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from agent.request_types import Standing
+from agent.words import folded
 
 USER_ID = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # used with fullmatch
 
@@ -48,16 +49,12 @@ class UserProfile(BaseModel):
     )
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def union(old: list[str], new: list[str], drop: list[str]) -> list[str]:
-    dropped = {_norm(d) for d in drop}
+    dropped = {folded(d) for d in drop}
     out: list[str] = []
     seen: set[str] = set()
     for value in [*old, *new]:
-        key = _norm(value)
+        key = folded(value)
         if key and key not in seen and key not in dropped:
             seen.add(key)
             out.append(value.strip())

@@ -30,7 +30,7 @@ from itertools import pairwise
 from agent.language import request_patterns
 from agent.request_types import Applied, Request, Standing, TurnMemory
 from agent.vocabulary import Node, NodeMatch, Vocabulary
-from agent.words import content_words, stem, stems
+from agent.words import content_words, folded, stem, stems
 
 
 def _negations(text: str) -> list[tuple[str, str, int, int]]:
@@ -65,7 +65,7 @@ def _head(words: list[str]) -> str:
 
 def head_word(phrase: str) -> str:
     """The head noun of a short noun phrase ("a bird that is not a farm bird" → "bird")."""
-    parts = _phrases(" ".join(phrase.lower().split()))
+    parts = _phrases(folded(phrase))
     return _head(content_words(parts[0])) if parts else ""
 
 

@@ -38,7 +38,7 @@ from agent.reading import Reading
 from agent.request import head_word
 from agent.request_types import Applied, Request
 from agent.vocabulary import Vocabulary
-from agent.words import content_words, stem, stems
+from agent.words import content_words, folded, stem, stems
 
 MODEL = "model"
 BACKING_SHARE = 0.3  # of the items nearest the model's words, inside the targets it continues
@@ -162,8 +162,8 @@ def _not_copied(kinds: list[str], shown: Sequence[str], refers_to: int) -> list[
     such titles and the message points at no pick: a small model copies the list it was shown
     ("a vehicle that goes on water" after fruit: "cherries, apple green"), which is no
     knowledge of what fits."""
-    titles = {" ".join(t.lower().split()) for t in shown}
-    copied = [k for k in kinds if " ".join(k.lower().split()) in titles]
+    titles = {folded(t) for t in shown}
+    copied = [k for k in kinds if folded(k) in titles]
     if refers_to or len(copied) < COPIED_KINDS:
         return kinds
     return [k for k in kinds if k not in copied]
@@ -201,7 +201,7 @@ def _without_carried(request: Request) -> Request:
 
 
 def _avoid(request: Request, phrase: str, vocabulary: Vocabulary, wanted: list[str]) -> None:
-    words = " ".join(phrase.lower().split())
+    words = folded(phrase)
     if not words or words in request.exclude_phrases:
         return
     head = head_word(words)

@@ -36,6 +36,12 @@ def stem(word: str) -> str:
     return str(_stemmer().stemWord(word))
 
 
+def folded(text: str) -> str:
+    """``text`` lower-cased with each run of whitespace as one space: how two phrases (a
+    title, a kind the model wrote, a profile entry) are compared as the same words."""
+    return " ".join(text.lower().split())
+
+
 def tokens(text: str) -> list[str]:
     """Lower-case word tokens; a possessive or contraction stays attached ("can't")."""
     return _TOKEN.findall(text.lower().replace("’", "'"))
