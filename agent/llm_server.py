@@ -26,8 +26,8 @@ from pathlib import Path
 import httpx
 
 from tools.config import Settings
-from tools.errors import ServerError
-from tools.provisioning import resolve
+from tools.errors import ModelError, ServerError
+from tools.provisioning import draft_ref, resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
@@ -53,6 +53,7 @@ class ServerState:
     started: float
     api_key: str = ""  # the bearer token the server requires (made at start, file is 0600)
     process_start: str = ""  # the kernel's start time of ``pid``: a reused pid differs
+    draft: str = ""  # the draft model that decodes speculatively with it, if any
 
     @property
     def base_url(self) -> str:
@@ -74,8 +75,41 @@ def tool_parser_for(model: str) -> str:
     return next((parser for key, parser in TOOL_PARSERS.items() if key in name), "hermes")
 
 
-def build_command(settings: Settings, model_path: str) -> list[str]:
+def draft_model(settings: Settings) -> str | None:
+    """What the server's draft model loads from (speculative decoding), or None for no draft.
+    ``auto`` gives the shipped 0.5B to the shipped 1.5B when it is prepared, and no draft
+    otherwise (the server still starts); a draft named explicitly must resolve, else
+    :class:`~tools.errors.ModelError` says what is missing."""
+    ref = draft_ref(settings)
+    if ref is None:
+        return None
+    if settings.llm.draft_model.strip().lower() == "auto":
+        try:
+            return resolve(ref, settings.models_dir)
+        except ModelError:
+            return None  # not prepared: served without a draft (`models prepare` adds it)
+    return resolve(ref, settings.models_dir)
+
+
+def build_command(settings: Settings, model_path: str, draft: str | None = None) -> list[str]:
+    """The server's command line; with ``draft``, the draft model decodes speculatively: it
+    proposes ``llm.draft_tokens`` tokens a step and the served model checks them in one pass
+    (on 2 CPU cores a reading took 4.5 s instead of 6.3 s, the same answer)."""
     cfg = settings.llm
+    speculative = (
+        [
+            "--speculative-config",
+            json.dumps(
+                {
+                    "method": "draft_model",
+                    "model": draft,
+                    "num_speculative_tokens": cfg.draft_tokens,
+                }
+            ),
+        ]
+        if draft
+        else []
+    )
     return [
         str(vllm_python(settings)),
         "-m",
@@ -101,6 +135,7 @@ def build_command(settings: Settings, model_path: str) -> list[str]:
         '{"backend": "xgrammar", "disable_any_whitespace": true}',
         "--disable-log-stats",
         "--disable-uvicorn-access-log",  # one line per request would grow the log without bound
+        *speculative,
     ]
 
 
@@ -214,6 +249,7 @@ def serve(settings: Settings, on_wait: Callable[[float, str], None] | None = Non
             "recagent did not start; stop it, or set llm.base_url to use it"
         )
     model_path = resolve(settings.models.llm, settings.models_dir)
+    draft = draft_model(settings)
     log = state_path(settings).with_name("server.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     if log.exists() and log.stat().st_size > MAX_LOG_BYTES:
@@ -222,7 +258,7 @@ def serve(settings: Settings, on_wait: Callable[[float, str], None] | None = Non
     with log.open("ab") as sink:
         process = subprocess.Popen(
             # one argument: a key may start with "-", which argparse would read as an option
-            [*build_command(settings, model_path), f"--api-key={api_key}"],
+            [*build_command(settings, model_path, draft), f"--api-key={api_key}"],
             stdout=sink,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -239,6 +275,7 @@ def serve(settings: Settings, on_wait: Callable[[float, str], None] | None = Non
         time.time(),
         api_key,
         _process_start(process.pid) or "",
+        draft or "",
     )
     _write_private(state_path(settings), json.dumps(asdict(state), indent=1))
     return _wait(settings, state, on_wait)

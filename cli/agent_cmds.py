@@ -32,6 +32,7 @@ def serve_llm(settings: Settings, out: Console) -> None:
     """Start the local vLLM (or find it running) and wait, with a spinner, until it answers.
     Raises :class:`ServerError` or :class:`ModelError` when it cannot."""
     from agent import llm_server
+    from tools.provisioning import draft_ref
 
     state, current = llm_server.status(settings)
     if current == "ready" and state is not None:
@@ -53,6 +54,16 @@ def serve_llm(settings: Settings, out: Console) -> None:
         f"[green]✓[/green] vLLM ready: {escape(state.base_url)} "
         f"(pid {state.pid}, log {escape(state.log)})"
     )
+    if state.draft:
+        out.print(
+            f"  speculative decoding: drafts of {settings.llm.draft_tokens} tokens by "
+            f'{escape(state.draft)} (`llm.draft_model = "none"` turns it off)'
+        )
+    elif draft_ref(settings) is not None:
+        out.print(
+            f"  [yellow]![/yellow] no draft model: {escape(str(draft_ref(settings)))} is not "
+            "prepared (`recagent models prepare`); answers come without speculative decoding"
+        )
 
 
 @llm_app.command("status")

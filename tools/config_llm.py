@@ -45,6 +45,16 @@ class LLMSettings(BaseModel):
         None, description="Interpreter with vLLM installed; default: .venv-vllm/bin/python."
     )
     kv_cache_gb: int = Field(2, ge=1, description="VLLM_CPU_KVCACHE_SPACE on CPU machines.")
+    draft_model: str = Field(
+        "auto",
+        description="Speculative decoding on the local server: a small model of the same "
+        "family (same tokenizer) proposes tokens that the served model checks, so greedy "
+        "answers are the same, sooner. auto: the shipped 0.5B drafts for the shipped 1.5B "
+        "(when prepared), nothing else gets a draft; none: off; or a Hugging Face id or folder.",
+    )
+    draft_tokens: int = Field(
+        3, ge=1, le=16, description="Tokens the draft model proposes per step (3 measured best)."
+    )
     max_model_len: int = Field(4096, ge=512, description="Context length the server allows.")
     startup_timeout: float = Field(900.0, gt=0, description="Seconds to wait for readiness.")
     request_timeout: float = Field(120.0, gt=0, description="Seconds per request.")

@@ -26,6 +26,7 @@ from tools.config import (
     DEFAULT_WHISPER,
     LARGER_LLM,
     SMALL_LLM,
+    Settings,
 )
 from tools.errors import MissingPackage, ModelError
 from tools.packages import package_dir
@@ -136,6 +137,30 @@ def _package_dir(package: str) -> Path:
 
 def prepared_dir(model: ShippedModel, models_dir: Path) -> Path:
     return models_dir / model.slug
+
+
+# Shipped chat models that draft for a larger shipped one (same family, same tokenizer): with
+# ``llm.draft_model = "auto"`` the local server decodes speculatively (agent/llm_server.py).
+DRAFTS = {LARGER_LLM: SMALL_LLM}
+NO_DRAFT = ("none", "")
+
+
+def draft_ref(settings: Settings) -> str | None:
+    """The draft model ``settings`` ask for (an id or a path), or None: ``auto`` gives the
+    shipped draft of a shipped LLM (:data:`DRAFTS`), ``none`` gives nothing."""
+    chosen = settings.llm.draft_model.strip()
+    if chosen.lower() in NO_DRAFT:
+        return None
+    if chosen.lower() == "auto":
+        return DRAFTS.get(settings.models.llm)
+    return chosen
+
+
+def llms_to_prepare(settings: Settings) -> set[str]:
+    """The shipped chat models `models prepare` makes by default: the configured LLM and the
+    shipped draft it asks for."""
+    wanted = {settings.models.llm, draft_ref(settings) or settings.models.llm}
+    return {ref for ref in wanted if ref in SHIPPED and SHIPPED[ref].role == "llm"}
 
 
 def is_prepared(model: ShippedModel, models_dir: Path) -> bool:
