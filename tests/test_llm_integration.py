@@ -337,12 +337,14 @@ def test_eval_conversations_slice(served: tuple[Settings, Store, Any]) -> None:
     assert len((out / "turns.jsonl").read_text().splitlines()) == 3 * turns
 
 
-def test_a_draft_model_gives_the_same_readings(
+def test_a_server_with_a_draft_model_reads_requests(
     served: tuple[Settings, Store, Any], tmp_path: Path
 ) -> None:
     """A second local server that decodes speculatively (the 0.5B drafting for itself, named
     explicitly: ``auto`` gives it no draft) loads the draft and reads requests under the JSON
-    schema exactly as the plain server does: greedy answers do not depend on the draft."""
+    schema. Its answers are not compared with the plain server's: verifying several tokens in
+    one pass rounds differently, and the small model's near-ties flip ("fish eating animals"
+    against "a fish that eats animals")."""
     from agent.llm_steps import LLMSteps
 
     plain = served[0]
@@ -354,19 +356,16 @@ def test_a_draft_model_gives_the_same_readings(
             ),
         }
     )
+    assert llm_server.draft_model(plain) is None  # the small model gets no draft by default
     state = llm_server.serve(drafted)
     try:
         assert state.draft and Path(state.draft).is_dir()
         log = Path(state.log).read_text(errors="replace")
         assert "Loading drafter model" in log and "Draft model KV cache initialized" in log
+        steps = LLMSteps(EndpointChat(drafted), drafted.llm, [])
         for message in ("An animal that eats fish.", "Any fruit, except apples."):
-            readings = [
-                LLMSteps(EndpointChat(chosen), chosen.llm, []).read(
-                    Conversation("d", UserProfile(user_id="d")), message, {}
-                )
-                for chosen in (plain, drafted)
-            ]
-            assert readings[0] == readings[1], readings
+            reading = steps.read(Conversation("d", UserProfile(user_id="d")), message, {})
+            assert reading.wanted.strip() and reading.kinds, reading
     finally:
         llm_server.stop(drafted)
 
