@@ -83,12 +83,12 @@ def draft_model(settings: Settings) -> str | None:
     ref = draft_ref(settings)
     if ref is None:
         return None
-    if settings.llm.draft_model.strip().lower() == "auto":
-        try:
-            return resolve(ref, settings.models_dir)
-        except ModelError:
+    try:
+        return resolve(ref, settings.models_dir)
+    except ModelError:
+        if settings.llm.draft_model == "auto":
             return None  # not prepared: served without a draft (`models prepare` adds it)
-    return resolve(ref, settings.models_dir)
+        raise
 
 
 def build_command(settings: Settings, model_path: str, draft: str | None = None) -> list[str]:

@@ -59,9 +59,9 @@ def serve_llm(settings: Settings, out: Console) -> None:
             f"  speculative decoding: drafts of {settings.llm.draft_tokens} tokens by "
             f'{escape(state.draft)} (`llm.draft_model = "none"` turns it off)'
         )
-    elif draft_ref(settings) is not None:
+    elif (wanted := draft_ref(settings)) is not None:
         out.print(
-            f"  [yellow]![/yellow] no draft model: {escape(str(draft_ref(settings)))} is not "
+            f"  [yellow]![/yellow] no draft model: {escape(wanted)} is not "
             "prepared (`recagent models prepare`); answers come without speculative decoding"
         )
 

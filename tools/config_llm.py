@@ -74,6 +74,16 @@ class LLMSettings(BaseModel):
             raise ValueError(f"must be {_HTTP_URL}")
         return value
 
+    @field_validator("draft_model")
+    @classmethod
+    def _draft_model(cls, value: str) -> str:
+        """The keywords in one spelling (``auto``, ``none``; empty is ``none``); a model id or
+        path stays as written."""
+        value = value.strip()
+        if value.lower() in {"auto", "none", ""}:
+            return value.lower() or "none"
+        return value
+
     @field_validator("base_urls")
     @classmethod
     def _base_urls(cls, value: list[str]) -> list[str]:

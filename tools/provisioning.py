@@ -142,16 +142,15 @@ def prepared_dir(model: ShippedModel, models_dir: Path) -> Path:
 # Shipped chat models that draft for a larger shipped one (same family, same tokenizer): with
 # ``llm.draft_model = "auto"`` the local server decodes speculatively (agent/llm_server.py).
 DRAFTS = {LARGER_LLM: SMALL_LLM}
-NO_DRAFT = ("none", "")
 
 
 def draft_ref(settings: Settings) -> str | None:
     """The draft model ``settings`` ask for (an id or a path), or None: ``auto`` gives the
     shipped draft of a shipped LLM (:data:`DRAFTS`), ``none`` gives nothing."""
-    chosen = settings.llm.draft_model.strip()
-    if chosen.lower() in NO_DRAFT:
+    chosen = settings.llm.draft_model  # keywords arrive lower-cased (LLMSettings)
+    if chosen == "none":
         return None
-    if chosen.lower() == "auto":
+    if chosen == "auto":
         return DRAFTS.get(settings.models.llm)
     return chosen
 
